@@ -1,0 +1,254 @@
+//! One backup run of one job: snapshot → stream every artifact to every region → commit.
+//!
+//! Commit protocol: artifacts first; then, only if at least `min_copies` regions hold every
+//! artifact and the source confirmed success, `manifest.json` in each of those regions. A
+//! failed or interrupted run aborts its uploads and deletes its objects in every region.
+
+pub mod progress;
+
+use crate::config::{Config, JobSpec};
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{new_backup_id, Artifact, Manifest, SourceInfo, FORMAT_VERSION};
+use crate::pipeline::{self, codec, fanout::Fanout, hash::Counting};
+use crate::source::{self, SourceRun};
+use crate::store::repo::backup_dir;
+use crate::store::Region;
+use chrono::Utc;
+use futures::future::join_all;
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// What `backup run` reports per job.
+#[derive(Debug, Serialize)]
+pub struct BackupReport {
+    pub job: String,
+    pub id: String,
+    pub regions: Vec<String>,
+    pub failed_regions: Vec<RegionFailure>,
+    pub consistent_at: chrono::DateTime<Utc>,
+    pub duration_seconds: f64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegionFailure {
+    pub region: String,
+    pub error: String,
+}
+
+/// Open every region of the config. A region whose config is wrong fails the whole command.
+pub fn open_regions(cfg: &Config) -> Result<Vec<Region>> {
+    cfg.regions.iter().map(Region::open).collect()
+}
+
+pub async fn run(cfg: &Config, job: &JobSpec, cancel: &CancellationToken, show_progress: bool) -> Result<BackupReport> {
+    let started_at = Utc::now();
+    let id = new_backup_id(started_at);
+    let span = tracing::info_span!("backup", job = %job.name, id = %id);
+    run_inner(cfg, job, id, started_at, cancel, show_progress).instrument(span).await
+}
+
+async fn run_inner(
+    cfg: &Config,
+    job: &JobSpec,
+    id: String,
+    started_at: chrono::DateTime<Utc>,
+    cancel: &CancellationToken,
+    show_progress: bool,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    let regions = open_regions(cfg)?;
+
+    // Regions that cannot even be reached are out before any byte is dumped.
+    let checks = join_all(regions.iter().map(|r| r.ensure_repository())).await;
+    let mut live = Vec::new();
+    let mut failed = Vec::new();
+    for (r, c) in regions.iter().zip(checks) {
+        match c {
+            Ok(()) => live.push(r.clone()),
+            Err(e) => {
+                tracing::warn!(region = %r.name, error = %e, "region unavailable");
+                failed.push(RegionFailure { region: r.name.clone(), error: e.to_string() });
+            }
+        }
+    }
+    if live.len() < cfg.min_copies {
+        return Err(below_min(cfg, &failed));
+    }
+
+    let src = source::backup_source(&job.source)?;
+    let mut run = src.begin().await.map_err(|e| e.context(format!("job {}", job.name)))?;
+    let outcome = stream_all(cfg, job, &id, run.as_mut(), &mut live, &mut failed, cancel, show_progress).await;
+
+    let artifacts = match outcome {
+        Ok(a) => a,
+        Err(e) => {
+            run.abort().await;
+            cleanup(&regions, &job.name.0, &id).await;
+            return Err(e.context(format!("job {}: backup {id} failed", job.name)));
+        }
+    };
+
+    let info = run.info().clone();
+    let mut manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+        id: id.clone(),
+        job: job.name.0.clone(),
+        source: SourceInfo { kind: job.source.kind().to_string(), server_version: info.server_version },
+        started_at,
+        consistent_at: info.consistent_at,
+        finished_at: Utc::now(),
+        artifacts,
+        regions: live.iter().map(|r| r.name.clone()).collect(),
+    };
+    commit(cfg, &regions, &mut live, &mut failed, &mut manifest, cancel).await?;
+
+    Ok(BackupReport {
+        job: job.name.0.clone(),
+        id,
+        regions: manifest.regions.clone(),
+        failed_regions: failed,
+        consistent_at: manifest.consistent_at,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        raw_bytes: manifest.raw_size(),
+        stored_bytes: manifest.stored_size(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_all(
+    cfg: &Config,
+    job: &JobSpec,
+    id: &str,
+    run: &mut dyn SourceRun,
+    live: &mut Vec<Region>,
+    failed: &mut Vec<RegionFailure>,
+    cancel: &CancellationToken,
+    show_progress: bool,
+) -> Result<Vec<Artifact>> {
+    let mut artifacts = Vec::new();
+    while let Some(stream) = run.next_artifact().await? {
+        let file = format!("{}{}", stream.file_name, codec::extension(job.compression.codec));
+        let path = format!("{}{file}", backup_dir(&job.name.0, id));
+        let counting = Counting::new(stream.reader);
+        let raw = counting.count.clone();
+        let reader = codec::encoder(Box::new(counting), job.compression);
+        let bars = progress::Bars::new(show_progress, &job.name.0, &stream.name, live);
+        let mut fan = Fanout::start(live, &path, cfg.min_copies, &bars.regions);
+        let on_chunk = |_: u64| bars.source(raw.load(Ordering::Relaxed));
+        let streamed = pipeline::pump(reader, &mut fan, cancel, &on_chunk).await;
+        // The source must confirm success (exit status, trailer) before anything completes.
+        let confirmed = match streamed {
+            Ok(s) => {
+                let fin = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(pipeline::interrupted()),
+                    f = run.finish_artifact() => f,
+                };
+                fin.map(|facts| (s, facts))
+            }
+            Err(e) => Err(e),
+        };
+        let (streamed, facts) = match confirmed {
+            Ok(x) => x,
+            Err(e) => {
+                fan.abort().await;
+                bars.finish();
+                return Err(e);
+            }
+        };
+        let results = fan.finish().await;
+        bars.finish();
+        let mut still = Vec::new();
+        for (region, lr) in live.iter().zip(results) {
+            match lr.result {
+                Ok(()) => still.push(region.clone()),
+                Err(e) => {
+                    tracing::warn!(region = %lr.region, error = %e, "region failed to store {file}");
+                    failed.push(RegionFailure { region: lr.region, error: e.to_string() });
+                }
+            }
+        }
+        *live = still;
+        if live.len() < cfg.min_copies {
+            return Err(below_min(cfg, failed));
+        }
+        tracing::info!(artifact = %stream.name, raw = raw.load(Ordering::Relaxed), stored = streamed.stored_size, "artifact stored");
+        artifacts.push(Artifact {
+            name: stream.name,
+            path: file,
+            codec: codec::name(job.compression.codec).to_string(),
+            raw_size: raw.load(Ordering::Relaxed),
+            stored_size: streamed.stored_size,
+            sha256: streamed.sha256,
+            facts,
+        });
+    }
+    Ok(artifacts)
+}
+
+/// Write the manifest to every region that holds all artifacts; if fewer than `min_copies`
+/// succeed, take the written manifests back so nothing looks like a backup.
+async fn commit(
+    cfg: &Config,
+    all: &[Region],
+    live: &mut Vec<Region>,
+    failed: &mut Vec<RegionFailure>,
+    m: &mut Manifest,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    if cancel.is_cancelled() {
+        cleanup(all, &m.job, &m.id).await;
+        return Err(pipeline::interrupted());
+    }
+    let writes = join_all(live.iter().map(|r| r.write_manifest(m))).await;
+    let mut committed = Vec::new();
+    for (r, w) in live.iter().zip(writes) {
+        match w {
+            Ok(()) => committed.push(r.clone()),
+            Err(e) => failed.push(RegionFailure { region: r.name.clone(), error: e.to_string() }),
+        }
+    }
+    if committed.len() < cfg.min_copies {
+        cleanup(all, &m.job, &m.id).await;
+        return Err(below_min(cfg, failed).context(format!("job {}: backup {} not committed", m.job, m.id)));
+    }
+    // Regions that failed hold partial objects of this id: remove them (best effort).
+    for r in all.iter().filter(|r| !committed.iter().any(|c| c.name == r.name)) {
+        if let Err(e) = r.remove_backup(&m.job, &m.id).await {
+            tracing::warn!(region = %r.name, error = %e, "could not remove partial objects; `drctl prune` removes them later");
+        }
+    }
+    m.regions = committed.iter().map(|r| r.name.clone()).collect();
+    *live = committed;
+    Ok(())
+}
+
+fn below_min(cfg: &Config, failed: &[RegionFailure]) -> Error {
+    let why: Vec<String> = failed.iter().map(|f| format!("region {}: {}", f.region, f.error)).collect();
+    Error::new(
+        ErrorKind::Failed,
+        format!(
+            "fewer than min_copies ({}) of {} regions could store the backup: {}",
+            cfg.min_copies,
+            cfg.regions.len(),
+            why.join("; ")
+        ),
+    )
+    .hint("bring the failed region(s) back, or lower min_copies if fewer copies are acceptable; nothing was committed")
+}
+
+/// Remove a failed run's objects from every region (best effort, each region independently).
+async fn cleanup(regions: &[Region], job: &str, id: &str) {
+    let results = join_all(regions.iter().map(|r| r.remove_backup(job, id))).await;
+    for (r, res) in regions.iter().zip(results) {
+        if let Err(e) = res {
+            tracing::warn!(region = %r.name, error = %e, "could not remove partial objects; `drctl prune` removes them later");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The command line (clap derive). Examples live in each command's `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  the operation ran and failed (or a drill missed a target)\n  2  bad usage, config or playbook";
+
+#[derive(Parser, Debug)]
+#[command(name = "drctl", version, about = "Back up databases to several regions, prove they restore, run DR drills.", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file [default: $DRCTL_CONFIG or ./drctl.yaml]
+    #[arg(short = 'c', long = "config", global = true, env = "DRCTL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format for results.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Log format on stderr [default: text on a terminal, json otherwise]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run, list and inspect backups.
+    #[command(subcommand)]
+    Backup(BackupCmd),
+    /// Restore a backup into a target, from whichever region still holds an intact copy.
+    #[command(after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...")]
+    Restore(RestoreArgs),
+    /// Check and describe the config file.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCmd {
+    /// Back up now (the CronJob entry point).
+    #[command(after_help = "Examples:\n  drctl backup run app-db\n  drctl backup run --all -o json\n  drctl -c /etc/drctl/drctl.yaml backup run app-db sessions")]
+    Run {
+        /// Jobs to back up, in order.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        jobs: Vec<String>,
+        /// Back up every job in the config.
+        #[arg(long)]
+        all: bool,
+    },
+    /// List complete backups and the regions holding each.
+    #[command(after_help = "Examples:\n  drctl backup list\n  drctl backup list app-db -o json")]
+    List { job: Option<String> },
+    /// Show one backup's manifest and where it is stored.
+    #[command(after_help = "Example:\n  drctl backup show 20261123T040000Z-3fa2c1")]
+    Show { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The job whose backup to restore.
+    pub job: String,
+    /// Backup id, or `latest`.
+    #[arg(long, default_value = "latest")]
+    pub backup: String,
+    /// Newest backup consistent at or before TIME (RFC 3339, or a duration ago such as `2h`).
+    #[arg(long, conflicts_with = "backup")]
+    pub before: Option<String>,
+    /// Region to read from first; the others are tried next, in config order.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Target, e.g. postgres://user@host:5432/newdb (created if missing).
+    #[arg(long)]
+    pub to: String,
+    /// Drop and replace objects already in the target.
+    #[arg(long)]
+    pub clean: bool,
+    /// Confirm restoring over a non-empty target (implies --clean).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Skip restoring ownership and privileges (target lacks the source's roles).
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Parallel restore jobs; above 1 the artifact is first spooled to a local file ($TMPDIR).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    pub jobs: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Parse and validate the config (no I/O beyond reading it); exit 2 with file:line:column on error.
+    #[command(after_help = "Example:\n  drctl -c drctl.yaml config validate")]
+    Validate,
+    /// Print the config's JSON Schema.
+    Schema,
+}

@@ -1,0 +1,63 @@
+//! Command handlers: load what they need, call the library, print results.
+
+mod backup;
+mod config_cmd;
+mod restore;
+
+use crate::cli::{Cli, Command, Output};
+use crate::config::Config;
+use crate::error::Result;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+pub async fn dispatch(cli: Cli) -> Result<()> {
+    let out = cli.output;
+    let cfg_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("drctl.yaml"));
+    match cli.command {
+        Command::Backup(cmd) => backup::run(&Config::load(&cfg_path)?, cmd, out).await,
+        Command::Restore(args) => restore::run(&Config::load(&cfg_path)?, args, out).await,
+        Command::Config(cmd) => config_cmd::run(&cfg_path, cmd, out),
+    }
+}
+
+/// Cancelled on SIGINT or SIGTERM, so a run can abort its uploads and clean up before exit.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::warn!("SIGTERM received: aborting the run and cleaning up"),
+            _ = int.recv() => tracing::warn!("SIGINT received: aborting the run and cleaning up"),
+        }
+        t.cancel();
+    });
+    token
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn is_text(out: Output) -> bool {
+    out == Output::Text
+}

@@ -1,0 +1,311 @@
+//! The config file as written: serde types with no behaviour. Field-level checks (names, cron,
+//! durations, codecs, env vars) happen while deserializing so their errors carry the YAML
+//! position; cross-field checks live in `validate.rs`.
+
+use super::env::{Interp, Secret};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// drctl.yaml: where backups go (regions) and what is backed up (jobs).
+pub struct ConfigSpec {
+    /// Every backup is written to every region, concurrently.
+    pub regions: Vec<RegionSpec>,
+    /// A run succeeds only when at least this many regions hold the backup. Default: all regions.
+    #[serde(default)]
+    pub min_copies: Option<usize>,
+    pub jobs: Vec<JobSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionKind {
+    Fs,
+    S3,
+    Oss,
+    Cos,
+    Gcs,
+    Azblob,
+}
+
+impl RegionKind {
+    pub fn scheme(self) -> &'static str {
+        match self {
+            RegionKind::Fs => "fs",
+            RegionKind::S3 => "s3",
+            RegionKind::Oss => "oss",
+            RegionKind::Cos => "cos",
+            RegionKind::Gcs => "gcs",
+            RegionKind::Azblob => "azblob",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// One repository copy. `kind` picks the OpenDAL service.
+pub struct RegionSpec {
+    pub name: Name,
+    pub kind: RegionKind,
+    /// Directory (fs) or key prefix (object stores) of the repository.
+    #[serde(default)]
+    pub root: Option<Interp>,
+    /// Bucket (s3, oss, cos, gcs) or container (azblob).
+    #[serde(default, alias = "container")]
+    pub bucket: Option<Interp>,
+    /// The store's own region name, e.g. `us-east-1`.
+    #[serde(default)]
+    pub region: Option<Interp>,
+    /// Endpoint URL for S3-compatible and other stores.
+    #[serde(default)]
+    pub endpoint: Option<Interp>,
+    #[serde(default)]
+    pub access_key_id: Option<Secret>,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Multipart part size in MiB (object stores). Default 8. A single artifact can be at most
+    /// 10,000 parts, so 8 MiB allows 80 GiB; raise it for larger databases.
+    #[serde(default)]
+    pub part_size_mib: Option<u32>,
+    /// Parts uploaded concurrently per artifact. Default 2.
+    #[serde(default)]
+    pub upload_concurrency: Option<u32>,
+    /// Extra OpenDAL service options passed through unchanged (values may use `${VAR}`).
+    #[serde(default)]
+    pub options: BTreeMap<String, Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub name: Name,
+    pub source: SourceSpec,
+    /// Standard 5-field cron, as in a Kubernetes CronJob, or @hourly, @daily, ...
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    #[serde(default)]
+    pub compression: Compression,
+    /// Recovery point objective: the most data, in time, this job may lose (`1h`, `15m`).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub rpo: Option<Duration>,
+    #[serde(default)]
+    pub retention: Option<RetentionSpec>,
+    #[serde(default)]
+    pub verify: Option<VerifySpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// What to back up. One variant per source kind.
+pub enum SourceSpec {
+    Postgres(PostgresSpec),
+}
+
+impl SourceSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::Postgres(_) => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSpec {
+    /// `postgres://user[:password]@host:port/db`. The password is handed to pg_dump through
+    /// PGPASSWORD, never argv. Without one, libpq's usual PGPASSWORD / ~/.pgpass apply.
+    pub url: Secret,
+    /// pg_dump binary; its major version must be >= the server's. Default: `pg_dump` on PATH.
+    #[serde(default)]
+    pub pg_dump: Option<String>,
+    /// pg_restore binary used by `drctl restore`. Default: `pg_restore` on PATH.
+    #[serde(default)]
+    pub pg_restore: Option<String>,
+    /// Record exact row counts per table, taken in the dump's snapshot. Turn off for huge
+    /// databases where `count(*)` of every table costs too much.
+    #[serde(default = "yes")]
+    pub row_counts: bool,
+    /// Extra pg_dump arguments, e.g. `["--exclude-table=audit_log"]`.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// Retention policy (enforced by `drctl prune`).
+pub struct RetentionSpec {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub keep_within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyLevel {
+    Checksum,
+    Structure,
+    Restore,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    pub level: VerifyLevel,
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    /// Scratch target for `level: restore`, e.g. a PostgreSQL server URL.
+    #[serde(default)]
+    pub scratch: Option<Secret>,
+}
+
+/// A job, region or playbook name: it becomes a path segment, so it is kept to
+/// `[a-z0-9][a-z0-9_-]*`, at most 63 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[schemars(transparent)]
+pub struct Name(pub String);
+
+impl Name {
+    pub fn parse(s: &str) -> Result<Name, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Name(s.to_string()))
+        } else {
+            Err(format!(
+                "invalid name {s:?}: use lowercase letters, digits, '-' and '_' (starting with a letter or digit, at most 63 characters)"
+            ))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Name::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated cron schedule: standard 5 fields (minute hour day-of-month month day-of-week)
+/// or one of @yearly, @monthly, @weekly, @daily, @hourly.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(transparent)]
+pub struct Schedule(pub String);
+
+impl Schedule {
+    pub fn parse(s: &str) -> Result<Schedule, String> {
+        let expr = match s.trim() {
+            "@yearly" | "@annually" => "0 0 1 1 *",
+            "@monthly" => "0 0 1 * *",
+            "@weekly" => "0 0 * * 0",
+            "@daily" | "@midnight" => "0 0 * * *",
+            "@hourly" => "0 * * * *",
+            other => other,
+        };
+        let fields = expr.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "invalid schedule {s:?}: expected 5 cron fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly, found {fields} field(s)"
+            ));
+        }
+        // The cron crate wants a seconds field first.
+        <cron::Schedule as std::str::FromStr>::from_str(&format!("0 {expr}"))
+            .map_err(|e| format!("invalid schedule {s:?}: {e}"))?;
+        Ok(Schedule(s.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Schedule::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    #[default]
+    Zstd,
+    Gzip,
+    None,
+}
+
+/// `compression: zstd` or `compression: { codec: zstd, level: 3, threads: 2 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+pub struct Compression {
+    pub codec: Codec,
+    pub level: Option<i32>,
+    /// zstd worker threads (0 = compress on the pipeline's own thread).
+    pub threads: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompressionMap {
+    codec: Codec,
+    #[serde(default)]
+    level: Option<i32>,
+    #[serde(default)]
+    threads: u32,
+}
+
+impl Compression {
+    fn checked(self) -> Result<Self, String> {
+        let range = match self.codec {
+            Codec::Zstd => Some(1..=19),
+            Codec::Gzip => Some(1..=9),
+            Codec::None => None,
+        };
+        match (self.level, range) {
+            (Some(l), Some(r)) if !r.contains(&l) => {
+                Err(format!("compression level {l} is out of range for {:?}: use {}..={}", self.codec, r.start(), r.end()))
+            }
+            (Some(_), None) => Err("compression `none` takes no level".to_string()),
+            _ if self.threads > 0 && self.codec != Codec::Zstd => Err("`threads` applies to zstd only".to_string()),
+            _ => Ok(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Compression;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("zstd, gzip, none, or a map {codec, level, threads}")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Compression, E> {
+                let codec = Codec::deserialize(serde::de::value::StrDeserializer::<E>::new(s))?;
+                Ok(Compression { codec, level: None, threads: 0 })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Compression, A::Error> {
+                let m = CompressionMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Compression { codec: m.codec, level: m.level, threads: m.threads }
+                    .checked()
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,94 @@
+//! Cross-field checks that serde cannot express. Pure: no I/O, no network.
+
+use super::{Config, ConfigSpec, RegionKind, SourceSpec, VerifyLevel};
+use crate::error::{Error, Result};
+use std::collections::HashSet;
+use std::path::Path;
+
+pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Config> {
+    let err = |key: &str, value: &str, field: String, msg: String| {
+        let pos = match locate(text, key, value) {
+            Some((l, c)) => format!("{}:{l}:{c}", path.display()),
+            None => path.display().to_string(),
+        };
+        Error::usage(format!("{pos}: {field}: {msg}"))
+            .hint("fix the config and check it with `drctl config validate`")
+    };
+
+    if spec.regions.is_empty() {
+        return Err(err("regions", "", "regions".into(), "at least one region is required".into()));
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in spec.regions.iter().enumerate() {
+        let field = |f: &str| format!("regions[{i}].{f}");
+        if !seen.insert(&r.name) {
+            return Err(err("name", &r.name.0, field("name"), format!("duplicate region name {:?}", r.name.0)));
+        }
+        match r.kind {
+            RegionKind::Fs if r.root.is_none() => {
+                return Err(err("name", &r.name.0, field("root"), "an fs region needs `root` (a directory)".into()));
+            }
+            RegionKind::Fs => {}
+            _ if r.bucket.is_none() => {
+                return Err(err("name", &r.name.0, field("bucket"), format!("a {} region needs `bucket`", r.kind.scheme())));
+            }
+            _ => {}
+        }
+        if let Some(p) = r.part_size_mib {
+            if !(5..=5120).contains(&p) {
+                return Err(err("part_size_mib", &p.to_string(), field("part_size_mib"), format!("{p} MiB is outside what S3 multipart accepts (5..=5120)")));
+            }
+        }
+        if r.upload_concurrency == Some(0) {
+            return Err(err("upload_concurrency", "0", field("upload_concurrency"), "must be at least 1".into()));
+        }
+    }
+
+    let min_copies = spec.min_copies.unwrap_or(spec.regions.len());
+    if min_copies == 0 || min_copies > spec.regions.len() {
+        return Err(err(
+            "min_copies",
+            &min_copies.to_string(),
+            "min_copies".into(),
+            format!("{min_copies} must be between 1 and the number of regions ({})", spec.regions.len()),
+        ));
+    }
+
+    let mut seen = HashSet::new();
+    for (i, j) in spec.jobs.iter().enumerate() {
+        let field = |f: &str| format!("jobs[{i}].{f}");
+        if !seen.insert(&j.name) {
+            return Err(err("name", &j.name.0, field("name"), format!("duplicate job name {:?}", j.name.0)));
+        }
+        match &j.source {
+            SourceSpec::Postgres(pg) => {
+                if let Err(m) = crate::source::postgres::check_url(pg.url.expose()) {
+                    return Err(err("url", "", field("source.url"), m));
+                }
+            }
+        }
+        if let Some(v) = &j.verify {
+            if v.level == VerifyLevel::Restore && v.scratch.is_none() {
+                return Err(err("level", "restore", field("verify.scratch"), "`level: restore` needs `scratch`, a throwaway target to restore into".into()));
+            }
+        }
+    }
+
+    Ok(Config { path: path.to_path_buf(), regions: spec.regions, min_copies, jobs: spec.jobs })
+}
+
+/// Best-effort position of `key: value` in the text (1-based line and column), for errors
+/// found after parsing. Block-style YAML only; falls back to the file name alone.
+fn locate(text: &str, key: &str, value: &str) -> Option<(usize, usize)> {
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
+            let v = rest.trim().trim_matches(|c| c == '"' || c == '\'');
+            if value.is_empty() || v == value {
+                let col = line.len() - trimmed.len() + 1;
+                return Some((n + 1, col));
+            }
+        }
+    }
+    None
+}

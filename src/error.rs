@@ -1,0 +1,133 @@
+//! One error type for the whole tool.
+//!
+//! Every error a user sees says what went wrong (naming the job, region, file:line:column or
+//! step involved) and, where we know it, what to do about it. The kind decides the exit code:
+//! bad usage, config or playbook exit 2; an operation that ran and failed exits 1.
+
+use std::fmt;
+
+/// What class of failure this is; decides the exit code and whether a retry may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad command line, config file or playbook. Exit code 2.
+    Usage,
+    /// The operation ran and failed (source, store, restore...). Exit code 1.
+    Failed,
+    /// The operation failed in a way that may succeed when tried again (network, 5xx).
+    Temporary,
+    /// The run was interrupted by SIGINT/SIGTERM and cleaned up after itself. Exit code 1.
+    Interrupted,
+}
+
+/// The error every drctl operation returns.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), hint: None, source: None }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Usage, message)
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Failed, message)
+    }
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Interrupted, message)
+    }
+    /// Attach what the user should do next.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+    /// Prefix the message with context ("region beijing: ...").
+    pub fn context(mut self, ctx: impl fmt::Display) -> Self {
+        self.message = format!("{ctx}: {}", self.message);
+        self
+    }
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    pub fn hint_text(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+    pub fn is_temporary(&self) -> bool {
+        self.kind == ErrorKind::Temporary
+    }
+    /// Process exit code for this error, as documented in `drctl --help`.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::Usage => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        let mut src = self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        while let Some(s) = src {
+            let text = s.to_string();
+            if !self.message.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            src = s.source();
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {self}", self.kind)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<opendal::Error> for Error {
+    fn from(e: opendal::Error) -> Self {
+        let kind = if e.is_temporary() { ErrorKind::Temporary } else { ErrorKind::Failed };
+        Error::new(kind, format!("storage error: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::failed(format!("I/O error: {e}"))
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let msg = match e.as_db_error() {
+            Some(db) => format!("PostgreSQL: {}: {}", db.severity(), db.message()),
+            None => format!("PostgreSQL: {e}"),
+        };
+        Error::failed(msg)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::failed(format!("JSON: {e}"))
+    }
+}

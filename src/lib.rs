@@ -1,0 +1,18 @@
+//! drctl: a disaster-recovery and backup orchestrator.
+//!
+//! The library holds all the work; `main.rs` only parses arguments and maps errors to exit
+//! codes, so integration tests drive the same code paths the binary does.
+
+pub mod backup;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod manifest;
+pub mod pipeline;
+pub mod restore;
+pub mod source;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};

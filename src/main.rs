@@ -1,0 +1,24 @@
+use clap::Parser;
+use drctl::cli::Cli;
+
+fn main() {
+    let cli = Cli::parse();
+    drctl::logging::init(cli.log_format, cli.verbose);
+    opendal::install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match rt.block_on(drctl::commands::dispatch(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    };
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    std::process::exit(code);
+}

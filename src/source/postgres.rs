@@ -1,0 +1,345 @@
+//! PostgreSQL: `pg_dump -Fc -Z0` of one exported snapshot, streamed; `pg_restore` back.
+//!
+//! Consistency: we open a REPEATABLE READ transaction, export its snapshot and hand it to
+//! `pg_dump --snapshot`, so the dump, the row counts recorded as facts, and `consistent_at`
+//! all describe the same instant. `consistent_at` is the `statement_timestamp()` of the
+//! statement that took the snapshot: every transaction committed before it is in the dump,
+//! so RPO measured from it is never understated.
+
+use super::process::{major_version, Proc};
+use super::{ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo, SourceRun};
+use crate::config::PostgresSpec;
+use crate::error::{Error, Result};
+use crate::manifest::Artifact;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::process::Command;
+use tokio_postgres::{Client, NoTls};
+
+/// Check a source URL at validation time (no I/O).
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    let u = url::Url::parse(url).map_err(|e| format!("not a valid URL ({e}): use postgres://user@host:5432/dbname"))?;
+    if u.scheme() != "postgres" && u.scheme() != "postgresql" {
+        return Err(format!("scheme {:?} is not postgres:// or postgresql://", u.scheme()));
+    }
+    url.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+    Ok(())
+}
+
+/// A connection URL split into what may go on a command line and the password, which goes
+/// to child processes through PGPASSWORD only.
+pub struct ConnInfo {
+    pub full: String,
+    pub without_password: String,
+    pub password: Option<String>,
+    pub redacted: String,
+}
+
+impl ConnInfo {
+    pub fn parse(url: &str) -> Result<ConnInfo> {
+        let mut u = url::Url::parse(url)
+            .map_err(|e| Error::usage(format!("invalid PostgreSQL URL: {e}")).hint("use postgres://user@host:5432/dbname"))?;
+        let mut password = u.password().map(|p| percent_decode(p));
+        let pairs: Vec<(String, String)> = u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        if let Some((_, p)) = pairs.iter().find(|(k, _)| k == "password") {
+            password = Some(p.clone());
+        }
+        let _ = u.set_password(None);
+        let kept: Vec<_> = pairs.iter().filter(|(k, _)| k != "password").collect();
+        if kept.is_empty() {
+            u.set_query(None);
+        } else {
+            u.query_pairs_mut().clear().extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        let without_password = u.to_string();
+        let redacted = if password.is_some() {
+            let mut r = u.clone();
+            let _ = r.set_password(Some("***"));
+            r.to_string()
+        } else {
+            without_password.clone()
+        };
+        Ok(ConnInfo { full: url.to_string(), without_password, password, redacted })
+    }
+
+    /// The same server, another database (e.g. `postgres` to CREATE DATABASE).
+    fn with_database(&self, db: &str) -> Result<ConnInfo> {
+        let mut u = url::Url::parse(&self.full).map_err(|e| Error::usage(format!("invalid URL: {e}")))?;
+        u.set_path(&format!("/{db}"));
+        ConnInfo::parse(u.as_str())
+    }
+
+    fn database(&self) -> String {
+        url::Url::parse(&self.full)
+            .ok()
+            .map(|u| percent_decode(u.path().trim_start_matches('/')))
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "postgres".to_string())
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let (client, conn) = tokio_postgres::connect(&self.full, NoTls).await.map_err(|e| {
+            Error::from(e).context(format!("cannot connect to {}", self.redacted))
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "postgres connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg(format!("--dbname={}", self.without_password)).arg("--no-password");
+        if let Some(p) = &self.password {
+            cmd.env("PGPASSWORD", p);
+        }
+        cmd
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+pub struct PostgresSource {
+    spec: PostgresSpec,
+}
+
+impl PostgresSource {
+    pub fn new(spec: PostgresSpec) -> Self {
+        PostgresSource { spec }
+    }
+}
+
+async fn tool_major(program: &str) -> Result<u32> {
+    let out = Command::new(program).arg("--version").output().await.map_err(|e| {
+        Error::failed(format!("cannot run {program}: {e}"))
+            .hint("install the PostgreSQL client tools (Debian: postgresql-client) or set the tool's path in the job's source")
+    })?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    major_version(&line).ok_or_else(|| Error::failed(format!("cannot read the version of {program} from {:?}", line.trim())))
+}
+
+#[async_trait]
+impl BackupSource for PostgresSource {
+    async fn begin(&self) -> Result<Box<dyn SourceRun>> {
+        let conn = ConnInfo::parse(self.spec.url.expose())?;
+        let pg_dump = self.spec.pg_dump.clone().unwrap_or_else(|| "pg_dump".into());
+        let dump_major = tool_major(&pg_dump).await?;
+        let client = Arc::new(conn.connect().await?);
+
+        let row = client.query_one("SELECT current_setting('server_version_num')::int, current_setting('server_version')", &[]).await?;
+        let server_num: i32 = row.get(0);
+        let server_version: String = row.get(1);
+        let server_major = (server_num / 10000) as u32;
+        if dump_major < server_major {
+            return Err(Error::failed(format!(
+                "{pg_dump} is version {dump_major}, older than the PostgreSQL {server_major} server at {}: pg_dump cannot dump a newer server",
+                conn.redacted
+            ))
+            .hint(format!("install postgresql-client-{server_major} and set `pg_dump:` in the job's source to its pg_dump")));
+        }
+
+        client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+        let row = client.query_one("SELECT pg_export_snapshot(), statement_timestamp()", &[]).await?;
+        let snapshot: String = row.get(0);
+        let consistent_at: DateTime<Utc> = row.get(1);
+
+        let mut cmd = conn.command(&pg_dump);
+        cmd.args(["--format=custom", "--compress=0", &format!("--snapshot={snapshot}")])
+            .args(&self.spec.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let proc = Proc::spawn("pg_dump", cmd)?;
+        tracing::info!(server = %conn.redacted, snapshot = %snapshot, %consistent_at, "pg_dump started");
+
+        // Row counts run in the exported snapshot while pg_dump streams.
+        let counts = self.spec.row_counts.then(|| {
+            let c = client.clone();
+            tokio::spawn(async move { row_counts(&c).await })
+        });
+
+        Ok(Box::new(PostgresRun {
+            info: SnapshotInfo { server_version, consistent_at },
+            client: Some(client),
+            proc,
+            counts,
+            streamed: false,
+        }))
+    }
+}
+
+struct PostgresRun {
+    info: SnapshotInfo,
+    /// Holds the exporting transaction open until the dump is done.
+    client: Option<Arc<Client>>,
+    proc: Proc,
+    counts: Option<tokio::task::JoinHandle<Result<BTreeMap<String, i64>>>>,
+    streamed: bool,
+}
+
+#[async_trait]
+impl SourceRun for PostgresRun {
+    fn info(&self) -> &SnapshotInfo {
+        &self.info
+    }
+
+    async fn next_artifact(&mut self) -> Result<Option<ArtifactStream>> {
+        if self.streamed {
+            return Ok(None);
+        }
+        self.streamed = true;
+        let stdout = self.proc.child.stdout.take().ok_or_else(|| Error::failed("pg_dump has no stdout"))?;
+        Ok(Some(ArtifactStream { name: "db".into(), file_name: "db.pgdump".into(), reader: Box::new(stdout) }))
+    }
+
+    async fn finish_artifact(&mut self) -> Result<serde_json::Value> {
+        self.proc.wait_success().await.map_err(|e| e.hint("the backup failed and was not committed; fix the cause above and run it again"))?;
+        let mut facts = serde_json::json!({});
+        if let Some(task) = self.counts.take() {
+            let counts = task.await.map_err(|e| Error::failed(format!("row count task failed: {e}")))??;
+            facts["tables"] = counts.len().into();
+            facts["row_counts"] = serde_json::to_value(counts)?;
+        }
+        if let Some(c) = self.client.take() {
+            let _ = c.batch_execute("COMMIT").await;
+        }
+        Ok(facts)
+    }
+
+    async fn abort(&mut self) {
+        self.proc.kill().await;
+        if let Some(t) = self.counts.take() {
+            t.abort();
+        }
+        self.client.take();
+    }
+}
+
+/// Exact row counts of every ordinary table, in the current transaction's snapshot.
+async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>> {
+    let tables = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1",
+            &[],
+        )
+        .await?;
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let name: String = t.get(0);
+        let n: i64 = client.query_one(&format!("SELECT count(*) FROM {name}"), &[]).await?.get(0);
+        out.insert(name, n);
+    }
+    Ok(out)
+}
+
+/// `drctl restore --to postgres://...`: pg_restore into a database, created if missing.
+pub struct PostgresTarget {
+    conn: ConnInfo,
+    pg_restore: String,
+    opts: RestoreOptions,
+}
+
+impl PostgresTarget {
+    pub fn new(spec: &PostgresSpec, to: &str, opts: RestoreOptions) -> Result<Self> {
+        check_url(to).map_err(|m| Error::usage(format!("--to {to:?}: {m}")))?;
+        Ok(PostgresTarget {
+            conn: ConnInfo::parse(to)?,
+            pg_restore: spec.pg_restore.clone().unwrap_or_else(|| "pg_restore".into()),
+            opts,
+        })
+    }
+
+    async fn connect_or_create(&self) -> Result<Client> {
+        match tokio_postgres::connect(&self.conn.full, NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                Ok(client)
+            }
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) => {
+                let db = self.conn.database();
+                let admin = self.conn.with_database("postgres")?.connect().await?;
+                let quoted: String = admin.query_one("SELECT quote_ident($1)", &[&db]).await?.get(0);
+                admin.batch_execute(&format!("CREATE DATABASE {quoted}")).await?;
+                tracing::info!(database = %db, "created target database");
+                self.conn.connect().await
+            }
+            Err(e) => Err(Error::from(e).context(format!("cannot connect to {}", self.conn.redacted))),
+        }
+    }
+}
+
+#[async_trait]
+impl RestoreTarget for PostgresTarget {
+    fn describe(&self) -> String {
+        self.conn.redacted.clone()
+    }
+
+    async fn prepare(&self) -> Result<()> {
+        let client = self.connect_or_create().await?;
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r','p','v','m','S','f') \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'",
+                &[],
+            )
+            .await?
+            .get(0);
+        if n > 0 && !self.opts.clean {
+            return Err(Error::usage(format!(
+                "target {} is not empty ({n} tables, views or sequences): refusing to restore over it",
+                self.conn.redacted
+            ))
+            .hint("restore into a new database, or pass --clean (or --yes) to drop and replace the objects in the backup"));
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, _artifact: &Artifact, mut reader: ByteReader) -> Result<()> {
+        let mut cmd = self.conn.command(&self.pg_restore);
+        cmd.arg("--exit-on-error").stdout(Stdio::null());
+        if self.opts.clean {
+            cmd.args(["--clean", "--if-exists"]);
+        }
+        if self.opts.no_owner {
+            cmd.args(["--no-owner", "--no-privileges"]);
+        }
+        // Parallel restore needs a seekable file; otherwise stream, in one transaction so a
+        // failed restore leaves the target as it was.
+        let spool;
+        if self.opts.jobs > 1 {
+            spool = tempfile::NamedTempFile::new()
+                .map_err(|e| Error::failed(format!("cannot create a spool file: {e}")).hint("set TMPDIR to a directory with room for the dump"))?;
+            let mut f = tokio::fs::File::create(spool.path()).await?;
+            tokio::io::copy(&mut reader, &mut f).await?;
+            f.sync_all().await?;
+            cmd.arg(format!("--jobs={}", self.opts.jobs)).arg(spool.path()).stdin(Stdio::null());
+            let mut proc = Proc::spawn("pg_restore", cmd)?;
+            return proc.wait_success().await;
+        }
+        cmd.arg("--single-transaction").stdin(Stdio::piped());
+        let mut proc = Proc::spawn("pg_restore", cmd)?;
+        let mut stdin = proc.child.stdin.take().ok_or_else(|| Error::failed("pg_restore has no stdin"))?;
+        let copied = tokio::io::copy(&mut reader, &mut stdin).await;
+        drop(stdin);
+        let status = proc.wait_success().await;
+        match (copied, status) {
+            (_, Err(e)) => Err(e),
+            (Err(e), Ok(())) => Err(Error::failed(format!("streaming into pg_restore failed: {e}"))),
+            (Ok(_), Ok(())) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Stores: one OpenDAL `Operator` per region, behind the repository layout in `repo.rs`.
+//!
+//! Every region kind goes through the same path: the region's fields become OpenDAL service
+//! options, and the operator gets retry (temporary errors only, with jitter) and timeout layers.
+
+pub mod repo;
+
+use crate::config::{RegionKind, RegionSpec};
+use crate::error::{Error, Result};
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::Operator;
+use std::time::Duration;
+
+/// A region, ready to use.
+#[derive(Clone, Debug)]
+pub struct Region {
+    pub name: String,
+    pub kind: RegionKind,
+    pub op: Operator,
+    /// Multipart part size in bytes (object stores); 0 = write through (fs).
+    pub part_size: usize,
+    pub concurrency: usize,
+}
+
+/// Default multipart part size: 8 MiB parts allow artifacts up to 80 GiB (10,000 parts).
+pub const DEFAULT_PART_MIB: u32 = 8;
+
+impl Region {
+    pub fn open(spec: &RegionSpec) -> Result<Region> {
+        let opts = service_options(spec);
+        let op = Operator::via_iter(spec.kind.scheme(), opts)
+            .map_err(|e| {
+                Error::usage(format!("region {}: cannot configure the {} store: {e}", spec.name, spec.kind.scheme()))
+                    .hint("check the region's fields in the config (docs/config.md lists them per kind)")
+            })?
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(120))
+                    .with_io_timeout(Duration::from_secs(60)),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_jitter()
+                    .with_max_times(3)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5)),
+            );
+        let part_size = match spec.kind {
+            RegionKind::Fs => 0,
+            _ => spec.part_size_mib.unwrap_or(DEFAULT_PART_MIB) as usize * 1024 * 1024,
+        };
+        Ok(Region {
+            name: spec.name.0.clone(),
+            kind: spec.kind,
+            op,
+            part_size,
+            concurrency: spec.upload_concurrency.unwrap_or(2) as usize,
+        })
+    }
+
+    /// Open a writer for one object, with the region's multipart settings.
+    pub async fn writer(&self, path: &str) -> Result<opendal::Writer> {
+        let mut w = self.op.writer_with(path);
+        if self.part_size > 0 {
+            w = w.chunk(self.part_size).concurrent(self.concurrency);
+        }
+        w.await.map_err(|e| Error::from(e).context(format!("region {}: open {path}", self.name)))
+    }
+}
+
+/// Translate the config's region fields into the service's OpenDAL option names.
+fn service_options(spec: &RegionSpec) -> Vec<(String, String)> {
+    let mut o: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            o.push((k.to_string(), v.to_string()));
+        }
+    };
+    let key = spec.access_key_id.as_ref().map(|s| s.expose());
+    let secret = spec.secret_access_key.as_ref().map(|s| s.expose());
+    put("root", spec.root.as_deref());
+    put("endpoint", spec.endpoint.as_deref());
+    match spec.kind {
+        RegionKind::Fs => {}
+        RegionKind::S3 => {
+            put("bucket", spec.bucket.as_deref());
+            put("region", spec.region.as_deref());
+            put("access_key_id", key);
+            put("secret_access_key", secret);
+            if key.is_some() {
+                // Static keys given: do not probe ~/.aws or the EC2 metadata service.
+                put("disable_config_load", Some("true"));
+                put("disable_ec2_metadata", Some("true"));
+            }
+        }
+        RegionKind::Oss => {
+            put("bucket", spec.bucket.as_deref());
+            put("access_key_id", key);
+            put("access_key_secret", secret);
+        }
+        RegionKind::Cos => {
+            put("bucket", spec.bucket.as_deref());
+            put("secret_id", key);
+            put("secret_key", secret);
+        }
+        RegionKind::Gcs => {
+            put("bucket", spec.bucket.as_deref());
+        }
+        RegionKind::Azblob => {
+            put("container", spec.bucket.as_deref());
+            put("account_name", key);
+            put("account_key", secret);
+        }
+    }
+    for (k, v) in &spec.options {
+        o.push((k.clone(), v.expose().to_string()));
+    }
+    o
+}

@@ -1,0 +1,134 @@
+//! The repository layout, the same in every region:
+//!
+//! ```text
+//! <root>/drctl-repository.json              format version; written once
+//! <root>/backups/<job>/<id>/<artifact>...   payloads
+//! <root>/backups/<job>/<id>/manifest.json   written LAST: the commit point
+//! ```
+
+use super::Region;
+use crate::error::{Error, Result};
+use crate::manifest::{is_backup_id, Manifest, FORMAT_VERSION};
+use serde::{Deserialize, Serialize};
+
+pub const REPO_FILE: &str = "drctl-repository.json";
+
+#[derive(Serialize, Deserialize)]
+struct RepoInfo {
+    format_version: u32,
+    created_at: chrono::DateTime<chrono::Utc>,
+    created_by: String,
+}
+
+pub fn backup_dir(job: &str, id: &str) -> String {
+    format!("backups/{job}/{id}/")
+}
+
+pub fn manifest_path(job: &str, id: &str) -> String {
+    format!("backups/{job}/{id}/manifest.json")
+}
+
+impl Region {
+    /// Create `drctl-repository.json` if absent; refuse a repository of a newer format.
+    pub async fn ensure_repository(&self) -> Result<()> {
+        match self.op.read(REPO_FILE).await {
+            Ok(buf) => {
+                let info: RepoInfo = serde_json::from_slice(&buf.to_vec()).map_err(|e| {
+                    Error::failed(format!("region {}: {REPO_FILE} is not a drctl repository file: {e}", self.name))
+                })?;
+                if info.format_version > FORMAT_VERSION {
+                    return Err(Error::failed(format!(
+                        "region {}: repository format {} is newer than this drctl understands ({FORMAT_VERSION})",
+                        self.name, info.format_version
+                    ))
+                    .hint("upgrade drctl"));
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                let info = RepoInfo {
+                    format_version: FORMAT_VERSION,
+                    created_at: chrono::Utc::now(),
+                    created_by: format!("drctl {}", env!("CARGO_PKG_VERSION")),
+                };
+                let body = serde_json::to_vec_pretty(&info)?;
+                self.op.write(REPO_FILE, body).await.map_err(|e| self.err(e, REPO_FILE))?;
+                Ok(())
+            }
+            Err(e) => Err(self.err(e, REPO_FILE)),
+        }
+    }
+
+    pub fn err(&self, e: opendal::Error, what: &str) -> Error {
+        Error::from(e).context(format!("region {} ({})", self.name, what))
+    }
+
+    pub async fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let path = manifest_path(&m.job, &m.id);
+        let body = serde_json::to_vec_pretty(m)?;
+        self.op.write(&path, body).await.map_err(|e| self.err(e, &path))?;
+        Ok(())
+    }
+
+    /// Read one backup's manifest; `Ok(None)` when it does not exist (incomplete or absent).
+    pub async fn read_manifest(&self, job: &str, id: &str) -> Result<Option<Manifest>> {
+        let path = manifest_path(job, id);
+        match self.op.read(&path).await {
+            Ok(buf) => {
+                let m: Manifest = serde_json::from_slice(&buf.to_vec()).map_err(|e| {
+                    Error::failed(format!("region {}: {path} is not a valid manifest: {e}", self.name))
+                        .hint("the copy in this region is damaged; restore from another region")
+                })?;
+                Ok(Some(m))
+            }
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(e, &path)),
+        }
+    }
+
+    /// Jobs that have a `backups/<job>/` folder in this region.
+    pub async fn list_jobs(&self) -> Result<Vec<String>> {
+        self.list_dirs("backups/").await
+    }
+
+    /// Backup ids under `backups/<job>/`, complete or not, oldest first.
+    pub async fn list_backup_ids(&self, job: &str) -> Result<Vec<String>> {
+        let mut ids = self.list_dirs(&format!("backups/{job}/")).await?;
+        ids.retain(|i| is_backup_id(i));
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Complete backups (those with a manifest) of one job, oldest first.
+    pub async fn list_manifests(&self, job: &str) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for id in self.list_backup_ids(job).await? {
+            if let Some(m) = self.read_manifest(job, &id).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let entries = match self.op.list(prefix).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e, prefix)),
+        };
+        let mut names: Vec<String> = entries
+            .iter()
+            .filter(|e| e.path() != prefix && e.path().ends_with('/'))
+            .map(|e| e.name().trim_end_matches('/').to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Remove everything under a backup's folder (a failed run's partial objects).
+    pub async fn remove_backup(&self, job: &str, id: &str) -> Result<()> {
+        let dir = backup_dir(job, id);
+        self.op.delete_with(&dir).recursive(true).await.map_err(|e| self.err(e, &dir))
+    }
+}
