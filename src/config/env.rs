@@ -44,9 +44,28 @@ pub struct Interp(pub String);
 
 impl<'de> Deserialize<'de> for Interp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        expand(&raw, |k| std::env::var(k).ok()).map(Interp).map_err(serde::de::Error::custom)
+        parse_scalar(d, "a string", |raw| expand(raw, |k| std::env::var(k).ok()).map(Interp))
     }
+}
+
+/// Deserialize a string scalar through `parse`. The check runs inside the deserializer's visit
+/// of the scalar, so serde_norway reports its error at that scalar's line and column with the
+/// full field path (an error raised after `String::deserialize` returns gets neither).
+pub fn parse_scalar<'de, D, T>(d: D, expecting: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<F>(&'static str, F);
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.1)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(expecting, parse))
 }
 
 impl fmt::Debug for Interp {

@@ -2,7 +2,7 @@
 //! durations, codecs, env vars) happen while deserializing so their errors carry the YAML
 //! position; cross-field checks live in `validate.rs`.
 
-use super::env::{Interp, Secret};
+use super::env::{expand, parse_scalar, Interp, Secret};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -118,6 +118,8 @@ impl SourceSpec {
 pub struct PostgresSpec {
     /// `postgres://user[:password]@host:port/db`. The password is handed to pg_dump through
     /// PGPASSWORD, never argv. Without one, libpq's usual PGPASSWORD / ~/.pgpass apply.
+    #[serde(deserialize_with = "postgres_url")]
+    #[schemars(with = "String")]
     pub url: Secret,
     /// pg_dump binary; its major version must be >= the server's. Default: `pg_dump` on PATH.
     #[serde(default)]
@@ -132,6 +134,16 @@ pub struct PostgresSpec {
     /// Extra pg_dump arguments, e.g. `["--exclude-table=audit_log"]`.
     #[serde(default)]
     pub extra_args: Vec<String>,
+}
+
+fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    parse_scalar(d, "a postgres:// URL", |raw| {
+        let url = expand(raw, |k| std::env::var(k).ok())?;
+        // The source map is buffered by serde (tagged enum), so the path stops at the job:
+        // name the field in the message.
+        crate::source::postgres::check_url(&url).map_err(|e| format!("source.url: {e}"))?;
+        Ok(Secret(Interp(url)))
+    })
 }
 
 fn yes() -> bool {
@@ -196,7 +208,7 @@ impl Name {
 
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Name::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        parse_scalar(d, "a name", Name::parse)
     }
 }
 
@@ -230,14 +242,18 @@ impl Schedule {
         }
         // The cron crate wants a seconds field first.
         <cron::Schedule as std::str::FromStr>::from_str(&format!("0 {expr}"))
-            .map_err(|e| format!("invalid schedule {s:?}: {e}"))?;
+            .map_err(|e| {
+                let e = e.to_string();
+                let why = e.lines().rev().find(|l| !l.trim().is_empty() && !l.trim().starts_with('^')).unwrap_or(&e).trim().to_string();
+                format!("invalid schedule {s:?}: {why}")
+            })?;
         Ok(Schedule(s.to_string()))
     }
 }
 
 impl<'de> Deserialize<'de> for Schedule {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Schedule::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        parse_scalar(d, "a cron schedule", Schedule::parse)
     }
 }
 

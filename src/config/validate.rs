@@ -7,7 +7,9 @@ use std::path::Path;
 
 pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Config> {
     let err = |key: &str, value: &str, field: String, msg: String| {
-        let pos = match locate(text, key, value) {
+        // A duplicate is reported where it repeats, i.e. at the last occurrence.
+        let last = msg.starts_with("duplicate");
+        let pos = match locate(text, key, value, last) {
             Some((l, c)) => format!("{}:{l}:{c}", path.display()),
             None => path.display().to_string(),
         };
@@ -61,11 +63,8 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
             return Err(err("name", &j.name.0, field("name"), format!("duplicate job name {:?}", j.name.0)));
         }
         match &j.source {
-            SourceSpec::Postgres(pg) => {
-                if let Err(m) = crate::source::postgres::check_url(pg.url.expose()) {
-                    return Err(err("url", "", field("source.url"), m));
-                }
-            }
+            // URL syntax is checked while parsing; nothing cross-field yet.
+            SourceSpec::Postgres(_) => {}
         }
         if let Some(v) = &j.verify {
             if v.level == VerifyLevel::Restore && v.scratch.is_none() {
@@ -79,16 +78,20 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
 
 /// Best-effort position of `key: value` in the text (1-based line and column), for errors
 /// found after parsing. Block-style YAML only; falls back to the file name alone.
-fn locate(text: &str, key: &str, value: &str) -> Option<(usize, usize)> {
+fn locate(text: &str, key: &str, value: &str, last: bool) -> Option<(usize, usize)> {
+    let mut found = None;
     for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
         if let Some(rest) = trimmed.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
             let v = rest.trim().trim_matches(|c| c == '"' || c == '\'');
             if value.is_empty() || v == value {
                 let col = line.len() - trimmed.len() + 1;
-                return Some((n + 1, col));
+                found = Some((n + 1, col));
+                if !last {
+                    break;
+                }
             }
         }
     }
-    None
+    found
 }

@@ -1,0 +1,4 @@
+//! Integration tests against real services (see common.rs). Run with `cargo test`.
+
+mod common;
+mod config_errors;
