@@ -32,6 +32,8 @@ pub struct BackupReport {
     pub duration_seconds: f64,
     pub raw_bytes: u64,
     pub stored_bytes: u64,
+    /// Peak resident memory of this drctl process so far (VmHWM), for sizing memory limits.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +119,7 @@ async fn run_inner(
         duration_seconds: started.elapsed().as_secs_f64(),
         raw_bytes: manifest.raw_size(),
         stored_bytes: manifest.stored_size(),
+        peak_rss_bytes: peak_rss_bytes(),
     })
 }
 
@@ -251,4 +254,12 @@ async fn cleanup(regions: &[Region], job: &str, id: &str) {
             tracing::warn!(region = %r.name, error = %e, "could not remove partial objects; `drctl prune` removes them later");
         }
     }
+}
+
+/// Peak resident set size of this process, from /proc (Linux); `None` elsewhere.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

@@ -195,7 +195,7 @@ impl Garage {
             bucket: "drctl".into(),
             conf,
         };
-        wait_for("garage", Duration::from_secs(30), || g.cli(&["node", "id", "-q"]).status.success());
+        wait_for("garage", Duration::from_secs(30), || g.cli(&["status"]).status.success());
         let node = String::from_utf8_lossy(&g.cli(&["node", "id", "-q"]).stdout).trim().split('@').next().unwrap().to_string();
         g.ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
         g.ok(&["layout", "apply", "--version", "1"]);
