@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Benchmark protocol of shared/bench/README.md: drctl against the limit (pg_dump alone) and
+# the pipelines teams run today, side by side in one run on one machine, median of N runs.
+#
+#   bench/run.sh                 # default dataset (1.5M messages, ~730 MB dump), 3 runs
+#   BENCH_ROWS=3000000 bench/run.sh   # double the data (is peak RSS flat?)
+#   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh
+#
+# Services: a PostgreSQL from the installed server binaries and one Garage (S3-compatible)
+# on loopback; "2 regions" are two buckets on it. Prints markdown tables: wall (median, min,
+# max), CPU seconds, peak RSS (GNU time: the largest single process of the pipeline), and
+# stored bytes. Work files go to $BENCH_DIR (default ./target/bench), removed at the start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+scripts/deps.sh --bench
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release --locked --quiet
+DRCTL=$ROOT/target/release/drctl
+RUNS=${BENCH_RUNS:-3}
+ROWS=${BENCH_ROWS:-1500000}
+ONLY=${BENCH_ONLY:-all}
+DATASET=${BENCH_DATASET:-$ROOT/bench/realistic.sql}
+[[ -f $DATASET ]] || DATASET=$ROOT/../shared/bench/realistic.sql
+W=${BENCH_DIR:-$ROOT/target/bench}
+rm -rf "$W"; mkdir -p "$W"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${PGCTL:-} ]] && $PGCTL stop -m fast >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+# ---- PostgreSQL
+mkdir -p "$W/pg"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+RUNAS=(); if [[ $(id -u) -eq 0 ]]; then chown nobody "$W/pg"; RUNAS=(runuser -u nobody --); fi
+PGPORT=$(free_port)
+"${RUNAS[@]}" "$PGBIN/initdb" -D "$W/pg/data" -U postgres --auth=trust --no-sync >/dev/null
+PGCTL="${RUNAS[*]} $PGBIN/pg_ctl -D $W/pg/data"
+$PGCTL -l "$W/pg/log" -w -o "-p $PGPORT -k $W/pg -c listen_addresses=127.0.0.1 -c max_wal_size=4GB" start >/dev/null
+PG=postgres://postgres@127.0.0.1:$PGPORT
+echo "loading $(basename "$DATASET") with rows=$ROWS ..." >&2
+psql -X -q "$PG/postgres" -c "CREATE DATABASE bench"
+psql -X -q -v ON_ERROR_STOP=1 -v rows="$ROWS" -d "$PG/bench" -f "$DATASET" >/dev/null
+
+# ---- Garage, one server, buckets reg1 reg2 (and restic)
+G=$W/garage; mkdir -p "$G"
+S3PORT=$(free_port); RPCPORT=$(free_port); ADMPORT=$(free_port)
+cat > "$G/garage.toml" <<TOML
+metadata_dir = "$G/meta"
+data_dir = "$G/data"
+db_engine = "lmdb"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$RPCPORT"
+rpc_public_addr = "127.0.0.1:$RPCPORT"
+rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$S3PORT"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:$ADMPORT"
+TOML
+garage -c "$G/garage.toml" server >"$G/log" 2>&1 & PIDS+=($!)
+GA="garage -c $G/garage.toml"
+for _ in $(seq 100); do $GA status >/dev/null 2>&1 && break; sleep 0.2; done
+$GA layout assign -z dc1 -c 10G "$($GA node id -q | cut -d@ -f1)" >/dev/null
+$GA layout apply --version 1 >/dev/null
+export AWS_ACCESS_KEY_ID=GK0123456789abcdef01234567
+export AWS_SECRET_ACCESS_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+export AWS_DEFAULT_REGION=garage AWS_REGION=garage
+$GA key import --yes -n bench "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null
+for b in reg1 reg2 seed shell restic; do
+  $GA bucket create $b >/dev/null; $GA bucket allow --read --write --owner $b --key bench >/dev/null
+done
+EP=http://127.0.0.1:$S3PORT
+AWS="aws --endpoint-url $EP"
+bucket_bytes() { $AWS s3 ls --recursive "s3://$1/${2:-}" | awk '{s+=$3} END {print s+0}'; }
+empty_bucket() { $AWS s3 rm --recursive --quiet "s3://$1/" >/dev/null || true; }
+
+region() { cat <<YAML
+  - name: $1
+    kind: s3
+    bucket: $1
+    root: /drctl
+    region: garage
+    endpoint: $EP
+    access_key_id: \${AWS_ACCESS_KEY_ID}
+    secret_access_key: \${AWS_SECRET_ACCESS_KEY}
+YAML
+}
+job="jobs:
+  - name: bench
+    source: { kind: postgres, url: \"$PG/bench\" }"
+{ echo "regions:"; region reg1; echo "min_copies: 1"; echo "$job"; } > "$W/one.yaml"
+{ echo "regions:"; region reg1; region reg2; echo "min_copies: 2"; echo "$job"; } > "$W/two.yaml"
+
+# ---- measuring
+declare -A WALL CPU RSS BYTES
+measure() { # name, command string, stored-bytes command
+  local name=$1 cmd=$2 bytes_cmd=$3 walls=() cpus=() rsss=()
+  for i in $(seq "$RUNS"); do
+    eval "${PRE:-true}"
+    /usr/bin/time -f "%e %U %S %M" -o "$W/time" bash -c "set -o pipefail; $cmd" >/dev/null 2>"$W/err" || { echo "FAILED: $name: $(tail -5 "$W/err")" >&2; return 1; }
+    read -r e u s m < <(tail -1 "$W/time")
+    walls+=("$e"); cpus+=("$(echo "$u + $s" | bc)"); rsss+=("$m")
+  done
+  WALL[$name]=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f %.2f", a[int((NR+1)/2)], a[1], a[NR]}')
+  CPU[$name]=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
+  RSS[$name]=$(printf '%s\n' "${rsss[@]}" | sort -g | tail -1)
+  BYTES[$name]=$(eval "$bytes_cmd")
+  echo "  $name: wall ${WALL[$name]} cpu ${CPU[$name]} rss ${RSS[$name]}KiB" >&2
+}
+table() { # title, limit row, rows...
+  local title=$1 limit=$2; shift 2
+  local lw; lw=$(echo "${WALL[$limit]}" | cut -d' ' -f1)
+  echo; echo "### $title (rows=$ROWS, median of $RUNS)"; echo
+  echo "| row | wall s (median) | min | max | × limit | CPU s | peak RSS MiB | stored MB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for r in "$limit" "$@"; do
+    read -r med mn mx <<<"${WALL[$r]}"
+    printf "| %s | %.2f | %.2f | %.2f | %.3f | %.2f | %.1f | %.1f |\n" "$r" "$med" "$mn" "$mx" "$(echo "$med / $lw" | bc -l)" \
+      "${CPU[$r]}" "$(echo "${RSS[$r]} / 1024" | bc -l)" "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
+  done
+}
+
+if [[ $ONLY == all || $ONLY == backup ]]; then
+  echo "backup rows ..." >&2
+  measure "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
+  PRE="empty_bucket seed" measure "seed script: pg_dump | gzip, aws s3 cp" \
+    "pg_dump -d $PG/bench > $W/f.sql && gzip -f $W/f.sql && $AWS s3 cp --quiet $W/f.sql.gz s3://seed/f.sql.gz && rm -f $W/f.sql.gz" "bucket_bytes seed"
+  PRE="empty_bucket shell" measure "shell stream: pg_dump | zstd -T0 -3 | aws s3 cp -" \
+    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | $AWS s3 cp --quiet - s3://shell/a/f.zst" "bucket_bytes shell a/"
+  PRE="empty_bucket shell" measure "shell stream, 2 regions (tee)" \
+    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | tee >($AWS s3 cp --quiet - s3://shell/b/f.zst) | $AWS s3 cp --quiet - s3://shell/c/f.zst; wait" "bucket_bytes shell"
+  PRE="empty_bucket restic" measure "restic backup --stdin (fresh repo)" \
+    "RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo init && pg_dump -Fc -Z0 -d $PG/bench | RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo backup --stdin --stdin-filename bench.dump" "bucket_bytes restic"
+  PRE="empty_bucket reg1" measure "drctl, 1 region" "$DRCTL -c $W/one.yaml --log-format json backup run bench" "bucket_bytes reg1"
+  PRE="empty_bucket reg1; empty_bucket reg2" measure "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" "bucket_bytes reg1; true"
+  BYTES["drctl, 2 regions"]=$(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))
+  table "Backup" "limit: pg_dump -Fc -Z0 > /dev/null" "seed script: pg_dump | gzip, aws s3 cp" \
+    "shell stream: pg_dump | zstd -T0 -3 | aws s3 cp -" "shell stream, 2 regions (tee)" "restic backup --stdin (fresh repo)" \
+    "drctl, 1 region" "drctl, 2 regions" | tee "$W/backup.md"
+fi
+
+if [[ $ONLY == all || $ONLY == restore ]]; then
+  echo "restore rows ..." >&2
+  pg_dump -Fc -Z0 -d "$PG/bench" -f "$W/f.dump"
+  zstd -q -3 -f "$W/f.dump" -o "$W/f.zst" && $AWS s3 cp --quiet "$W/f.zst" s3://shell/restore/f.zst
+  [[ -n $($AWS s3 ls s3://reg1/drctl/backups/bench/ 2>/dev/null) ]] || $DRCTL -c "$W/one.yaml" --log-format json backup run bench >/dev/null 2>&1
+  newdb() { psql -X -q "$PG/postgres" -c "DROP DATABASE IF EXISTS restored" -c "CREATE DATABASE restored"; }
+  PRE=newdb measure "limit: pg_restore from a local file" "pg_restore -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump"
+  PRE=newdb measure "limit, parallel: pg_restore -j 2" "pg_restore -j 2 -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump"
+  PRE=newdb measure "shell stream: aws s3 cp - | zstd -d | pg_restore" "$AWS s3 cp --quiet s3://shell/restore/f.zst - | zstd -q -d | pg_restore -d $PG/restored" "stat -c %s $W/f.zst"
+  PRE=newdb measure "drctl restore" "$DRCTL -c $W/one.yaml --log-format json restore bench --to $PG/restored" "bucket_bytes reg1"
+  PRE=newdb measure "drctl restore --jobs 2" "$DRCTL -c $W/one.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg1"
+  table "Restore" "limit: pg_restore from a local file" "limit, parallel: pg_restore -j 2" \
+    "shell stream: aws s3 cp - | zstd -d | pg_restore" "drctl restore" "drctl restore --jobs 2" | tee "$W/restore.md"
+fi

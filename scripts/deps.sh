@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install what drctl's demo, tests and benchmark need, from the package registries only:
+# PostgreSQL server + client (apt), zstd (apt), Garage (cargo, cached in ~/.cargo/bin),
+# the aws CLI (pip). Idempotent: each step is skipped when its tool is already there.
+# Usage: scripts/deps.sh [--bench]   (--bench adds restic and GNU time for bench/)
+set -euo pipefail
+
+GARAGE_VERSION=2.5.0
+need_apt=()
+have_pg_server() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
+have_pg_server || need_apt+=(postgresql)
+command -v pg_dump >/dev/null || need_apt+=(postgresql-client)
+command -v zstd >/dev/null || need_apt+=(zstd)
+if [[ "${1:-}" == "--bench" ]]; then
+  command -v restic >/dev/null || need_apt+=(restic)
+  [[ -x /usr/bin/time ]] || need_apt+=(time)
+  command -v bc >/dev/null || need_apt+=(bc)
+fi
+if ((${#need_apt[@]})); then
+  echo "deps: apt-get install ${need_apt[*]}" >&2
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v garage >/dev/null && [[ ! -x "$HOME/.cargo/bin/garage" ]]; then
+  echo "deps: cargo install garage $GARAGE_VERSION (about 13 minutes, once; cached in ~/.cargo/bin)" >&2
+  cargo install garage --version "$GARAGE_VERSION" --locked --quiet
+fi
+
+if ! command -v aws >/dev/null; then
+  echo "deps: pip install awscli" >&2
+  python3 -m pip install --quiet awscli
+fi
+
+# PostgreSQL refuses to run as root; tests and the demo then run it as `nobody`.
+if [[ $(id -u) -eq 0 ]] && ! id nobody >/dev/null 2>&1; then
+  useradd --system --no-create-home nobody
+fi
