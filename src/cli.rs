@@ -42,7 +42,9 @@ pub enum Command {
     #[command(subcommand)]
     Backup(BackupCmd),
     /// Restore a backup into a target, from whichever region still holds an intact copy.
-    #[command(after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...")]
+    #[command(
+        after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://..."
+    )]
     Restore(RestoreArgs),
     /// Check and describe the config file.
     #[command(subcommand)]
@@ -52,7 +54,9 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum BackupCmd {
     /// Back up now (the CronJob entry point).
-    #[command(after_help = "Examples:\n  drctl backup run app-db\n  drctl backup run --all -o json\n  drctl -c /etc/drctl/drctl.yaml backup run app-db sessions")]
+    #[command(
+        after_help = "Examples:\n  drctl backup run app-db\n  drctl backup run --all -o json\n  drctl -c /etc/drctl/drctl.yaml backup run app-db sessions"
+    )]
     Run {
         /// Jobs to back up, in order.
         #[arg(required_unless_present = "all", conflicts_with = "all")]

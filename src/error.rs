@@ -31,7 +31,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), hint: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            source: None,
+        }
     }
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Usage, message)
@@ -80,7 +85,10 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)?;
-        let mut src = self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        let mut src = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
         while let Some(s) = src {
             let text = s.to_string();
             if !self.message.contains(&text) {
@@ -105,7 +113,11 @@ impl std::error::Error for Error {}
 
 impl From<opendal::Error> for Error {
     fn from(e: opendal::Error) -> Self {
-        let kind = if e.is_temporary() { ErrorKind::Temporary } else { ErrorKind::Failed };
+        let kind = if e.is_temporary() {
+            ErrorKind::Temporary
+        } else {
+            ErrorKind::Failed
+        };
         Error::new(kind, format!("storage error: {e}"))
     }
 }

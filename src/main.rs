@@ -5,7 +5,10 @@ fn main() {
     let cli = Cli::parse();
     drctl::logging::init(cli.log_format, cli.verbose);
     opendal::install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -57,7 +57,11 @@ impl Manifest {
 
 /// A backup id: `YYYYMMDDTHHMMSSZ-<6 hex>`, so lexical order is time order.
 pub fn new_backup_id(at: DateTime<Utc>) -> String {
-    format!("{}-{:06x}", at.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>() & 0xff_ffff)
+    format!(
+        "{}-{:06x}",
+        at.format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
 
 /// Whether `s` has the shape of a backup id (used when listing).

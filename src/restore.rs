@@ -81,9 +81,15 @@ pub async fn select(regions: &[Region], job: &str, sel: &Selector) -> Result<Man
         let what = match sel {
             Selector::Latest => format!("no complete backup of job {job}"),
             Selector::Id(id) => format!("backup {id} of job {job} not found"),
-            Selector::Before(t) => format!("no complete backup of job {job} consistent at or before {t}"),
+            Selector::Before(t) => {
+                format!("no complete backup of job {job} consistent at or before {t}")
+            }
         };
-        let mut e = Error::failed(if errors.is_empty() { what } else { format!("{what} ({})", errors.join("; ")) });
+        let mut e = Error::failed(if errors.is_empty() {
+            what
+        } else {
+            format!("{what} ({})", errors.join("; "))
+        });
         e = e.hint("list what exists with `drctl backup list JOB`");
         e
     })
@@ -98,7 +104,9 @@ pub async fn check_copy(region: &Region, m: &Manifest) -> Result<()> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut n_total = 0u64;
         loop {
-            let n = reader.read(&mut buf).await.map_err(|e| Error::failed(format!("region {}: reading {path}: {e}", region.name)))?;
+            let n = reader.read(&mut buf).await.map_err(|e| {
+                Error::failed(format!("region {}: reading {path}: {e}", region.name))
+            })?;
             if n == 0 {
                 break;
             }
@@ -117,8 +125,16 @@ pub async fn check_copy(region: &Region, m: &Manifest) -> Result<()> {
 }
 
 async fn open(region: &Region, path: &str) -> Result<crate::source::ByteReader> {
-    let r = region.op.reader_with(path).chunk(4 * 1024 * 1024).await.map_err(|e| region.err(e, path))?;
-    let r = r.into_futures_async_read(..).await.map_err(|e| region.err(e, path))?;
+    let r = region
+        .op
+        .reader_with(path)
+        .chunk(4 * 1024 * 1024)
+        .await
+        .map_err(|e| region.err(e, path))?;
+    let r = r
+        .into_futures_async_read(..)
+        .await
+        .map_err(|e| region.err(e, path))?;
     Ok(Box::new(r.compat()))
 }
 
@@ -142,7 +158,10 @@ pub async fn run(
         match r.read_manifest(&manifest.job, &manifest.id).await {
             Ok(Some(m)) if m == manifest => {}
             Ok(_) => {
-                skipped.push(format!("{}: no matching manifest for {}", r.name, manifest.id));
+                skipped.push(format!(
+                    "{}: no matching manifest for {}",
+                    r.name, manifest.id
+                ));
                 continue;
             }
             Err(e) => {
@@ -162,8 +181,12 @@ pub async fn run(
         }
     }
     let region = chosen.ok_or_else(|| {
-        Error::failed(format!("no region holds an intact copy of backup {}: {}", manifest.id, skipped.join("; ")))
-            .hint("try another backup with --backup ID or --before TIME")
+        Error::failed(format!(
+            "no region holds an intact copy of backup {}: {}",
+            manifest.id,
+            skipped.join("; ")
+        ))
+        .hint("try another backup with --backup ID or --before TIME")
     })?;
 
     target.prepare().await?;
@@ -172,7 +195,10 @@ pub async fn run(
         let stored = open(&region, &path).await?;
         let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
         let raw = codec::decoder(Box::new(verified), &a.codec)?;
-        target.restore(a, raw).await.map_err(|e| e.context(format!("restoring {} from region {}", a.name, region.name)))?;
+        target
+            .restore(a, raw)
+            .await
+            .map_err(|e| e.context(format!("restoring {} from region {}", a.name, region.name)))?;
     }
     Ok(RestoreReport {
         job: job.name.0.clone(),

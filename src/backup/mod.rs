@@ -47,11 +47,18 @@ pub fn open_regions(cfg: &Config) -> Result<Vec<Region>> {
     cfg.regions.iter().map(Region::open).collect()
 }
 
-pub async fn run(cfg: &Config, job: &JobSpec, cancel: &CancellationToken, show_progress: bool) -> Result<BackupReport> {
+pub async fn run(
+    cfg: &Config,
+    job: &JobSpec,
+    cancel: &CancellationToken,
+    show_progress: bool,
+) -> Result<BackupReport> {
     let started_at = Utc::now();
     let id = new_backup_id(started_at);
     let span = tracing::info_span!("backup", job = %job.name, id = %id);
-    run_inner(cfg, job, id, started_at, cancel, show_progress).instrument(span).await
+    run_inner(cfg, job, id, started_at, cancel, show_progress)
+        .instrument(span)
+        .await
 }
 
 async fn run_inner(
@@ -74,7 +81,10 @@ async fn run_inner(
             Ok(()) => live.push(r.clone()),
             Err(e) => {
                 tracing::warn!(region = %r.name, error = %e, "region unavailable");
-                failed.push(RegionFailure { region: r.name.clone(), error: e.to_string() });
+                failed.push(RegionFailure {
+                    region: r.name.clone(),
+                    error: e.to_string(),
+                });
             }
         }
     }
@@ -83,8 +93,21 @@ async fn run_inner(
     }
 
     let src = source::backup_source(&job.source)?;
-    let mut run = src.begin().await.map_err(|e| e.context(format!("job {}", job.name)))?;
-    let outcome = stream_all(cfg, job, &id, run.as_mut(), &mut live, &mut failed, cancel, show_progress).await;
+    let mut run = src
+        .begin()
+        .await
+        .map_err(|e| e.context(format!("job {}", job.name)))?;
+    let outcome = stream_all(
+        cfg,
+        job,
+        &id,
+        run.as_mut(),
+        &mut live,
+        &mut failed,
+        cancel,
+        show_progress,
+    )
+    .await;
 
     let artifacts = match outcome {
         Ok(a) => a,
@@ -101,7 +124,10 @@ async fn run_inner(
         drctl_version: env!("CARGO_PKG_VERSION").to_string(),
         id: id.clone(),
         job: job.name.0.clone(),
-        source: SourceInfo { kind: job.source.kind().to_string(), server_version: info.server_version },
+        source: SourceInfo {
+            kind: job.source.kind().to_string(),
+            server_version: info.server_version,
+        },
         started_at,
         consistent_at: info.consistent_at,
         finished_at: Utc::now(),
@@ -136,7 +162,11 @@ async fn stream_all(
 ) -> Result<Vec<Artifact>> {
     let mut artifacts = Vec::new();
     while let Some(stream) = run.next_artifact().await? {
-        let file = format!("{}{}", stream.file_name, codec::extension(job.compression.codec));
+        let file = format!(
+            "{}{}",
+            stream.file_name,
+            codec::extension(job.compression.codec)
+        );
         let path = format!("{}{file}", backup_dir(&job.name.0, id));
         let counting = Counting::new(stream.reader);
         let raw = counting.count.clone();
@@ -173,7 +203,10 @@ async fn stream_all(
                 Ok(()) => still.push(region.clone()),
                 Err(e) => {
                     tracing::warn!(region = %lr.region, error = %e, "region failed to store {file}");
-                    failed.push(RegionFailure { region: lr.region, error: e.to_string() });
+                    failed.push(RegionFailure {
+                        region: lr.region,
+                        error: e.to_string(),
+                    });
                 }
             }
         }
@@ -214,15 +247,23 @@ async fn commit(
     for (r, w) in live.iter().zip(writes) {
         match w {
             Ok(()) => committed.push(r.clone()),
-            Err(e) => failed.push(RegionFailure { region: r.name.clone(), error: e.to_string() }),
+            Err(e) => failed.push(RegionFailure {
+                region: r.name.clone(),
+                error: e.to_string(),
+            }),
         }
     }
     if committed.len() < cfg.min_copies {
         cleanup(all, &m.job, &m.id).await;
-        return Err(below_min(cfg, failed).context(format!("job {}: backup {} not committed", m.job, m.id)));
+        return Err(
+            below_min(cfg, failed).context(format!("job {}: backup {} not committed", m.job, m.id))
+        );
     }
     // Regions that failed hold partial objects of this id: remove them (best effort).
-    for r in all.iter().filter(|r| !committed.iter().any(|c| c.name == r.name)) {
+    for r in all
+        .iter()
+        .filter(|r| !committed.iter().any(|c| c.name == r.name))
+    {
         if let Err(e) = r.remove_backup(&m.job, &m.id).await {
             tracing::warn!(region = %r.name, error = %e, "could not remove partial objects; `drctl prune` removes them later");
         }
@@ -233,7 +274,10 @@ async fn commit(
 }
 
 fn below_min(cfg: &Config, failed: &[RegionFailure]) -> Error {
-    let why: Vec<String> = failed.iter().map(|f| format!("region {}: {}", f.region, f.error)).collect();
+    let why: Vec<String> = failed
+        .iter()
+        .map(|f| format!("region {}: {}", f.region, f.error))
+        .collect();
     Error::new(
         ErrorKind::Failed,
         format!(

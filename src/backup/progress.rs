@@ -13,11 +13,17 @@ pub struct Bars {
 impl Bars {
     pub fn new(enabled: bool, job: &str, artifact: &str, regions: &[Region]) -> Bars {
         if !enabled {
-            return Bars { multi: None, source: None, regions: regions.iter().map(|_| None).collect() };
+            return Bars {
+                multi: None,
+                source: None,
+                regions: regions.iter().map(|_| None).collect(),
+            };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{prefix:>22} {bytes:>10} {binary_bytes_per_sec:>12} {elapsed:>4} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let style = ProgressStyle::with_template(
+            "{prefix:>22} {bytes:>10} {binary_bytes_per_sec:>12} {elapsed:>4} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let bar = |prefix: String| {
             let b = multi.add(ProgressBar::no_length());
             b.set_style(style.clone());
@@ -25,8 +31,15 @@ impl Bars {
             b
         };
         let source = bar(format!("{job}/{artifact} read"));
-        let regions = regions.iter().map(|r| Some(bar(format!("→ {}", r.name)))).collect();
-        Bars { multi: Some(multi), source: Some(source), regions }
+        let regions = regions
+            .iter()
+            .map(|r| Some(bar(format!("→ {}", r.name))))
+            .collect();
+        Bars {
+            multi: Some(multi),
+            source: Some(source),
+            regions,
+        }
     }
 
     pub fn source(&self, raw_bytes: u64) {

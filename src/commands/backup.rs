@@ -17,7 +17,11 @@ pub async fn run(cfg: &Config, cmd: BackupCmd, out: Output) -> Result<()> {
 }
 
 async fn run_jobs(cfg: &Config, names: Vec<String>, all: bool, out: Output) -> Result<()> {
-    let jobs: Vec<_> = if all { cfg.jobs.iter().collect() } else { names.iter().map(|n| cfg.job(n)).collect::<Result<_>>()? };
+    let jobs: Vec<_> = if all {
+        cfg.jobs.iter().collect()
+    } else {
+        names.iter().map(|n| cfg.job(n)).collect::<Result<_>>()?
+    };
     let cancel = shutdown_token();
     let bars = is_text(out) && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
@@ -40,7 +44,14 @@ async fn run_jobs(cfg: &Config, names: Vec<String>, all: bool, out: Output) -> R
                         if r.failed_regions.is_empty() {
                             String::new()
                         } else {
-                            format!("; NOT in {}", r.failed_regions.iter().map(|f| f.region.as_str()).collect::<Vec<_>>().join(", "))
+                            format!(
+                                "; NOT in {}",
+                                r.failed_regions
+                                    .iter()
+                                    .map(|f| f.region.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
                         }
                     );
                 }
@@ -61,7 +72,11 @@ async fn run_jobs(cfg: &Config, names: Vec<String>, all: bool, out: Output) -> R
         1 => Err(failures.remove(0)),
         n => Err(Error::failed(format!(
             "{n} backups failed: {}",
-            failures.iter().map(|e| e.message().to_string()).collect::<Vec<_>>().join("; ")
+            failures
+                .iter()
+                .map(|e| e.message().to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
         ))),
     }
 }
@@ -112,9 +127,14 @@ async fn list(cfg: &Config, job: Option<&str>, out: Output) -> Result<()> {
     }
     let rows: Vec<Row> = rows.into_values().collect();
     if out == Output::Json {
-        return print_json(&serde_json::json!({"backups": rows, "unreachable_regions": unreachable}));
+        return print_json(
+            &serde_json::json!({"backups": rows, "unreachable_regions": unreachable}),
+        );
     }
-    println!("{:<16} {:<24} {:<21} {:>10} {:>10}  REGIONS", "JOB", "ID", "CONSISTENT_AT", "RAW", "STORED");
+    println!(
+        "{:<16} {:<24} {:<21} {:>10} {:>10}  REGIONS",
+        "JOB", "ID", "CONSISTENT_AT", "RAW", "STORED"
+    );
     for r in &rows {
         println!(
             "{:<16} {:<24} {:<21} {:>10} {:>10}  {}",
@@ -134,7 +154,8 @@ async fn list(cfg: &Config, job: Option<&str>, out: Output) -> Result<()> {
 
 async fn show(cfg: &Config, id: &str, out: Output) -> Result<()> {
     if !crate::manifest::is_backup_id(id) {
-        return Err(Error::usage(format!("{id:?} is not a backup id")).hint("ids look like 20261123T040000Z-3fa2c1; see `drctl backup list`"));
+        return Err(Error::usage(format!("{id:?} is not a backup id"))
+            .hint("ids look like 20261123T040000Z-3fa2c1; see `drctl backup list`"));
     }
     let regions = open_regions(cfg)?;
     let mut found: Option<Manifest> = None;
@@ -148,18 +169,31 @@ async fn show(cfg: &Config, id: &str, out: Output) -> Result<()> {
             }
         }
     }
-    let m = found.ok_or_else(|| Error::failed(format!("backup {id} not found in any region")).hint("see `drctl backup list`"))?;
+    let m = found.ok_or_else(|| {
+        Error::failed(format!("backup {id} not found in any region"))
+            .hint("see `drctl backup list`")
+    })?;
     if out == Output::Json {
         return print_json(&serde_json::json!({"manifest": m, "present_in": present}));
     }
     println!("backup        {}", m.id);
-    println!("job           {} ({} {})", m.job, m.source.kind, m.source.server_version);
+    println!(
+        "job           {} ({} {})",
+        m.job, m.source.kind, m.source.server_version
+    );
     println!("consistent_at {}", m.consistent_at.to_rfc3339());
     println!("started_at    {}", m.started_at.to_rfc3339());
     println!("finished_at   {}", m.finished_at.to_rfc3339());
     println!("present in    {}", present.join(", "));
     for a in &m.artifacts {
-        println!("artifact      {} ({}, {} → {}, sha256 {})", a.path, a.codec, human_bytes(a.raw_size), human_bytes(a.stored_size), a.sha256);
+        println!(
+            "artifact      {} ({}, {} → {}, sha256 {})",
+            a.path,
+            a.codec,
+            human_bytes(a.raw_size),
+            human_bytes(a.stored_size),
+            a.sha256
+        );
         if let Some(counts) = a.facts.get("row_counts").and_then(|c| c.as_object()) {
             for (t, n) in counts {
                 println!("  rows        {t}: {n}");

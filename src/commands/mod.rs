@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 pub async fn dispatch(cli: Cli) -> Result<()> {
     let out = cli.output;
-    let cfg_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("drctl.yaml"));
+    let cfg_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("drctl.yaml"));
     match cli.command {
         Command::Backup(cmd) => backup::run(&Config::load(&cfg_path)?, cmd, out).await,
         Command::Restore(args) => restore::run(&Config::load(&cfg_path)?, args, out).await,
@@ -26,7 +29,10 @@ pub fn shutdown_token() -> CancellationToken {
     let t = token.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return;
         };
         tokio::select! {

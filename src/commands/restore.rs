@@ -12,11 +12,17 @@ pub async fn run(cfg: &Config, args: RestoreArgs, out: Output) -> Result<()> {
         (None, "latest") => Selector::Latest,
         (None, id) if crate::manifest::is_backup_id(id) => Selector::Id(id.to_string()),
         (None, id) => {
-            return Err(Error::usage(format!("--backup {id:?} is neither `latest` nor a backup id"))
-                .hint("ids look like 20261123T040000Z-3fa2c1; see `drctl backup list`"))
+            return Err(Error::usage(format!(
+                "--backup {id:?} is neither `latest` nor a backup id"
+            ))
+            .hint("ids look like 20261123T040000Z-3fa2c1; see `drctl backup list`"))
         }
     };
-    let opts = RestoreOptions { clean: args.clean || args.yes, no_owner: args.no_owner, jobs: args.jobs.max(1) };
+    let opts = RestoreOptions {
+        clean: args.clean || args.yes,
+        no_owner: args.no_owner,
+        jobs: args.jobs.max(1),
+    };
     let r = restore::run(cfg, job, &sel, args.region.as_deref(), &args.to, opts).await?;
     if is_text(out) {
         println!(
@@ -43,9 +49,12 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
         return Ok(t.with_timezone(&chrono::Utc));
     }
     if let Ok(d) = humantime::parse_duration(s) {
-        let d = chrono::Duration::from_std(d).map_err(|e| Error::usage(format!("--before {s:?}: {e}")))?;
+        let d = chrono::Duration::from_std(d)
+            .map_err(|e| Error::usage(format!("--before {s:?}: {e}")))?;
         return Ok(chrono::Utc::now() - d);
     }
-    Err(Error::usage(format!("--before {s:?} is neither an RFC 3339 time nor a duration"))
-        .hint("e.g. --before 2026-11-23T03:00:00Z or --before 2h"))
+    Err(Error::usage(format!(
+        "--before {s:?} is neither an RFC 3339 time nor a duration"
+    ))
+    .hint("e.g. --before 2026-11-23T03:00:00Z or --before 2h"))
 }

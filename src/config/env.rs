@@ -21,7 +21,9 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
                 .ok_or_else(|| format!("unterminated `${{` in {input:?}: close it with `}}`"))?;
             let name = &body[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{name}}}` is not a valid environment variable name"));
+                return Err(format!(
+                    "`${{{name}}}` is not a valid environment variable name"
+                ));
             }
             let value = lookup(name).ok_or_else(|| {
                 format!("environment variable {name} is not set: export it or remove `${{{name}}}`")
@@ -44,14 +46,20 @@ pub struct Interp(pub String);
 
 impl<'de> Deserialize<'de> for Interp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a string", |raw| expand(raw, |k| std::env::var(k).ok()).map(Interp))
+        parse_scalar(d, "a string", |raw| {
+            expand(raw, |k| std::env::var(k).ok()).map(Interp)
+        })
     }
 }
 
 /// Deserialize a string scalar through `parse`. The check runs inside the deserializer's visit
 /// of the scalar, so serde_norway reports its error at that scalar's line and column with the
 /// full field path (an error raised after `String::deserialize` returns gets neither).
-pub fn parse_scalar<'de, D, T>(d: D, expecting: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, D::Error>
+pub fn parse_scalar<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -116,6 +124,8 @@ mod tests {
     fn missing_variable_is_named() {
         let e = expand("${NOPE_NOT_SET}", env).unwrap_err();
         assert!(e.contains("NOPE_NOT_SET is not set"), "{e}");
-        assert!(expand("${unterminated", env).unwrap_err().contains("unterminated"));
+        assert!(expand("${unterminated", env)
+            .unwrap_err()
+            .contains("unterminated"));
     }
 }

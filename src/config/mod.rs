@@ -47,11 +47,17 @@ impl Config {
     }
 
     pub fn region(&self, name: &str) -> Result<&RegionSpec> {
-        self.regions.iter().find(|r| r.name.0 == name).ok_or_else(|| {
-            let known: Vec<_> = self.regions.iter().map(|r| r.name.0.as_str()).collect();
-            Error::usage(format!("no region named {name:?} in {}", self.path.display()))
+        self.regions
+            .iter()
+            .find(|r| r.name.0 == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = self.regions.iter().map(|r| r.name.0.as_str()).collect();
+                Error::usage(format!(
+                    "no region named {name:?} in {}",
+                    self.path.display()
+                ))
                 .hint(format!("regions in this config: {}", known.join(", ")))
-        })
+            })
     }
 }
 
@@ -67,7 +73,8 @@ fn yaml_error(path: &Path, e: &serde_norway::Error) -> Error {
         Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
         None => path.display().to_string(),
     };
-    Error::usage(format!("{pos}: {msg}")).hint("fix the config and check it with `drctl config validate`")
+    Error::usage(format!("{pos}: {msg}"))
+        .hint("fix the config and check it with `drctl config validate`")
 }
 
 /// The JSON Schema of the config file, for editors and CI linting.

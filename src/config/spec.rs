@@ -194,8 +194,11 @@ impl Name {
     pub fn parse(s: &str) -> Result<Name, String> {
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && s.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok {
             Ok(Name(s.to_string()))
         } else {
@@ -240,13 +243,11 @@ impl Schedule {
                 "invalid schedule {s:?}: expected 5 cron fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly, found {fields} field(s)"
             ));
         }
-        // The cron crate wants a seconds field first.
-        <cron::Schedule as std::str::FromStr>::from_str(&format!("0 {expr}"))
-            .map_err(|e| {
-                let e = e.to_string();
-                let why = e.lines().rev().find(|l| !l.trim().is_empty() && !l.trim().starts_with('^')).unwrap_or(&e).trim().to_string();
-                format!("invalid schedule {s:?}: {why}")
-            })?;
+        // croner follows POSIX/Vixie cron: day-of-week 0-7 with 0 and 7 = Sunday, as in a
+        // Kubernetes CronJob. (The `cron` crate numbers weekdays 1-7 from Sunday and wants a
+        // seconds field: `1-5` would silently mean Sunday-Thursday.)
+        <croner::Cron as std::str::FromStr>::from_str(expr)
+            .map_err(|e| format!("invalid schedule {s:?}: {e}"))?;
         Ok(Schedule(s.to_string()))
     }
 }
@@ -293,11 +294,16 @@ impl Compression {
             Codec::None => None,
         };
         match (self.level, range) {
-            (Some(l), Some(r)) if !r.contains(&l) => {
-                Err(format!("compression level {l} is out of range for {:?}: use {}..={}", self.codec, r.start(), r.end()))
-            }
+            (Some(l), Some(r)) if !r.contains(&l) => Err(format!(
+                "compression level {l} is out of range for {:?}: use {}..={}",
+                self.codec,
+                r.start(),
+                r.end()
+            )),
             (Some(_), None) => Err("compression `none` takes no level".to_string()),
-            _ if self.threads > 0 && self.codec != Codec::Zstd => Err("`threads` applies to zstd only".to_string()),
+            _ if self.threads > 0 && self.codec != Codec::Zstd => {
+                Err("`threads` applies to zstd only".to_string())
+            }
             _ => Ok(self),
         }
     }
@@ -313,15 +319,82 @@ impl<'de> Deserialize<'de> for Compression {
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Compression, E> {
                 let codec = Codec::deserialize(serde::de::value::StrDeserializer::<E>::new(s))?;
-                Ok(Compression { codec, level: None, threads: 0 })
+                Ok(Compression {
+                    codec,
+                    level: None,
+                    threads: 0,
+                })
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Compression, A::Error> {
-                let m = CompressionMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Compression { codec: m.codec, level: m.level, threads: m.threads }
-                    .checked()
-                    .map_err(serde::de::Error::custom)
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Compression, A::Error> {
+                let m =
+                    CompressionMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Compression {
+                    codec: m.codec,
+                    level: m.level,
+                    threads: m.threads,
+                }
+                .checked()
+                .map_err(serde::de::Error::custom)
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_accept_standard_cron_and_macros() {
+        for ok in [
+            "0 * * * *",
+            "*/15 2-5 * * 1-5",
+            "30 4 1 */2 *",
+            "0 3 * * 0",
+            "0 3 * * 7",
+            "0 3 * * 5-7",
+            "@hourly",
+            "@daily",
+            "@weekly",
+        ] {
+            assert!(Schedule::parse(ok).is_ok(), "{ok}");
+        }
+        assert!(Schedule::parse("0 0 * * * *")
+            .unwrap_err()
+            .contains("found 6 field(s)"));
+        assert!(Schedule::parse("61 * * * *")
+            .unwrap_err()
+            .contains("invalid schedule"));
+        assert!(Schedule::parse("@fortnightly").is_err());
+    }
+
+    #[test]
+    fn compression_forms() {
+        let c: Compression = serde_norway::from_str("gzip").unwrap();
+        assert_eq!(c.codec, Codec::Gzip);
+        let c: Compression =
+            serde_norway::from_str("{ codec: zstd, level: 9, threads: 2 }").unwrap();
+        assert_eq!((c.codec, c.level, c.threads), (Codec::Zstd, Some(9), 2));
+        assert!(serde_norway::from_str::<Compression>("{ codec: none, level: 3 }").is_err());
+        assert!(serde_norway::from_str::<Compression>("{ codec: gzip, threads: 2 }").is_err());
+        assert!(serde_norway::from_str::<Compression>("lz4").is_err());
+    }
+
+    #[test]
+    fn names_are_path_safe() {
+        assert!(Name::parse("app-db_2").is_ok());
+        for bad in ["", "App", "../x", "a/b", "-x", &"a".repeat(64)] {
+            assert!(Name::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret(Interp("hunter2".into()));
+        assert_eq!(format!("{s:?}"), "\"[redacted]\"");
     }
 }

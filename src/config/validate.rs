@@ -18,31 +18,61 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
     };
 
     if spec.regions.is_empty() {
-        return Err(err("regions", "", "regions".into(), "at least one region is required".into()));
+        return Err(err(
+            "regions",
+            "",
+            "regions".into(),
+            "at least one region is required".into(),
+        ));
     }
     let mut seen = HashSet::new();
     for (i, r) in spec.regions.iter().enumerate() {
         let field = |f: &str| format!("regions[{i}].{f}");
         if !seen.insert(&r.name) {
-            return Err(err("name", &r.name.0, field("name"), format!("duplicate region name {:?}", r.name.0)));
+            return Err(err(
+                "name",
+                &r.name.0,
+                field("name"),
+                format!("duplicate region name {:?}", r.name.0),
+            ));
         }
         match r.kind {
             RegionKind::Fs if r.root.is_none() => {
-                return Err(err("name", &r.name.0, field("root"), "an fs region needs `root` (a directory)".into()));
+                return Err(err(
+                    "name",
+                    &r.name.0,
+                    field("root"),
+                    "an fs region needs `root` (a directory)".into(),
+                ));
             }
             RegionKind::Fs => {}
             _ if r.bucket.is_none() => {
-                return Err(err("name", &r.name.0, field("bucket"), format!("a {} region needs `bucket`", r.kind.scheme())));
+                return Err(err(
+                    "name",
+                    &r.name.0,
+                    field("bucket"),
+                    format!("a {} region needs `bucket`", r.kind.scheme()),
+                ));
             }
             _ => {}
         }
         if let Some(p) = r.part_size_mib {
             if !(5..=5120).contains(&p) {
-                return Err(err("part_size_mib", &p.to_string(), field("part_size_mib"), format!("{p} MiB is outside what S3 multipart accepts (5..=5120)")));
+                return Err(err(
+                    "part_size_mib",
+                    &p.to_string(),
+                    field("part_size_mib"),
+                    format!("{p} MiB is outside what S3 multipart accepts (5..=5120)"),
+                ));
             }
         }
         if r.upload_concurrency == Some(0) {
-            return Err(err("upload_concurrency", "0", field("upload_concurrency"), "must be at least 1".into()));
+            return Err(err(
+                "upload_concurrency",
+                "0",
+                field("upload_concurrency"),
+                "must be at least 1".into(),
+            ));
         }
     }
 
@@ -52,7 +82,10 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
             "min_copies",
             &min_copies.to_string(),
             "min_copies".into(),
-            format!("{min_copies} must be between 1 and the number of regions ({})", spec.regions.len()),
+            format!(
+                "{min_copies} must be between 1 and the number of regions ({})",
+                spec.regions.len()
+            ),
         ));
     }
 
@@ -60,7 +93,12 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
     for (i, j) in spec.jobs.iter().enumerate() {
         let field = |f: &str| format!("jobs[{i}].{f}");
         if !seen.insert(&j.name) {
-            return Err(err("name", &j.name.0, field("name"), format!("duplicate job name {:?}", j.name.0)));
+            return Err(err(
+                "name",
+                &j.name.0,
+                field("name"),
+                format!("duplicate job name {:?}", j.name.0),
+            ));
         }
         match &j.source {
             // URL syntax is checked while parsing; nothing cross-field yet.
@@ -68,12 +106,22 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
         }
         if let Some(v) = &j.verify {
             if v.level == VerifyLevel::Restore && v.scratch.is_none() {
-                return Err(err("level", "restore", field("verify.scratch"), "`level: restore` needs `scratch`, a throwaway target to restore into".into()));
+                return Err(err(
+                    "level",
+                    "restore",
+                    field("verify.scratch"),
+                    "`level: restore` needs `scratch`, a throwaway target to restore into".into(),
+                ));
             }
         }
     }
 
-    Ok(Config { path: path.to_path_buf(), regions: spec.regions, min_copies, jobs: spec.jobs })
+    Ok(Config {
+        path: path.to_path_buf(),
+        regions: spec.regions,
+        min_copies,
+        jobs: spec.jobs,
+    })
 }
 
 /// Best-effort position of `key: value` in the text (1-based line and column), for errors

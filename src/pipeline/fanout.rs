@@ -37,14 +37,29 @@ pub struct LaneResult {
 impl Fanout {
     /// Start one writer task per region for `path`. The fan-out fails as soon as fewer than
     /// `min_alive` regions are still writing.
-    pub fn start(regions: &[Region], path: &str, min_alive: usize, bars: &[Option<ProgressBar>]) -> Fanout {
+    pub fn start(
+        regions: &[Region],
+        path: &str,
+        min_alive: usize,
+        bars: &[Option<ProgressBar>],
+    ) -> Fanout {
         let lanes = regions
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 let (tx, rx) = mpsc::channel(super::QUEUE);
-                let task = tokio::spawn(region_task(r.clone(), path.to_string(), rx, bars.get(i).cloned().flatten()));
-                Lane { region: r.name.clone(), tx: Some(tx), task: Some(task), error: None }
+                let task = tokio::spawn(region_task(
+                    r.clone(),
+                    path.to_string(),
+                    rx,
+                    bars.get(i).cloned().flatten(),
+                ));
+                Lane {
+                    region: r.name.clone(),
+                    tx: Some(tx),
+                    task: Some(task),
+                    error: None,
+                }
             })
             .collect();
         Fanout { lanes, min_alive }
@@ -57,14 +72,20 @@ impl Fanout {
     /// Hand a chunk to every live region (waiting for room: backpressure).
     pub async fn send(&mut self, chunk: Bytes) -> Result<()> {
         for i in 0..self.lanes.len() {
-            let Some(tx) = self.lanes[i].tx.as_ref() else { continue };
+            let Some(tx) = self.lanes[i].tx.as_ref() else {
+                continue;
+            };
             if tx.send(Msg::Data(chunk.clone())).await.is_err() {
                 // The region's task ended early: collect its error and drop the lane.
                 self.retire(i).await;
             }
         }
         if self.alive() < self.min_alive {
-            let why: Vec<String> = self.lanes.iter().filter_map(|l| l.error.as_ref().map(|e| e.to_string())).collect();
+            let why: Vec<String> = self
+                .lanes
+                .iter()
+                .filter_map(|l| l.error.as_ref().map(|e| e.to_string()))
+                .collect();
             return Err(Error::failed(format!(
                 "only {} of {} regions still writing, fewer than min_copies ({}): {}",
                 self.alive(),
@@ -120,13 +141,21 @@ impl Fanout {
                 },
                 (None, None) => Err(Error::failed("writer already gone")),
             };
-            out.push(LaneResult { region: lane.region.clone(), result });
+            out.push(LaneResult {
+                region: lane.region.clone(),
+                result,
+            });
         }
         out
     }
 }
 
-async fn region_task(region: Region, path: String, mut rx: mpsc::Receiver<Msg>, bar: Option<ProgressBar>) -> Result<()> {
+async fn region_task(
+    region: Region,
+    path: String,
+    mut rx: mpsc::Receiver<Msg>,
+    bar: Option<ProgressBar>,
+) -> Result<()> {
     let mut w = region.writer(&path).await?;
     loop {
         match rx.recv().await {

@@ -15,12 +15,19 @@ pub struct Counting<R> {
 
 impl<R> Counting<R> {
     pub fn new(inner: R) -> Self {
-        Counting { inner, count: Arc::new(AtomicU64::new(0)) }
+        Counting {
+            inner,
+            count: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
@@ -42,12 +49,22 @@ pub struct Verifying<R> {
 
 impl<R> Verifying<R> {
     pub fn new(inner: R, expected_sha256: &str, what: impl Into<String>) -> Self {
-        Verifying { inner, hasher: Sha256::new(), expected: expected_sha256.to_string(), what: what.into(), done: false }
+        Verifying {
+            inner,
+            hasher: Sha256::new(),
+            expected: expected_sha256.to_string(),
+            what: what.into(),
+            done: false,
+        }
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Verifying<R> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {

@@ -64,7 +64,10 @@ pub async fn pump(
             r = fan.send(chunk) => r?,
         }
     }
-    Ok(Streamed { stored_size: total, sha256: hex::encode(hasher.finalize()) })
+    Ok(Streamed {
+        stored_size: total,
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
 
 pub fn interrupted() -> Error {

@@ -78,7 +78,11 @@ pub fn backup_source(spec: &SourceSpec) -> Result<Box<dyn BackupSource>> {
     })
 }
 
-pub fn restore_target(spec: &SourceSpec, to: &str, opts: RestoreOptions) -> Result<Box<dyn RestoreTarget>> {
+pub fn restore_target(
+    spec: &SourceSpec,
+    to: &str,
+    opts: RestoreOptions,
+) -> Result<Box<dyn RestoreTarget>> {
     Ok(match spec {
         SourceSpec::Postgres(pg) => Box::new(postgres::PostgresTarget::new(pg, to, opts)?),
     })

@@ -7,7 +7,10 @@
 //! so RPO measured from it is never understated.
 
 use super::process::{major_version, Proc};
-use super::{ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo, SourceRun};
+use super::{
+    ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo,
+    SourceRun,
+};
 use crate::config::PostgresSpec;
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
@@ -21,11 +24,16 @@ use tokio_postgres::{Client, NoTls};
 
 /// Check a source URL at validation time (no I/O).
 pub fn check_url(url: &str) -> std::result::Result<(), String> {
-    let u = url::Url::parse(url).map_err(|e| format!("not a valid URL ({e}): use postgres://user@host:5432/dbname"))?;
+    let u = url::Url::parse(url)
+        .map_err(|e| format!("not a valid URL ({e}): use postgres://user@host:5432/dbname"))?;
     if u.scheme() != "postgres" && u.scheme() != "postgresql" {
-        return Err(format!("scheme {:?} is not postgres:// or postgresql://", u.scheme()));
+        return Err(format!(
+            "scheme {:?} is not postgres:// or postgresql://",
+            u.scheme()
+        ));
     }
-    url.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
     Ok(())
 }
 
@@ -40,10 +48,15 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     pub fn parse(url: &str) -> Result<ConnInfo> {
-        let mut u = url::Url::parse(url)
-            .map_err(|e| Error::usage(format!("invalid PostgreSQL URL: {e}")).hint("use postgres://user@host:5432/dbname"))?;
-        let mut password = u.password().map(|p| percent_decode(p));
-        let pairs: Vec<(String, String)> = u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let mut u = url::Url::parse(url).map_err(|e| {
+            Error::usage(format!("invalid PostgreSQL URL: {e}"))
+                .hint("use postgres://user@host:5432/dbname")
+        })?;
+        let mut password = u.password().map(percent_decode);
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         if let Some((_, p)) = pairs.iter().find(|(k, _)| k == "password") {
             password = Some(p.clone());
         }
@@ -52,7 +65,9 @@ impl ConnInfo {
         if kept.is_empty() {
             u.set_query(None);
         } else {
-            u.query_pairs_mut().clear().extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            u.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         let without_password = u.to_string();
         let redacted = if password.is_some() {
@@ -62,12 +77,18 @@ impl ConnInfo {
         } else {
             without_password.clone()
         };
-        Ok(ConnInfo { full: url.to_string(), without_password, password, redacted })
+        Ok(ConnInfo {
+            full: url.to_string(),
+            without_password,
+            password,
+            redacted,
+        })
     }
 
     /// The same server, another database (e.g. `postgres` to CREATE DATABASE).
     fn with_database(&self, db: &str) -> Result<ConnInfo> {
-        let mut u = url::Url::parse(&self.full).map_err(|e| Error::usage(format!("invalid URL: {e}")))?;
+        let mut u =
+            url::Url::parse(&self.full).map_err(|e| Error::usage(format!("invalid URL: {e}")))?;
         u.set_path(&format!("/{db}"));
         ConnInfo::parse(u.as_str())
     }
@@ -81,9 +102,9 @@ impl ConnInfo {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let (client, conn) = tokio_postgres::connect(&self.full, NoTls).await.map_err(|e| {
-            Error::from(e).context(format!("cannot connect to {}", self.redacted))
-        })?;
+        let (client, conn) = tokio_postgres::connect(&self.full, NoTls)
+            .await
+            .map_err(|e| Error::from(e).context(format!("cannot connect to {}", self.redacted)))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "postgres connection closed");
@@ -94,7 +115,8 @@ impl ConnInfo {
 
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
-        cmd.arg(format!("--dbname={}", self.without_password)).arg("--no-password");
+        cmd.arg(format!("--dbname={}", self.without_password))
+            .arg("--no-password");
         if let Some(p) = &self.password {
             cmd.env("PGPASSWORD", p);
         }
@@ -125,14 +147,23 @@ async fn tool_major(program: &str) -> Result<u32> {
             .hint("install the PostgreSQL client tools (Debian: postgresql-client) or set the tool's path in the job's source")
     })?;
     let line = String::from_utf8_lossy(&out.stdout);
-    major_version(&line).ok_or_else(|| Error::failed(format!("cannot read the version of {program} from {:?}", line.trim())))
+    major_version(&line).ok_or_else(|| {
+        Error::failed(format!(
+            "cannot read the version of {program} from {:?}",
+            line.trim()
+        ))
+    })
 }
 
 #[async_trait]
 impl BackupSource for PostgresSource {
     async fn begin(&self) -> Result<Box<dyn SourceRun>> {
         let conn = ConnInfo::parse(self.spec.url.expose())?;
-        let pg_dump = self.spec.pg_dump.clone().unwrap_or_else(|| "pg_dump".into());
+        let pg_dump = self
+            .spec
+            .pg_dump
+            .clone()
+            .unwrap_or_else(|| "pg_dump".into());
         let dump_major = tool_major(&pg_dump).await?;
         let client = Arc::new(conn.connect().await?);
 
@@ -148,16 +179,24 @@ impl BackupSource for PostgresSource {
             .hint(format!("install postgresql-client-{server_major} and set `pg_dump:` in the job's source to its pg_dump")));
         }
 
-        client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
-        let row = client.query_one("SELECT pg_export_snapshot(), statement_timestamp()", &[]).await?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let row = client
+            .query_one("SELECT pg_export_snapshot(), statement_timestamp()", &[])
+            .await?;
         let snapshot: String = row.get(0);
         let consistent_at: DateTime<Utc> = row.get(1);
 
         let mut cmd = conn.command(&pg_dump);
-        cmd.args(["--format=custom", "--compress=0", &format!("--snapshot={snapshot}")])
-            .args(&self.spec.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
+        cmd.args([
+            "--format=custom",
+            "--compress=0",
+            &format!("--snapshot={snapshot}"),
+        ])
+        .args(&self.spec.extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
         let proc = Proc::spawn("pg_dump", cmd)?;
         tracing::info!(server = %conn.redacted, snapshot = %snapshot, %consistent_at, "pg_dump started");
 
@@ -168,7 +207,10 @@ impl BackupSource for PostgresSource {
         });
 
         Ok(Box::new(PostgresRun {
-            info: SnapshotInfo { server_version, consistent_at },
+            info: SnapshotInfo {
+                server_version,
+                consistent_at,
+            },
             client: Some(client),
             proc,
             counts,
@@ -197,15 +239,28 @@ impl SourceRun for PostgresRun {
             return Ok(None);
         }
         self.streamed = true;
-        let stdout = self.proc.child.stdout.take().ok_or_else(|| Error::failed("pg_dump has no stdout"))?;
-        Ok(Some(ArtifactStream { name: "db".into(), file_name: "db.pgdump".into(), reader: Box::new(stdout) }))
+        let stdout = self
+            .proc
+            .child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::failed("pg_dump has no stdout"))?;
+        Ok(Some(ArtifactStream {
+            name: "db".into(),
+            file_name: "db.pgdump".into(),
+            reader: Box::new(stdout),
+        }))
     }
 
     async fn finish_artifact(&mut self) -> Result<serde_json::Value> {
-        self.proc.wait_success().await.map_err(|e| e.hint("the backup failed and was not committed; fix the cause above and run it again"))?;
+        self.proc.wait_success().await.map_err(|e| {
+            e.hint("the backup failed and was not committed; fix the cause above and run it again")
+        })?;
         let mut facts = serde_json::json!({});
         if let Some(task) = self.counts.take() {
-            let counts = task.await.map_err(|e| Error::failed(format!("row count task failed: {e}")))??;
+            let counts = task
+                .await
+                .map_err(|e| Error::failed(format!("row count task failed: {e}")))??;
             facts["tables"] = counts.len().into();
             facts["row_counts"] = serde_json::to_value(counts)?;
         }
@@ -238,7 +293,10 @@ async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
     for t in tables {
         let name: String = t.get(0);
-        let n: i64 = client.query_one(&format!("SELECT count(*) FROM {name}"), &[]).await?.get(0);
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+            .await?
+            .get(0);
         out.insert(name, n);
     }
     Ok(out)
@@ -256,7 +314,10 @@ impl PostgresTarget {
         check_url(to).map_err(|m| Error::usage(format!("--to {to:?}: {m}")))?;
         Ok(PostgresTarget {
             conn: ConnInfo::parse(to)?,
-            pg_restore: spec.pg_restore.clone().unwrap_or_else(|| "pg_restore".into()),
+            pg_restore: spec
+                .pg_restore
+                .clone()
+                .unwrap_or_else(|| "pg_restore".into()),
             opts,
         })
     }
@@ -270,12 +331,19 @@ impl PostgresTarget {
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) => {
                 let db = self.conn.database();
                 let admin = self.conn.with_database("postgres")?.connect().await?;
-                let quoted: String = admin.query_one("SELECT quote_ident($1)", &[&db]).await?.get(0);
-                admin.batch_execute(&format!("CREATE DATABASE {quoted}")).await?;
+                let quoted: String = admin
+                    .query_one("SELECT quote_ident($1)", &[&db])
+                    .await?
+                    .get(0);
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {quoted}"))
+                    .await?;
                 tracing::info!(database = %db, "created target database");
                 self.conn.connect().await
             }
-            Err(e) => Err(Error::from(e).context(format!("cannot connect to {}", self.conn.redacted))),
+            Err(e) => {
+                Err(Error::from(e).context(format!("cannot connect to {}", self.conn.redacted)))
+            }
         }
     }
 }
@@ -321,24 +389,34 @@ impl RestoreTarget for PostgresTarget {
         // failed restore leaves the target as it was.
         let spool;
         if self.opts.jobs > 1 {
-            spool = tempfile::NamedTempFile::new()
-                .map_err(|e| Error::failed(format!("cannot create a spool file: {e}")).hint("set TMPDIR to a directory with room for the dump"))?;
+            spool = tempfile::NamedTempFile::new().map_err(|e| {
+                Error::failed(format!("cannot create a spool file: {e}"))
+                    .hint("set TMPDIR to a directory with room for the dump")
+            })?;
             let mut f = tokio::fs::File::create(spool.path()).await?;
             tokio::io::copy(&mut reader, &mut f).await?;
             f.sync_all().await?;
-            cmd.arg(format!("--jobs={}", self.opts.jobs)).arg(spool.path()).stdin(Stdio::null());
+            cmd.arg(format!("--jobs={}", self.opts.jobs))
+                .arg(spool.path())
+                .stdin(Stdio::null());
             let mut proc = Proc::spawn("pg_restore", cmd)?;
             return proc.wait_success().await;
         }
         cmd.arg("--single-transaction").stdin(Stdio::piped());
         let mut proc = Proc::spawn("pg_restore", cmd)?;
-        let mut stdin = proc.child.stdin.take().ok_or_else(|| Error::failed("pg_restore has no stdin"))?;
+        let mut stdin = proc
+            .child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::failed("pg_restore has no stdin"))?;
         let copied = tokio::io::copy(&mut reader, &mut stdin).await;
         drop(stdin);
         let status = proc.wait_success().await;
         match (copied, status) {
             (_, Err(e)) => Err(e),
-            (Err(e), Ok(())) => Err(Error::failed(format!("streaming into pg_restore failed: {e}"))),
+            (Err(e), Ok(())) => Err(Error::failed(format!(
+                "streaming into pg_restore failed: {e}"
+            ))),
             (Ok(_), Ok(())) => Ok(()),
         }
     }

@@ -21,10 +21,13 @@ pub struct Proc {
 impl Proc {
     /// Spawn `cmd` in its own process group with stderr captured; stdin/stdout as set by caller.
     pub fn spawn(name: &str, mut cmd: Command) -> Result<Proc> {
-        cmd.stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
+        cmd.stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
-            Error::failed(format!("cannot start {name}: {e}"))
-                .hint(format!("install {name} (Debian: postgresql-client) or set its path in the job's source"))
+            Error::failed(format!("cannot start {name}: {e}")).hint(format!(
+                "install {name} (Debian: postgresql-client) or set its path in the job's source"
+            ))
         })?;
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let stderr_task = child.stderr.take().map(|err| {
@@ -42,7 +45,12 @@ impl Proc {
                 }
             })
         });
-        Ok(Proc { name: name.to_string(), child, stderr, stderr_task })
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+            stderr,
+            stderr_task,
+        })
     }
 
     /// Wait for exit; a non-zero status becomes an error quoting the tool's last stderr lines.
@@ -54,7 +62,12 @@ impl Proc {
         if status.success() {
             Ok(())
         } else {
-            Err(Error::failed(format!("{} {}{}", self.name, describe(status), self.stderr_tail())))
+            Err(Error::failed(format!(
+                "{} {}{}",
+                self.name,
+                describe(status),
+                self.stderr_tail()
+            )))
         }
     }
 
@@ -93,17 +106,26 @@ fn describe(status: ExitStatus) -> String {
 
 /// Major version from a `--version` line such as `pg_dump (PostgreSQL) 15.18 (Debian ...)`.
 pub fn major_version(version_line: &str) -> Option<u32> {
-    version_line
-        .split_whitespace()
-        .find_map(|w| w.split('.').next().and_then(|m| m.parse::<u32>().ok()).filter(|_| w.contains('.') || w.chars().all(|c| c.is_ascii_digit())))
+    version_line.split_whitespace().find_map(|w| {
+        w.split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok())
+            .filter(|_| w.contains('.') || w.chars().all(|c| c.is_ascii_digit()))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn parses_tool_versions() {
-        assert_eq!(super::major_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(
+            super::major_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(super::major_version("pg_dump (PostgreSQL) 17beta1"), None);
-        assert_eq!(super::major_version("pg_restore (PostgreSQL) 9.6.24"), Some(9));
+        assert_eq!(
+            super::major_version("pg_restore (PostgreSQL) 9.6.24"),
+            Some(9)
+        );
     }
 }

@@ -30,8 +30,14 @@ impl Region {
         let opts = service_options(spec);
         let op = Operator::via_iter(spec.kind.scheme(), opts)
             .map_err(|e| {
-                Error::usage(format!("region {}: cannot configure the {} store: {e}", spec.name, spec.kind.scheme()))
-                    .hint("check the region's fields in the config (docs/config.md lists them per kind)")
+                Error::usage(format!(
+                    "region {}: cannot configure the {} store: {e}",
+                    spec.name,
+                    spec.kind.scheme()
+                ))
+                .hint(
+                    "check the region's fields in the config (docs/config.md lists them per kind)",
+                )
             })?
             .layer(
                 TimeoutLayer::new()
@@ -64,7 +70,8 @@ impl Region {
         if self.part_size > 0 {
             w = w.chunk(self.part_size).concurrent(self.concurrency);
         }
-        w.await.map_err(|e| Error::from(e).context(format!("region {}: open {path}", self.name)))
+        w.await
+            .map_err(|e| Error::from(e).context(format!("region {}: open {path}", self.name)))
     }
 }
 

@@ -34,7 +34,10 @@ impl Region {
         match self.op.read(REPO_FILE).await {
             Ok(buf) => {
                 let info: RepoInfo = serde_json::from_slice(&buf.to_vec()).map_err(|e| {
-                    Error::failed(format!("region {}: {REPO_FILE} is not a drctl repository file: {e}", self.name))
+                    Error::failed(format!(
+                        "region {}: {REPO_FILE} is not a drctl repository file: {e}",
+                        self.name
+                    ))
                 })?;
                 if info.format_version > FORMAT_VERSION {
                     return Err(Error::failed(format!(
@@ -52,7 +55,10 @@ impl Region {
                     created_by: format!("drctl {}", env!("CARGO_PKG_VERSION")),
                 };
                 let body = serde_json::to_vec_pretty(&info)?;
-                self.op.write(REPO_FILE, body).await.map_err(|e| self.err(e, REPO_FILE))?;
+                self.op
+                    .write(REPO_FILE, body)
+                    .await
+                    .map_err(|e| self.err(e, REPO_FILE))?;
                 Ok(())
             }
             Err(e) => Err(self.err(e, REPO_FILE)),
@@ -66,7 +72,10 @@ impl Region {
     pub async fn write_manifest(&self, m: &Manifest) -> Result<()> {
         let path = manifest_path(&m.job, &m.id);
         let body = serde_json::to_vec_pretty(m)?;
-        self.op.write(&path, body).await.map_err(|e| self.err(e, &path))?;
+        self.op
+            .write(&path, body)
+            .await
+            .map_err(|e| self.err(e, &path))?;
         Ok(())
     }
 
@@ -76,8 +85,11 @@ impl Region {
         match self.op.read(&path).await {
             Ok(buf) => {
                 let m: Manifest = serde_json::from_slice(&buf.to_vec()).map_err(|e| {
-                    Error::failed(format!("region {}: {path} is not a valid manifest: {e}", self.name))
-                        .hint("the copy in this region is damaged; restore from another region")
+                    Error::failed(format!(
+                        "region {}: {path} is not a valid manifest: {e}",
+                        self.name
+                    ))
+                    .hint("the copy in this region is damaged; restore from another region")
                 })?;
                 Ok(Some(m))
             }
@@ -129,6 +141,10 @@ impl Region {
     /// Remove everything under a backup's folder (a failed run's partial objects).
     pub async fn remove_backup(&self, job: &str, id: &str) -> Result<()> {
         let dir = backup_dir(job, id);
-        self.op.delete_with(&dir).recursive(true).await.map_err(|e| self.err(e, &dir))
+        self.op
+            .delete_with(&dir)
+            .recursive(true)
+            .await
+            .map_err(|e| self.err(e, &dir))
     }
 }

@@ -17,7 +17,11 @@ use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn scratch_root() -> PathBuf {
@@ -28,7 +32,10 @@ fn scratch_root() -> PathBuf {
 
 /// A fresh directory for one test (or one server).
 pub fn tempdir(prefix: &str) -> PathBuf {
-    let d = tempfile::Builder::new().prefix(prefix).tempdir_in(scratch_root()).unwrap();
+    let d = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(scratch_root())
+        .unwrap();
     d.keep()
 }
 
@@ -55,14 +62,24 @@ fn spawn_server(mut cmd: Command) -> u32 {
 fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
-        assert!(start.elapsed() < timeout, "{what} did not come up within {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "{what} did not come up within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -81,7 +98,11 @@ fn pg_bindir() -> PathBuf {
             return p;
         }
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL server binaries (apt: postgresql)").flatten().map(|e| e.path().join("bin")).collect();
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries (apt: postgresql)")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .collect();
     found.sort();
     found.pop().expect("no PostgreSQL server installed")
 }
@@ -92,7 +113,10 @@ fn pg_user() -> Option<(u32, u32)> {
         return None;
     }
     let pw = unsafe { libc::getpwnam(c"nobody".as_ptr()) };
-    assert!(!pw.is_null(), "running as root needs a `nobody` user for PostgreSQL");
+    assert!(
+        !pw.is_null(),
+        "running as root needs a `nobody` user for PostgreSQL"
+    );
     unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
 }
 
@@ -114,20 +138,47 @@ impl Pg {
             }
         };
         let mut initdb = Command::new(bin.join("initdb"));
-        initdb.args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "--no-sync"]).stdout(Stdio::null());
+        initdb
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ])
+            .stdout(Stdio::null());
         as_user(&mut initdb);
         run(&mut initdb);
         let port = free_port();
         let mut pg = Command::new(bin.join("postgres"));
-        pg.args(["-D", data.to_str().unwrap(), "-p", &port.to_string(), "-k", dir.to_str().unwrap()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("postgres.log")).unwrap());
+        pg.args([
+            "-D",
+            data.to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "-k",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("postgres.log")).unwrap());
         as_user(&mut pg);
         spawn_server(pg);
         let pg = Pg { port, dir };
         wait_for("postgres", Duration::from_secs(30), || {
-            Command::new("pg_isready").args(["-h", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+            Command::new("pg_isready")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
         });
         pg
     }
@@ -138,7 +189,17 @@ impl Pg {
 
     /// Run SQL with psql, returning unaligned tuples-only output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = run(Command::new("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-d", &self.url(db), "-c", sql]));
+        let out = run(Command::new("psql").args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tA",
+            "-d",
+            &self.url(db),
+            "-c",
+            sql,
+        ]));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -147,7 +208,10 @@ impl Pg {
     }
 
     pub fn db_exists(&self, name: &str) -> bool {
-        self.psql("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")) == "1"
+        self.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+        ) == "1"
     }
 }
 
@@ -172,7 +236,9 @@ impl Garage {
     pub fn start() -> Garage {
         let dir = tempdir("garage-");
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
-        let secret_rpc: String = (0..64).map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char).collect();
+        let secret_rpc: String = (0..64)
+            .map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char)
+            .collect();
         let conf = dir.join("garage.toml");
         std::fs::write(
             &conf,
@@ -186,7 +252,10 @@ impl Garage {
         )
         .unwrap();
         let mut server = Command::new(garage_bin());
-        server.args(["-c", conf.to_str().unwrap(), "server"]).stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("garage.log")).unwrap());
+        server
+            .args(["-c", conf.to_str().unwrap(), "server"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("garage.log")).unwrap());
         spawn_server(server);
         let g = Garage {
             endpoint: format!("http://127.0.0.1:{s3}"),
@@ -195,30 +264,59 @@ impl Garage {
             bucket: "drctl".into(),
             conf,
         };
-        wait_for("garage", Duration::from_secs(30), || g.cli(&["status"]).status.success());
-        let node = String::from_utf8_lossy(&g.cli(&["node", "id", "-q"]).stdout).trim().split('@').next().unwrap().to_string();
+        wait_for("garage", Duration::from_secs(30), || {
+            g.cli(&["status"]).status.success()
+        });
+        let node = String::from_utf8_lossy(&g.cli(&["node", "id", "-q"]).stdout)
+            .trim()
+            .split('@')
+            .next()
+            .unwrap()
+            .to_string();
         g.ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
         g.ok(&["layout", "apply", "--version", "1"]);
         g.ok(&["key", "import", "--yes", "-n", "test", &g.key_id, &g.secret]);
         g.ok(&["bucket", "create", &g.bucket]);
-        g.ok(&["bucket", "allow", "--read", "--write", "--owner", &g.bucket, "--key", "test"]);
-        wait_for("garage bucket", Duration::from_secs(30), || g.aws(&["s3api", "list-objects-v2", "--bucket", &g.bucket]).status.success());
+        g.ok(&[
+            "bucket", "allow", "--read", "--write", "--owner", &g.bucket, "--key", "test",
+        ]);
+        wait_for("garage bucket", Duration::from_secs(30), || {
+            g.aws(&["s3api", "list-objects-v2", "--bucket", &g.bucket])
+                .status
+                .success()
+        });
         g
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new(garage_bin()).arg("-c").arg(&self.conf).args(args).output().unwrap()
+        Command::new(garage_bin())
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     fn ok(&self, args: &[&str]) {
         let o = self.cli(args);
-        assert!(o.status.success(), "garage {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "garage {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     /// The aws CLI against this Garage (an observer independent of drctl's OpenDAL client).
     pub fn aws(&self, args: &[&str]) -> Output {
         Command::new("aws")
-            .args(["--endpoint-url", &self.endpoint, "--region", GARAGE_REGION, "--output", "json"])
+            .args([
+                "--endpoint-url",
+                &self.endpoint,
+                "--region",
+                GARAGE_REGION,
+                "--output",
+                "json",
+            ])
             .args(args)
             .env("AWS_ACCESS_KEY_ID", &self.key_id)
             .env("AWS_SECRET_ACCESS_KEY", &self.secret)
@@ -229,15 +327,37 @@ impl Garage {
 
     /// Object keys under a prefix.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let o = self.aws(&["s3api", "list-objects-v2", "--bucket", &self.bucket, "--prefix", prefix]);
-        assert!(o.status.success(), "list-objects-v2: {}", String::from_utf8_lossy(&o.stderr));
+        let o = self.aws(&[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &self.bucket,
+            "--prefix",
+            prefix,
+        ]);
+        assert!(
+            o.status.success(),
+            "list-objects-v2: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         json_keys(&o.stdout, "Contents")
     }
 
     /// Unfinished multipart uploads under a prefix.
     pub fn multipart_uploads(&self, prefix: &str) -> Vec<String> {
-        let o = self.aws(&["s3api", "list-multipart-uploads", "--bucket", &self.bucket, "--prefix", prefix]);
-        assert!(o.status.success(), "list-multipart-uploads: {}", String::from_utf8_lossy(&o.stderr));
+        let o = self.aws(&[
+            "s3api",
+            "list-multipart-uploads",
+            "--bucket",
+            &self.bucket,
+            "--prefix",
+            prefix,
+        ]);
+        assert!(
+            o.status.success(),
+            "list-multipart-uploads: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         json_keys(&o.stdout, "Uploads")
     }
 }
@@ -247,7 +367,14 @@ fn json_keys(stdout: &[u8], field: &str) -> Vec<String> {
         return vec![];
     }
     let v: serde_json::Value = serde_json::from_slice(stdout).unwrap();
-    v.get(field).and_then(|c| c.as_array()).map(|a| a.iter().filter_map(|o| o["Key"].as_str().map(String::from)).collect()).unwrap_or_default()
+    v.get(field)
+        .and_then(|c| c.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["Key"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn garage_bin() -> PathBuf {
@@ -283,7 +410,12 @@ impl World {
         let dir = tempdir(&format!("{name}-"));
         let fs_root = dir.join("repo-fs");
         let s3_root = format!("/{}", dir.file_name().unwrap().to_string_lossy());
-        World { config: dir.join("drctl.yaml"), dir, fs_root, s3_root }
+        World {
+            config: dir.join("drctl.yaml"),
+            dir,
+            fs_root,
+            s3_root,
+        }
     }
 
     /// A config with a fs region (`local`) and a Garage region (`garage`), and one postgres job.
@@ -307,9 +439,15 @@ impl World {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
-        c.arg("-c").arg(&self.config).arg("--log-format").arg("json").args(args).env_remove("RUST_LOG");
+        c.arg("-c")
+            .arg(&self.config)
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .env_remove("RUST_LOG");
         if let Some(g) = GARAGE.get() {
-            c.env("TEST_S3_KEY", &g.key_id).env("TEST_S3_SECRET", &g.secret);
+            c.env("TEST_S3_KEY", &g.key_id)
+                .env("TEST_S3_SECRET", &g.secret);
         }
         c
     }
@@ -358,7 +496,11 @@ pub fn stderr(o: &Output) -> String {
 /// A unique, valid database name for one test.
 pub fn db_name(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// Create and fill a database with several tables, types and a few thousand rows.

@@ -3,7 +3,8 @@
 use crate::common::World;
 
 const GOOD_HEAD: &str = "regions:\n  - name: a\n    kind: fs\n    root: /tmp/x\n  - name: b\n    kind: fs\n    root: /tmp/y\n";
-const GOOD_JOB: &str = "jobs:\n  - name: app\n    source: { kind: postgres, url: \"postgres://u@h:5432/db\" }\n";
+const GOOD_JOB: &str =
+    "jobs:\n  - name: app\n    source: { kind: postgres, url: \"postgres://u@h:5432/db\" }\n";
 
 /// (name, config text, expected substrings of the error: position, field path, cause)
 fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
@@ -70,5 +71,9 @@ fn missing_config_file_is_a_usage_error() {
     let w = World::new("config-missing");
     let o = w.drctl(&["backup", "list"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(crate::common::stderr(&o).contains("cannot read config"), "{}", crate::common::stderr(&o));
+    assert!(
+        crate::common::stderr(&o).contains("cannot read config"),
+        "{}",
+        crate::common::stderr(&o)
+    );
 }

@@ -9,16 +9,27 @@ use std::time::{Duration, Instant};
 fn fake_pg_dump(w: &World, body: &str) -> PathBuf {
     let p = w.dir.join("pg_dump");
     std::fs::write(&p, format!("#!/bin/sh\ncase \"$1\" in --version) exec pg_dump --version;; esac\necho $$ > {}/fake.pid\n{body}\n", w.dir.display())).unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&p).unwrap().permissions(), 0o755);
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     p
 }
 
 fn assert_nothing_left(w: &World) {
-    assert!(w.fs_files().is_empty(), "fs region has leftovers: {:?}", w.fs_files());
-    let keys: Vec<_> = w.s3_keys().into_iter().filter(|k| k.contains("/backups/")).collect();
+    assert!(
+        w.fs_files().is_empty(),
+        "fs region has leftovers: {:?}",
+        w.fs_files()
+    );
+    let keys: Vec<_> = w
+        .s3_keys()
+        .into_iter()
+        .filter(|k| k.contains("/backups/"))
+        .collect();
     assert!(keys.is_empty(), "S3 region has leftovers: {keys:?}");
-    assert!(w.s3_uploads().is_empty(), "unfinished multipart uploads: {:?}", w.s3_uploads());
+    assert!(
+        w.s3_uploads().is_empty(),
+        "unfinished multipart uploads: {:?}",
+        w.s3_uploads()
+    );
 }
 
 fn source_db() -> String {
@@ -34,11 +45,18 @@ fn pg_dump_failing_mid_stream_commits_nothing() {
     let w = World::new("dumpfail");
     // 12 MB of incompressible bytes (more than one 8 MiB part), then an error exit.
     let fake = fake_pg_dump(&w, "head -c 12000000 /dev/urandom\necho 'pg_dump: error: Dumping the contents of table \"orders\" failed: connection lost' >&2\nexit 1");
-    w.two_regions(2, &pg().url(&db), &format!("      pg_dump: {}\n", fake.display()));
+    w.two_regions(
+        2,
+        &pg().url(&db),
+        &format!("      pg_dump: {}\n", fake.display()),
+    );
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("pg_dump exited with status 1") && e.contains("connection lost"), "{e}");
+    assert!(
+        e.contains("pg_dump exited with status 1") && e.contains("connection lost"),
+        "{e}"
+    );
     assert!(e.contains("not committed"), "{e}");
     assert_nothing_left(&w);
 }
@@ -47,10 +65,18 @@ fn pg_dump_failing_mid_stream_commits_nothing() {
 fn real_pg_dump_error_fails_the_backup() {
     let db = source_db();
     let w = World::new("dumperr");
-    w.two_regions(2, &pg().url(&db), "      extra_args: [\"--table=no_such_table\"]\n");
+    w.two_regions(
+        2,
+        &pg().url(&db),
+        "      extra_args: [\"--table=no_such_table\"]\n",
+    );
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no matching tables were found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no matching tables were found"),
+        "{}",
+        stderr(&o)
+    );
     assert_nothing_left(&w);
 }
 
@@ -61,7 +87,10 @@ fn bad_database_name_fails_with_the_cause() {
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("database \"no_such_database\" does not exist"), "{e}");
+    assert!(
+        e.contains("database \"no_such_database\" does not exist"),
+        "{e}"
+    );
     assert!(e.contains("job app"), "{e}");
     assert_nothing_left(&w);
 }
@@ -84,7 +113,10 @@ fn unreachable_region_with_min_copies_2_fails() {
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("fewer than min_copies (2)") && e.contains("region dead"), "{e}");
+    assert!(
+        e.contains("fewer than min_copies (2)") && e.contains("region dead"),
+        "{e}"
+    );
     assert!(w.fs_files().is_empty(), "{:?}", w.fs_files());
 }
 
@@ -99,8 +131,15 @@ fn unreachable_region_with_min_copies_1_succeeds_and_says_so() {
     assert_eq!(r[0]["regions"], serde_json::json!(["local"]));
     assert_eq!(r[0]["failed_regions"][0]["region"], "dead");
     let id = r[0]["id"].as_str().unwrap();
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(w.fs_root.join(format!("backups/app/{id}/manifest.json"))).unwrap()).unwrap();
-    assert_eq!(m["regions"], serde_json::json!(["local"]), "the manifest says where the copies are");
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.fs_root.join(format!("backups/app/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        m["regions"],
+        serde_json::json!(["local"]),
+        "the manifest says where the copies are"
+    );
 }
 
 #[test]
@@ -109,12 +148,24 @@ fn sigterm_during_upload_aborts_and_cleans_up() {
     let w = World::new("sigterm");
     // 20 MB streams out (multipart upload under way), then the "dump" hangs with stdout open.
     let fake = fake_pg_dump(&w, "head -c 20000000 /dev/urandom\nsleep 120");
-    w.two_regions(2, &pg().url(&db), &format!("      pg_dump: {}\n", fake.display()));
-    let mut child = w.cmd(&["backup", "run", "app"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    w.two_regions(
+        2,
+        &pg().url(&db),
+        &format!("      pg_dump: {}\n", fake.display()),
+    );
+    let child = w
+        .cmd(&["backup", "run", "app"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
 
     let start = Instant::now();
     while w.s3_uploads().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "no multipart upload started");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no multipart upload started"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -123,9 +174,16 @@ fn sigterm_during_upload_aborts_and_cleans_up() {
     assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
     assert_nothing_left(&w);
     // The dump process was killed, not left running.
-    let pid: i32 = std::fs::read_to_string(w.dir.join("fake.pid")).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(w.dir.join("fake.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "pg_dump (pid {pid}) still running");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "pg_dump (pid {pid}) still running"
+    );
 }
 
 #[test]
@@ -134,13 +192,27 @@ fn memory_stays_bounded_for_a_dump_many_times_the_buffer() {
     let w = World::new("memory");
     // 400 MB of incompressible bytes through zstd to two regions: several times any buffer.
     let fake = fake_pg_dump(&w, "head -c 400000000 /dev/urandom");
-    w.two_regions(2, &pg().url(&db), &format!("      pg_dump: {}\n      row_counts: false\n", fake.display()));
+    w.two_regions(
+        2,
+        &pg().url(&db),
+        &format!(
+            "      pg_dump: {}\n      row_counts: false\n",
+            fake.display()
+        ),
+    );
     let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r[0]["raw_bytes"], 400_000_000u64);
     let peak = r[0]["peak_rss_bytes"].as_u64().unwrap();
     // The benchmark holds the 64 MiB budget; this asserts the stable fact: far below the data.
-    assert!(peak < 100 * 1024 * 1024, "peak RSS {} MiB", peak / 1024 / 1024);
-    eprintln!("peak RSS for 400 MB through two regions: {} MiB", peak / 1024 / 1024);
+    assert!(
+        peak < 100 * 1024 * 1024,
+        "peak RSS {} MiB",
+        peak / 1024 / 1024
+    );
+    eprintln!(
+        "peak RSS for 400 MB through two regions: {} MiB",
+        peak / 1024 / 1024
+    );
 }

@@ -2,5 +2,5 @@
 
 mod common;
 mod config_errors;
-mod roundtrip;
 mod failures;
+mod roundtrip;

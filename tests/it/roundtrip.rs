@@ -20,12 +20,21 @@ fn backup_to_two_regions_and_restore_equals_source() {
     let manifest_fs = w.fs_root.join(format!("backups/app/{id}/manifest.json"));
     assert!(manifest_fs.exists());
     let keys = w.s3_keys();
-    assert!(keys.iter().any(|k| k.ends_with(&format!("backups/app/{id}/manifest.json"))), "{keys:?}");
-    assert!(keys.iter().any(|k| k.ends_with(&format!("backups/app/{id}/db.pgdump.zst"))), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(&format!("backups/app/{id}/manifest.json"))),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(&format!("backups/app/{id}/db.pgdump.zst"))),
+        "{keys:?}"
+    );
     assert!(w.s3_uploads().is_empty());
 
     // The manifest records the snapshot's row counts, equal to the source's.
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_fs).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_fs).unwrap()).unwrap();
     let counts = &m["artifacts"][0]["facts"]["row_counts"];
     assert_eq!(counts["public.customers"], 3000);
     assert_eq!(counts["public.orders"], 5000);
@@ -36,20 +45,39 @@ fn backup_to_two_regions_and_restore_equals_source() {
     let o = w.drctl(&["-o", "json", "backup", "list", "app"]);
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list["backups"][0]["id"], id.as_str());
-    assert_eq!(list["backups"][0]["regions"], serde_json::json!(["local", "garage"]));
+    assert_eq!(
+        list["backups"][0]["regions"],
+        serde_json::json!(["local", "garage"])
+    );
 
     // Restore from each region into a new database: every table's contents equal the source.
     let want = table_digests(pg, &src);
     assert_eq!(want.len(), 3);
     for region in ["garage", "local"] {
         let dst = db_name("rt_dst");
-        let o = w.drctl(&["-o", "json", "restore", "app", "--region", region, "--to", &pg.url(&dst)]);
-        assert!(o.status.success(), "restore from {region} failed: {}", stderr(&o));
+        let o = w.drctl(&[
+            "-o",
+            "json",
+            "restore",
+            "app",
+            "--region",
+            region,
+            "--to",
+            &pg.url(&dst),
+        ]);
+        assert!(
+            o.status.success(),
+            "restore from {region} failed: {}",
+            stderr(&o)
+        );
         let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(r["region"], region);
         assert_eq!(r["backup"], id.as_str());
         assert_eq!(table_digests(pg, &dst), want, "restored from {region}");
-        assert_eq!(pg.psql(&dst, "SELECT count(*) FROM active_customers"), "1500");
+        assert_eq!(
+            pg.psql(&dst, "SELECT count(*) FROM active_customers"),
+            "1500"
+        );
     }
 }
 
@@ -64,15 +92,28 @@ fn restore_refuses_non_empty_target_unless_told() {
 
     let dst = db_name("ne_dst");
     pg.create_db(&dst);
-    pg.psql(&dst, "CREATE TABLE keep_me(x int); INSERT INTO keep_me VALUES (42)");
+    pg.psql(
+        &dst,
+        "CREATE TABLE keep_me(x int); INSERT INTO keep_me VALUES (42)",
+    );
     let o = w.drctl(&["restore", "app", "--to", &pg.url(&dst)]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("is not empty"), "{}", stderr(&o));
     assert!(stderr(&o).contains("--clean"), "{}", stderr(&o));
-    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "1", "target untouched");
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "1",
+        "target untouched"
+    );
 
     // With --clean the backup's objects are replaced; other objects stay.
-    pg.psql(&dst, "CREATE TABLE customers(id int); INSERT INTO customers VALUES (-1)");
+    pg.psql(
+        &dst,
+        "CREATE TABLE customers(id int); INSERT INTO customers VALUES (-1)",
+    );
     let o = w.drctl(&["restore", "app", "--clean", "--to", &pg.url(&dst)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM customers"), "3000");
@@ -88,7 +129,10 @@ fn restore_falls_back_when_first_region_copy_is_corrupted() {
     w.two_regions(2, &pg.url(&src), "");
     let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let id = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["id"].as_str().unwrap().to_string();
+    let id = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Flip one byte in the middle of the fs copy (size unchanged).
     let payload = w.fs_root.join(format!("backups/app/{id}/db.pgdump.zst"));
@@ -98,23 +142,51 @@ fn restore_falls_back_when_first_region_copy_is_corrupted() {
     std::fs::write(&payload, bytes).unwrap();
 
     let dst = db_name("fb_dst");
-    let o = w.drctl(&["-o", "json", "restore", "app", "--region", "local", "--to", &pg.url(&dst)]);
+    let o = w.drctl(&[
+        "-o",
+        "json",
+        "restore",
+        "app",
+        "--region",
+        "local",
+        "--to",
+        &pg.url(&dst),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["region"], "garage", "fell back to the intact copy");
-    assert!(r["skipped_regions"][0].as_str().unwrap().contains("does not match the manifest"), "{r}");
+    assert!(
+        r["skipped_regions"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not match the manifest"),
+        "{r}"
+    );
     assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
 
     // With every copy corrupt the restore fails and names both regions.
-    let s3_key = format!("{}/backups/app/{id}/db.pgdump.zst", w.s3_root.trim_start_matches('/'));
+    let s3_key = format!(
+        "{}/backups/app/{id}/db.pgdump.zst",
+        w.s3_root.trim_start_matches('/')
+    );
     let g = garage();
     let tmp = w.dir.join("junk");
     std::fs::write(&tmp, b"not a backup").unwrap();
-    let put = g.aws(&["s3", "cp", tmp.to_str().unwrap(), &format!("s3://{}/{s3_key}", g.bucket)]);
+    let put = g.aws(&[
+        "s3",
+        "cp",
+        tmp.to_str().unwrap(),
+        &format!("s3://{}/{s3_key}", g.bucket),
+    ]);
     assert!(put.status.success(), "{}", stderr(&put));
     let dst2 = db_name("fb_dst2");
     let o = w.drctl(&["restore", "app", "--to", &pg.url(&dst2)]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("no region holds an intact copy") && e.contains("local:") && e.contains("garage:"), "{e}");
+    assert!(
+        e.contains("no region holds an intact copy")
+            && e.contains("local:")
+            && e.contains("garage:"),
+        "{e}"
+    );
 }
