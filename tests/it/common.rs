@@ -327,38 +327,22 @@ impl Garage {
 
     /// Object keys under a prefix.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let o = self.aws(&[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            &self.bucket,
-            "--prefix",
-            prefix,
-        ]);
-        assert!(
-            o.status.success(),
-            "list-objects-v2: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        json_keys(&o.stdout, "Contents")
+        self.s3api_list("list-objects-v2", prefix, "Contents")
     }
 
     /// Unfinished multipart uploads under a prefix.
     pub fn multipart_uploads(&self, prefix: &str) -> Vec<String> {
-        let o = self.aws(&[
-            "s3api",
-            "list-multipart-uploads",
-            "--bucket",
-            &self.bucket,
-            "--prefix",
-            prefix,
-        ]);
+        self.s3api_list("list-multipart-uploads", prefix, "Uploads")
+    }
+
+    fn s3api_list(&self, op: &str, prefix: &str, field: &str) -> Vec<String> {
+        let o = self.aws(&["s3api", op, "--bucket", &self.bucket, "--prefix", prefix]);
         assert!(
             o.status.success(),
-            "list-multipart-uploads: {}",
+            "{op}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        json_keys(&o.stdout, "Uploads")
+        json_keys(&o.stdout, field)
     }
 }
 
@@ -501,6 +485,26 @@ pub fn db_name(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
+}
+
+/// A seeded source database and a world with fs + Garage regions backing it up.
+pub fn seeded_world(name: &str, min_copies: usize) -> (&'static Pg, String, World) {
+    let pg = pg();
+    let src = db_name(&format!("{name}_src"));
+    seed(pg, &src);
+    let w = World::new(name);
+    w.two_regions(min_copies, &pg.url(&src), "");
+    (pg, src, w)
+}
+
+impl World {
+    /// `backup run app`, asserting success; returns the JSON report of the job.
+    pub fn backup_ok(&self) -> serde_json::Value {
+        let o = self.drctl(&["-o", "json", "backup", "run", "app"]);
+        assert!(o.status.success(), "backup failed: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        report[0].clone()
+    }
 }
 
 /// Create and fill a database with several tables, types and a few thousand rows.

@@ -13,6 +13,19 @@ fn fake_pg_dump(w: &World, body: &str) -> PathBuf {
     p
 }
 
+/// A world backing up a real database through a stand-in pg_dump running `body`.
+fn world_with_fake_dump(name: &str, body: &str, extra: &str) -> World {
+    let db = source_db();
+    let w = World::new(name);
+    let fake = fake_pg_dump(&w, body);
+    w.two_regions(
+        2,
+        &pg().url(&db),
+        &format!("      pg_dump: {}\n{extra}", fake.display()),
+    );
+    w
+}
+
 fn assert_nothing_left(w: &World) {
     assert!(
         w.fs_files().is_empty(),
@@ -41,15 +54,8 @@ fn source_db() -> String {
 
 #[test]
 fn pg_dump_failing_mid_stream_commits_nothing() {
-    let db = source_db();
-    let w = World::new("dumpfail");
     // 12 MB of incompressible bytes (more than one 8 MiB part), then an error exit.
-    let fake = fake_pg_dump(&w, "head -c 12000000 /dev/urandom\necho 'pg_dump: error: Dumping the contents of table \"orders\" failed: connection lost' >&2\nexit 1");
-    w.two_regions(
-        2,
-        &pg().url(&db),
-        &format!("      pg_dump: {}\n", fake.display()),
-    );
+    let w = world_with_fake_dump("dumpfail", "head -c 12000000 /dev/urandom\necho 'pg_dump: error: Dumping the contents of table \"orders\" failed: connection lost' >&2\nexit 1", "");
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = stderr(&o);
@@ -144,15 +150,8 @@ fn unreachable_region_with_min_copies_1_succeeds_and_says_so() {
 
 #[test]
 fn sigterm_during_upload_aborts_and_cleans_up() {
-    let db = source_db();
-    let w = World::new("sigterm");
     // 20 MB streams out (multipart upload under way), then the "dump" hangs with stdout open.
-    let fake = fake_pg_dump(&w, "head -c 20000000 /dev/urandom\nsleep 120");
-    w.two_regions(
-        2,
-        &pg().url(&db),
-        &format!("      pg_dump: {}\n", fake.display()),
-    );
+    let w = world_with_fake_dump("sigterm", "head -c 20000000 /dev/urandom\nsleep 120", "");
     let child = w
         .cmd(&["backup", "run", "app"])
         .stdout(std::process::Stdio::piped())
@@ -188,17 +187,11 @@ fn sigterm_during_upload_aborts_and_cleans_up() {
 
 #[test]
 fn memory_stays_bounded_for_a_dump_many_times_the_buffer() {
-    let db = source_db();
-    let w = World::new("memory");
     // 400 MB of incompressible bytes through zstd to two regions: several times any buffer.
-    let fake = fake_pg_dump(&w, "head -c 400000000 /dev/urandom");
-    w.two_regions(
-        2,
-        &pg().url(&db),
-        &format!(
-            "      pg_dump: {}\n      row_counts: false\n",
-            fake.display()
-        ),
+    let w = world_with_fake_dump(
+        "memory",
+        "head -c 400000000 /dev/urandom",
+        "      row_counts: false\n",
     );
     let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -4,17 +4,10 @@ use crate::common::*;
 
 #[test]
 fn backup_to_two_regions_and_restore_equals_source() {
-    let pg = pg();
-    let src = db_name("rt_src");
-    seed(pg, &src);
-    let w = World::new("roundtrip");
-    w.two_regions(2, &pg.url(&src), "");
-
-    let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
-    assert!(o.status.success(), "backup failed: {}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let id = report[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(report[0]["regions"], serde_json::json!(["local", "garage"]));
+    let (pg, src, w) = seeded_world("roundtrip", 2);
+    let report = w.backup_ok();
+    let id = report["id"].as_str().unwrap().to_string();
+    assert_eq!(report["regions"], serde_json::json!(["local", "garage"]));
 
     // Committed in both regions, manifest last: both hold the payload and the manifest.
     let manifest_fs = w.fs_root.join(format!("backups/app/{id}/manifest.json"));
@@ -83,12 +76,8 @@ fn backup_to_two_regions_and_restore_equals_source() {
 
 #[test]
 fn restore_refuses_non_empty_target_unless_told() {
-    let pg = pg();
-    let src = db_name("ne_src");
-    seed(pg, &src);
-    let w = World::new("nonempty");
-    w.two_regions(1, &pg.url(&src), "");
-    assert!(w.drctl(&["backup", "run", "app"]).status.success());
+    let (pg, _src, w) = seeded_world("nonempty", 1);
+    w.backup_ok();
 
     let dst = db_name("ne_dst");
     pg.create_db(&dst);
@@ -122,17 +111,8 @@ fn restore_refuses_non_empty_target_unless_told() {
 
 #[test]
 fn restore_falls_back_when_first_region_copy_is_corrupted() {
-    let pg = pg();
-    let src = db_name("fb_src");
-    seed(pg, &src);
-    let w = World::new("fallback");
-    w.two_regions(2, &pg.url(&src), "");
-    let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let id = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (pg, src, w) = seeded_world("fallback", 2);
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
 
     // Flip one byte in the middle of the fs copy (size unchanged).
     let payload = w.fs_root.join(format!("backups/app/{id}/db.pgdump.zst"));
