@@ -95,64 +95,78 @@ job="jobs:
 { echo "regions:"; region reg1; region reg2; echo "min_copies: 2"; echo "$job"; } > "$W/two.yaml"
 
 # ---- measuring
-declare -A WALL CPU RSS BYTES
-measure() { # name, command string, stored-bytes command
-  local name=$1 cmd=$2 bytes_cmd=$3 walls=() cpus=() rsss=()
+# Rows are registered, then run in rounds: round i runs every row once, in order. Machine
+# noise drifts over minutes, so interleaving keeps the limit and drctl under the same
+# conditions; "× limit" is the median of the per-round ratios.
+ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=()
+declare -A WALLS CPUS RSSS BYTES
+row() { ROW_NAMES+=("$1"); ROW_CMDS+=("$2"); ROW_BYTES+=("$3"); ROW_PRES+=("${4:-true}"); }
+run_rounds() {
   for i in $(seq "$RUNS"); do
-    eval "${PRE:-true}"
-    /usr/bin/time -f "%e %U %S %M" -o "$W/time" bash -c "set -o pipefail; $cmd" >/dev/null 2>"$W/err" || { echo "FAILED: $name: $(tail -5 "$W/err")" >&2; return 1; }
-    read -r e u s m < <(tail -1 "$W/time")
-    walls+=("$e"); cpus+=("$(echo "$u + $s" | bc)"); rsss+=("$m")
+    for k in "${!ROW_NAMES[@]}"; do
+      local name=${ROW_NAMES[$k]}
+      eval "${ROW_PRES[$k]}"
+      /usr/bin/time -f "%e %U %S %M" -o "$W/time" bash -c "set -o pipefail; ${ROW_CMDS[$k]}" >/dev/null 2>"$W/err" \
+        || { echo "FAILED: $name: $(tail -5 "$W/err")" >&2; exit 1; }
+      read -r e u s m < <(tail -1 "$W/time")
+      WALLS[$name]+="$e "; CPUS[$name]+="$(echo "$u + $s" | bc) "; RSSS[$name]+="$m "
+      [[ $i -eq 1 ]] && BYTES[$name]=$(eval "${ROW_BYTES[$k]}")
+      echo "  round $i: $name: wall $e s, rss $m KiB" >&2
+    done
   done
-  WALL[$name]=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f %.2f", a[int((NR+1)/2)], a[1], a[NR]}')
-  CPU[$name]=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
-  RSS[$name]=$(printf '%s\n' "${rsss[@]}" | sort -g | tail -1)
-  BYTES[$name]=$(eval "$bytes_cmd")
-  echo "  $name: wall ${WALL[$name]} cpu ${CPU[$name]} rss ${RSS[$name]}KiB" >&2
 }
-table() { # title, limit row, rows...
-  local title=$1 limit=$2; shift 2
-  local lw; lw=$(echo "${WALL[$limit]}" | cut -d' ' -f1)
-  echo; echo "### $title (rows=$ROWS, median of $RUNS)"; echo
-  echo "| row | wall s (median) | min | max | × limit | CPU s | peak RSS MiB | stored MB |"
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
+table() { # title; the first registered row is the limit
+  local title=$1 limit=${ROW_NAMES[0]}
+  local lw=(${WALLS[$limit]})
+  echo; echo "### $title (rows=$ROWS, $RUNS interleaved rounds)"; echo
+  echo "| row | wall s (median) | min | max | × limit (median of rounds) | CPU s | peak RSS MiB (max) | stored MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-  for r in "$limit" "$@"; do
-    read -r med mn mx <<<"${WALL[$r]}"
-    printf "| %s | %.2f | %.2f | %.2f | %.3f | %.2f | %.1f | %.1f |\n" "$r" "$med" "$mn" "$mx" "$(echo "$med / $lw" | bc -l)" \
-      "${CPU[$r]}" "$(echo "${RSS[$r]} / 1024" | bc -l)" "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
+  for r in "${ROW_NAMES[@]}"; do
+    local ws=(${WALLS[$r]}) ratios=""
+    for j in "${!ws[@]}"; do ratios+="$(echo "${ws[$j]} / ${lw[$j]}" | bc -l) "; done
+    local sorted; sorted=$(printf '%s\n' "${ws[@]}" | sort -g)
+    printf "| %s | %.2f | %.2f | %.2f | %.3f | %.2f | %.1f | %.1f |\n" "$r" "$(echo "${WALLS[$r]}" | median)" \
+      "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)" "$(echo "$ratios" | median)" \
+      "$(echo "${CPUS[$r]}" | median)" "$(echo "$(printf '%s\n' ${RSSS[$r]} | sort -g | tail -1) / 1024" | bc -l)" \
+      "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
   done
 }
+reset_rows() { ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=(); }
 
 if [[ $ONLY == all || $ONLY == backup ]]; then
   echo "backup rows ..." >&2
-  measure "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
-  PRE="empty_bucket seed" measure "seed script: pg_dump | gzip, aws s3 cp" \
-    "pg_dump -d $PG/bench > $W/f.sql && gzip -f $W/f.sql && $AWS s3 cp --quiet $W/f.sql.gz s3://seed/f.sql.gz && rm -f $W/f.sql.gz" "bucket_bytes seed"
-  PRE="empty_bucket shell" measure "shell stream: pg_dump | zstd -T0 -3 | aws s3 cp -" \
-    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | $AWS s3 cp --quiet - s3://shell/a/f.zst" "bucket_bytes shell a/"
-  PRE="empty_bucket shell" measure "shell stream, 2 regions (tee)" \
-    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | tee >($AWS s3 cp --quiet - s3://shell/b/f.zst) | $AWS s3 cp --quiet - s3://shell/c/f.zst; wait" "bucket_bytes shell"
-  PRE="empty_bucket restic" measure "restic backup --stdin (fresh repo)" \
-    "RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo init && pg_dump -Fc -Z0 -d $PG/bench | RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo backup --stdin --stdin-filename bench.dump" "bucket_bytes restic"
-  PRE="empty_bucket reg1" measure "drctl, 1 region" "$DRCTL -c $W/one.yaml --log-format json backup run bench" "bucket_bytes reg1"
-  PRE="empty_bucket reg1; empty_bucket reg2" measure "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" "bucket_bytes reg1; true"
-  BYTES["drctl, 2 regions"]=$(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))
-  table "Backup" "limit: pg_dump -Fc -Z0 > /dev/null" "seed script: pg_dump | gzip, aws s3 cp" \
-    "shell stream: pg_dump | zstd -T0 -3 | aws s3 cp -" "shell stream, 2 regions (tee)" "restic backup --stdin (fresh repo)" \
-    "drctl, 1 region" "drctl, 2 regions" | tee "$W/backup.md"
+  row "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
+  row "seed script: pg_dump | gzip, aws s3 cp" \
+    "pg_dump -d $PG/bench > $W/f.sql && gzip -f $W/f.sql && $AWS s3 cp --quiet $W/f.sql.gz s3://seed/f.sql.gz && rm -f $W/f.sql.gz" \
+    "bucket_bytes seed" "empty_bucket seed"
+  row "shell stream: pg_dump | zstd -T0 -3 | aws s3 cp -" \
+    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | $AWS s3 cp --quiet - s3://shell/a/f.zst" "bucket_bytes shell a/" "empty_bucket shell"
+  row "shell stream, 2 regions (tee)" \
+    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | tee >($AWS s3 cp --quiet - s3://shell/b/f.zst) | $AWS s3 cp --quiet - s3://shell/c/f.zst; wait" \
+    "bucket_bytes shell" "empty_bucket shell"
+  row "restic backup --stdin (fresh repo)" \
+    "RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo init && pg_dump -Fc -Z0 -d $PG/bench | RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo backup --stdin --stdin-filename bench.dump" \
+    "bucket_bytes restic" "empty_bucket restic"
+  row "drctl, 1 region" "$DRCTL -c $W/one.yaml --log-format json backup run bench" "bucket_bytes reg1" "empty_bucket reg1"
+  row "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" \
+    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  run_rounds
+  table "Backup" | tee "$W/backup.md"
+  reset_rows
 fi
 
 if [[ $ONLY == all || $ONLY == restore ]]; then
   echo "restore rows ..." >&2
   pg_dump -Fc -Z0 -d "$PG/bench" -f "$W/f.dump"
   zstd -q -3 -f "$W/f.dump" -o "$W/f.zst" && $AWS s3 cp --quiet "$W/f.zst" s3://shell/restore/f.zst
-  [[ -n $($AWS s3 ls s3://reg1/drctl/backups/bench/ 2>/dev/null) ]] || $DRCTL -c "$W/one.yaml" --log-format json backup run bench >/dev/null 2>&1
-  newdb() { psql -X -q "$PG/postgres" -c "DROP DATABASE IF EXISTS restored" -c "CREATE DATABASE restored"; }
-  PRE=newdb measure "limit: pg_restore from a local file" "pg_restore -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump"
-  PRE=newdb measure "limit, parallel: pg_restore -j 2" "pg_restore -j 2 -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump"
-  PRE=newdb measure "shell stream: aws s3 cp - | zstd -d | pg_restore" "$AWS s3 cp --quiet s3://shell/restore/f.zst - | zstd -q -d | pg_restore -d $PG/restored" "stat -c %s $W/f.zst"
-  PRE=newdb measure "drctl restore" "$DRCTL -c $W/one.yaml --log-format json restore bench --to $PG/restored" "bucket_bytes reg1"
-  PRE=newdb measure "drctl restore --jobs 2" "$DRCTL -c $W/one.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg1"
-  table "Restore" "limit: pg_restore from a local file" "limit, parallel: pg_restore -j 2" \
-    "shell stream: aws s3 cp - | zstd -d | pg_restore" "drctl restore" "drctl restore --jobs 2" | tee "$W/restore.md"
+  empty_bucket reg1; $DRCTL -c "$W/one.yaml" --log-format json backup run bench >/dev/null 2>&1
+  newdb() { psql -X -q "$PG/postgres" -c "DROP DATABASE IF EXISTS restored" -c "CREATE DATABASE restored" 2>/dev/null; }
+  row "limit: pg_restore from a local file" "pg_restore -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump" newdb
+  row "limit, parallel: pg_restore -j 2" "pg_restore -j 2 -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump" newdb
+  row "shell stream: aws s3 cp - | zstd -d | pg_restore" "$AWS s3 cp --quiet s3://shell/restore/f.zst - | zstd -q -d | pg_restore -d $PG/restored" "stat -c %s $W/f.zst" newdb
+  row "drctl restore" "$DRCTL -c $W/one.yaml --log-format json restore bench --to $PG/restored" "bucket_bytes reg1" newdb
+  row "drctl restore --jobs 2" "$DRCTL -c $W/one.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg1" newdb
+  run_rounds
+  table "Restore" | tee "$W/restore.md"
 fi
