@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 # default dataset (1.5M messages, ~730 MB dump), 3 runs
 #   BENCH_ROWS=3000000 bench/run.sh   # double the data (is peak RSS flat?)
-#   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh
+#   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh      # backup | restore | drctl (limit + drctl only)
 #
 # Services: a PostgreSQL from the installed server binaries and one Garage (S3-compatible)
 # on loopback; "2 regions" are two buckets on it. Prints markdown tables: wall (median, min,
@@ -133,6 +133,15 @@ table() { # title; the first registered row is the limit
   done
 }
 reset_rows() { ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=(); }
+
+if [[ $ONLY == drctl ]]; then
+  # Only the limit and drctl: for the "peak RSS flat when the database doubles" check.
+  row "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
+  row "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" \
+    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  run_rounds
+  table "Backup, limit and drctl only" | tee "$W/backup-drctl.md"
+fi
 
 if [[ $ONLY == all || $ONLY == backup ]]; then
   echo "backup rows ..." >&2
