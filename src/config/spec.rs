@@ -103,12 +103,14 @@ pub struct JobSpec {
 /// What to back up. One variant per source kind.
 pub enum SourceSpec {
     Postgres(PostgresSpec),
+    Redis(RedisSpec),
 }
 
 impl SourceSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSpec::Postgres(_) => "postgres",
+            SourceSpec::Redis(_) => "redis",
         }
     }
 }
@@ -134,6 +136,24 @@ pub struct PostgresSpec {
     /// Extra pg_dump arguments, e.g. `["--exclude-table=audit_log"]`.
     #[serde(default)]
     pub extra_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    /// `redis://[user:password@]host:6379`. The snapshot is taken over the replication
+    /// protocol, so the user needs the replication commands (`PSYNC`, `REPLCONF`).
+    #[serde(deserialize_with = "redis_url")]
+    #[schemars(with = "String")]
+    pub url: Secret,
+}
+
+fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    parse_scalar(d, "a redis:// URL", |raw| {
+        let url = expand(raw, |k| std::env::var(k).ok())?;
+        crate::source::redis::check_url(&url).map_err(|e| format!("source.url: {e}"))?;
+        Ok(Secret(Interp(url)))
+    })
 }
 
 fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {

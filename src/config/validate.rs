@@ -102,7 +102,7 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
         }
         match &j.source {
             // URL syntax is checked while parsing; nothing cross-field yet.
-            SourceSpec::Postgres(_) => {}
+            SourceSpec::Postgres(_) | SourceSpec::Redis(_) => {}
         }
         if let Some(v) = &j.verify {
             if v.level == VerifyLevel::Restore && v.scratch.is_none() {

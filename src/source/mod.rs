@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod redis;
 
 use crate::config::SourceSpec;
 use crate::error::Result;
@@ -75,6 +76,7 @@ pub trait RestoreTarget: Send + Sync {
 pub fn backup_source(spec: &SourceSpec) -> Result<Box<dyn BackupSource>> {
     Ok(match spec {
         SourceSpec::Postgres(pg) => Box::new(postgres::PostgresSource::new(pg.clone())),
+        SourceSpec::Redis(r) => Box::new(redis::RedisSource::new(r.clone())),
     })
 }
 
@@ -85,5 +87,6 @@ pub fn restore_target(
 ) -> Result<Box<dyn RestoreTarget>> {
     Ok(match spec {
         SourceSpec::Postgres(pg) => Box::new(postgres::PostgresTarget::new(pg, to, opts)?),
+        SourceSpec::Redis(_) => Box::new(redis::RdbFileTarget::new(to, opts)?),
     })
 }

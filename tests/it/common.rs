@@ -39,8 +39,8 @@ pub fn tempdir(prefix: &str) -> PathBuf {
     d.keep()
 }
 
-/// Spawn a long-lived server whose life is tied to this test process.
-fn spawn_server(mut cmd: Command) -> u32 {
+/// Spawn a long-lived server whose life is tied to this test process; returns its pid.
+pub fn spawn_server(mut cmd: Command) -> u32 {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         unsafe {
@@ -500,7 +500,11 @@ pub fn seeded_world(name: &str, min_copies: usize) -> (&'static Pg, String, Worl
 impl World {
     /// `backup run app`, asserting success; returns the JSON report of the job.
     pub fn backup_ok(&self) -> serde_json::Value {
-        let o = self.drctl(&["-o", "json", "backup", "run", "app"]);
+        self.backup_ok_job("app")
+    }
+
+    pub fn backup_ok_job(&self, job: &str) -> serde_json::Value {
+        let o = self.drctl(&["-o", "json", "backup", "run", job]);
         assert!(o.status.success(), "backup failed: {}", stderr(&o));
         let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         report[0].clone()

@@ -1,0 +1,228 @@
+//! Redis: snapshot over the replication protocol to fs + Garage, restored as an RDB file that
+//! a fresh redis-server loads; the whole dataset (types, values, TTLs, dbs) must be identical.
+
+use crate::common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Redis {
+    port: u16,
+    pid: u32,
+}
+
+impl Redis {
+    /// A redis-server on a random loopback port; `extra` are more `--name value` settings.
+    fn start(dir: &Path, extra: &[&str]) -> Redis {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ])
+        .args(extra)
+        .stdout(Stdio::null());
+        let pid = spawn_server(cmd);
+        let r = Redis { port, pid };
+        let start = Instant::now();
+        while r.cli(&["PING"]).trim() != "PONG" {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let o = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt: redis-tools)");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    /// Feed commands (one per line) through redis-cli.
+    fn feed(&self, db: u32, commands: &str) {
+        let mut c = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "-n", &db.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(commands.as_bytes())
+            .unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+fn world(name: &str, redis_url: &str) -> World {
+    let w = World::new(name);
+    let g = garage();
+    w.write_config(&format!(
+        "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
+         jobs:\n  - name: cache\n    source: {{ kind: redis, url: \"{redis_url}\" }}\n",
+        fs = w.fs_root.display(),
+        b = g.bucket,
+        root = w.s3_root,
+        r = GARAGE_REGION,
+        e = g.endpoint,
+    ));
+    w
+}
+
+fn populate(r: &Redis) {
+    let mut cmds = String::new();
+    for i in 0..500 {
+        cmds += &format!(
+            "SET str:{i} \"value {i} with spaces\"\nHSET hash:{i} f1 {i} f2 \"x y\" f3 {}\n",
+            i * 7
+        );
+        cmds += &format!("RPUSH list:{i} a b c {i}\nSADD set:{i} m1 m2 {i}\nZADD zset:{i} 1.5 one 2.25 two {i} n\n");
+        cmds += &format!("SET ttl:{i} v EX {}\n", 3600 + i);
+    }
+    cmds += "SADD intset 1 2 3 4 5\nRPUSH biglist ";
+    cmds += &(0..2000)
+        .map(|i| format!("element-{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    cmds += "\nXADD events * kind login user 1\nXADD events * kind logout user 1\nXGROUP CREATE events g1 0\nXREADGROUP GROUP g1 c1 COUNT 1 STREAMS events >\n";
+    r.feed(0, &cmds);
+    r.feed(
+        5,
+        "SET other-db yes\nHSET h a 1\nSET short-ttl v PX 900000\n",
+    );
+    assert!(r
+        .cli(&["DEBUG", "POPULATE", "200000", "pop", "64"])
+        .contains("OK"));
+}
+
+#[test]
+fn redis_snapshot_round_trips_through_two_regions() {
+    let dir = tempdir("redis-");
+    let src = Redis::start(&dir.join("src"), &[]);
+    populate(&src);
+    let w = world("redis-rt", &src.url());
+
+    let report = w.backup_ok_job("cache");
+    let id = report["id"].as_str().unwrap().to_string();
+    assert_eq!(report["regions"], serde_json::json!(["local", "garage"]));
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.fs_root.join(format!("backups/cache/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["source"]["kind"], "redis");
+    assert_eq!(m["artifacts"][0]["path"], "dump.rdb.zst");
+    assert!(m["artifacts"][0]["facts"]["rdb_version"].as_u64().unwrap() >= 9);
+
+    // Restore from the S3 region to a file, cold-start a fresh server on it, compare.
+    let restored = dir.join("restored");
+    let o = w.drctl(&[
+        "restore",
+        "cache",
+        "--region",
+        "garage",
+        "--to",
+        &format!("file:{}", restored.join("dump.rdb").display()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dst = Redis::start(&restored, &["--dbfilename", "dump.rdb"]);
+    // DEBUG DIGEST covers every key of every db: type, value and expiry.
+    assert_eq!(dst.cli(&["DEBUG", "DIGEST"]), src.cli(&["DEBUG", "DIGEST"]));
+    assert_eq!(
+        dst.cli(&["-n", "0", "DBSIZE"]),
+        src.cli(&["-n", "0", "DBSIZE"])
+    );
+    assert_eq!(dst.cli(&["-n", "5", "GET", "other-db"]).trim(), "yes");
+    let ttl = |r: &Redis| r.cli(&["TTL", "ttl:42"]).trim().parse::<i64>().unwrap();
+    assert!(
+        (ttl(&src) - ttl(&dst)).abs() <= 1,
+        "TTL kept within a second"
+    );
+    assert_eq!(
+        dst.cli(&["XPENDING", "events", "g1"])
+            .lines()
+            .next()
+            .map(str::trim),
+        Some("1")
+    );
+
+    // Restoring over an existing file needs --clean.
+    let o = w.drctl(&[
+        "restore",
+        "cache",
+        "--to",
+        &format!("file:{}", restored.join("dump.rdb").display()),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn redis_killed_mid_stream_fails_and_leaves_nothing() {
+    let dir = tempdir("redis-kill-");
+    // rdb-key-save-delay (microseconds per key) makes the snapshot slow enough to kill.
+    let src = Redis::start(&dir.join("src"), &["--rdb-key-save-delay", "200"]);
+    assert!(src
+        .cli(&["DEBUG", "POPULATE", "50000", "k", "512"])
+        .contains("OK"));
+    let w = world("redis-kill", &src.url());
+    let child = w
+        .cmd(&["backup", "run", "cache"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill only once the snapshot is being produced for our replica connection.
+    let start = Instant::now();
+    while !src
+        .cli(&["INFO", "persistence"])
+        .contains("rdb_bgsave_in_progress:1")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "snapshot never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(src.pid as i32, libc::SIGKILL) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("closed the connection before the snapshot ended"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(w.fs_files().is_empty(), "{:?}", w.fs_files());
+    assert!(
+        w.s3_keys().iter().all(|k| !k.contains("/backups/")),
+        "{:?}",
+        w.s3_keys()
+    );
+    assert!(w.s3_uploads().is_empty());
+}
