@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod rdb;
 pub mod redis;
 
 use crate::config::SourceSpec;

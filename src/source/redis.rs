@@ -10,6 +10,7 @@
 //! `consistent_at` is the instant drctl sent `PSYNC`: the server forks its snapshot after that
 //! (possibly `repl-diskless-sync-delay` later), so RPO measured from it is never understated.
 
+use super::rdb::{ChannelReader, RdbFacts, Walker};
 use super::{
     ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo,
     SourceRun,
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_util::sync::PollSender;
 
 const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
 
@@ -228,10 +230,15 @@ impl BackupSource for RedisSource {
         };
         tracing::info!(server = %t.redacted, %version, %consistent_at, diskless = matches!(framing, Framing::Mark { .. }), "Redis snapshot streaming");
         let check = Arc::new(Mutex::new(RdbCheck::default()));
+        // The walker follows the same bytes on a blocking thread to count keys per db.
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let walker =
+            tokio::task::spawn_blocking(move || Walker::new(ChannelReader::new(rx)).walk());
         let stream = RdbStream {
             io: c.io,
             framing,
             check: check.clone(),
+            walker: Some(PollSender::new(tx)),
             done: false,
             redacted: t.redacted.clone(),
         };
@@ -242,6 +249,7 @@ impl BackupSource for RedisSource {
             },
             stream: Some(stream),
             check,
+            walker: Some(walker),
         }))
     }
 }
@@ -250,6 +258,7 @@ struct RedisRun {
     info: SnapshotInfo,
     stream: Option<RdbStream>,
     check: Arc<Mutex<RdbCheck>>,
+    walker: Option<tokio::task::JoinHandle<std::result::Result<RdbFacts, String>>>,
 }
 
 #[async_trait]
@@ -267,16 +276,34 @@ impl SourceRun for RedisRun {
     }
 
     async fn finish_artifact(&mut self) -> Result<serde_json::Value> {
-        let c = self.check.lock().unwrap_or_else(|p| p.into_inner());
-        c.verdict().map_err(|m| {
+        let invalid = |m: String| {
             Error::failed(format!("the RDB snapshot is not valid: {m}"))
                 .hint("the backup was not committed; run it again")
-        })?;
-        Ok(serde_json::json!({ "rdb_version": c.version, "rdb_bytes": c.total }))
+        };
+        let total = {
+            let c = self.check.lock().unwrap_or_else(|p| p.into_inner());
+            c.verdict().map_err(invalid)?;
+            c.total
+        };
+        let walker = self
+            .walker
+            .take()
+            .ok_or_else(|| Error::failed("RDB walker already finished"))?;
+        let facts = walker
+            .await
+            .map_err(|e| Error::failed(format!("RDB walker failed: {e}")))?
+            .map_err(invalid)?;
+        let keys: u64 = facts.dbs.values().map(|d| d.keys).sum();
+        Ok(
+            serde_json::json!({ "rdb_version": facts.version, "rdb_bytes": total, "keys": keys, "dbs": facts.dbs }),
+        )
     }
 
     async fn abort(&mut self) {
         self.stream.take();
+        if let Some(w) = self.walker.take() {
+            w.abort();
+        }
     }
 }
 
@@ -354,6 +381,8 @@ struct RdbStream {
     io: BufReader<TcpStream>,
     framing: Framing,
     check: Arc<Mutex<RdbCheck>>,
+    /// Feeds the key-counting walker; `None` once it has stopped listening.
+    walker: Option<PollSender<bytes::Bytes>>,
     done: bool,
     redacted: String,
 }
@@ -368,6 +397,14 @@ impl AsyncRead for RdbStream {
         loop {
             if this.done {
                 return Poll::Ready(Ok(()));
+            }
+            // Room for the walker first, so nothing read from the socket has to wait.
+            if let Some(w) = this.walker.as_mut() {
+                match w.poll_reserve(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => this.walker = None,
+                }
             }
             let mut tmp = vec![0u8; buf.remaining().min(256 * 1024)];
             let want = match &this.framing {
@@ -415,6 +452,11 @@ impl AsyncRead for RdbStream {
                     }
                 }
             };
+            if let Some(w) = this.walker.as_mut() {
+                if w.send_item(bytes::Bytes::copy_from_slice(&out)).is_err() {
+                    this.walker = None;
+                }
+            }
             {
                 let mut c = this.check.lock().unwrap_or_else(|p| p.into_inner());
                 c.feed(&out);

@@ -138,7 +138,34 @@ fn redis_snapshot_round_trips_through_two_regions() {
     .unwrap();
     assert_eq!(m["source"]["kind"], "redis");
     assert_eq!(m["artifacts"][0]["path"], "dump.rdb.zst");
-    assert!(m["artifacts"][0]["facts"]["rdb_version"].as_u64().unwrap() >= 9);
+    let facts = &m["artifacts"][0]["facts"];
+    assert!(facts["rdb_version"].as_u64().unwrap() >= 9);
+    // Facts counted from the stream equal what the server says it holds.
+    for db in [0, 5] {
+        let dbsize: u64 = src
+            .cli(&["-n", &db.to_string(), "DBSIZE"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            facts["dbs"][db.to_string()]["keys"],
+            dbsize,
+            "keys in db {db}: {facts}"
+        );
+    }
+    let keyspace = src.cli(&["INFO", "keyspace"]);
+    let expires = |db: &str| {
+        keyspace
+            .lines()
+            .find(|l| l.starts_with(db))
+            .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("expires=")))
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(facts["dbs"]["0"]["expiring"], expires("db0:"));
+    assert_eq!(facts["dbs"]["5"]["expiring"], expires("db5:"));
 
     // Restore from the S3 region to a file, cold-start a fresh server on it, compare.
     let restored = dir.join("restored");
