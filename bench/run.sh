@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 # default dataset (1.5M messages, ~730 MB dump), 3 runs
 #   BENCH_ROWS=3000000 bench/run.sh   # double the data (is peak RSS flat?)
-#   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh      # backup | restore | drctl (limit + drctl only)
+#   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh      # backup | restore | drctl (limit + drctl only) | redis
 #
 # Services: a PostgreSQL from the installed server binaries and one Garage (S3-compatible)
 # on loopback; "2 regions" are two buckets on it. Prints markdown tables: wall (median, min,
@@ -38,9 +38,11 @@ PGPORT=$(free_port)
 PGCTL="${RUNAS[*]} $PGBIN/pg_ctl -D $W/pg/data"
 $PGCTL -l "$W/pg/log" -w -o "-p $PGPORT -k $W/pg -c listen_addresses=127.0.0.1 -c max_wal_size=4GB" start >/dev/null
 PG=postgres://postgres@127.0.0.1:$PGPORT
-echo "loading $(basename "$DATASET") with rows=$ROWS ..." >&2
 psql -X -q "$PG/postgres" -c "CREATE DATABASE bench"
-psql -X -q -v ON_ERROR_STOP=1 -v rows="$ROWS" -d "$PG/bench" -f "$DATASET" >/dev/null
+if [[ $ONLY != redis ]]; then
+  echo "loading $(basename "$DATASET") with rows=$ROWS ..." >&2
+  psql -X -q -v ON_ERROR_STOP=1 -v rows="$ROWS" -d "$PG/bench" -f "$DATASET" >/dev/null
+fi
 
 # ---- Garage, one server, buckets reg1 reg2 (and restic)
 G=$W/garage; mkdir -p "$G"
@@ -162,6 +164,30 @@ if [[ $ONLY == all || $ONLY == backup ]]; then
     'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
   run_rounds
   table "Backup" | tee "$W/backup.md"
+  reset_rows
+fi
+
+if [[ $ONLY == all || $ONLY == redis ]]; then
+  echo "redis rows ..." >&2
+  RPORT=$(free_port); mkdir -p "$W/redis"
+  redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$W/redis" --save "" --appendonly no \
+    --enable-debug-command yes --repl-diskless-sync-delay 0 >"$W/redis/log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$RPORT" DEBUG POPULATE 2000000 key 256 >/dev/null
+  for n in 1 2; do
+    { echo "regions:"; region reg1; [[ $n == 2 ]] && region reg2; echo "min_copies: $n"
+      echo "jobs:"; echo "  - name: cache"; echo "    source: { kind: redis, url: \"redis://127.0.0.1:$RPORT\" }"; } > "$W/redis$n.yaml"
+  done
+  # redis-cli 7.0 fsyncs its output, which /dev/null refuses: the limit writes a local file.
+  row "limit: redis-cli --rdb FILE" "redis-cli -p $RPORT --rdb $W/limit.rdb && rm -f $W/limit.rdb" "echo 0"
+  row "shell: redis-cli --rdb f && zstd f && aws s3 cp" \
+    "redis-cli -p $RPORT --rdb $W/f.rdb && zstd -q -f $W/f.rdb && $AWS s3 cp --quiet $W/f.rdb.zst s3://shell/r/f.rdb.zst" \
+    "bucket_bytes shell r/" "empty_bucket shell; rm -f $W/f.rdb $W/f.rdb.zst"
+  row "drctl, 1 region" "$DRCTL -c $W/redis1.yaml --log-format json backup run cache" "bucket_bytes reg1" "empty_bucket reg1"
+  row "drctl, 2 regions" "$DRCTL -c $W/redis2.yaml --log-format json backup run cache" \
+    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  run_rounds
+  table "Redis backup (DEBUG POPULATE 2000000 key 256)" | tee "$W/redis.md"
   reset_rows
 fi
 
