@@ -321,7 +321,6 @@ struct RdbCheck {
     tail: Vec<u8>,
     digest: crc::Digest<'static, u64>,
     total: u64,
-    version: u32,
     complete: bool,
 }
 
@@ -332,7 +331,6 @@ impl Default for RdbCheck {
             tail: Vec::new(),
             digest: CRC.digest(),
             total: 0,
-            version: 0,
             complete: false,
         }
     }
@@ -460,13 +458,7 @@ impl AsyncRead for RdbStream {
             {
                 let mut c = this.check.lock().unwrap_or_else(|p| p.into_inner());
                 c.feed(&out);
-                if this.done {
-                    c.complete = true;
-                    c.version = std::str::from_utf8(c.head.get(5..9).unwrap_or_default())
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                }
+                c.complete = this.done;
             }
             if !out.is_empty() {
                 buf.put_slice(&out);
@@ -479,12 +471,10 @@ impl AsyncRead for RdbStream {
 impl RdbStream {
     fn finish(&mut self) {
         self.done = true;
-        let mut c = self.check.lock().unwrap_or_else(|p| p.into_inner());
-        c.complete = true;
-        c.version = std::str::from_utf8(c.head.get(5..9).unwrap_or_default())
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        self.check
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .complete = true;
     }
 }
 
