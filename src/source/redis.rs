@@ -429,29 +429,30 @@ impl AsyncRead for RdbStream {
                     ),
                 )));
             }
-            let out: Vec<u8> = match &mut this.framing {
+            let out: bytes::Bytes = match &mut this.framing {
                 Framing::Len(n) => {
                     *n -= got.len() as u64;
                     if *n == 0 {
                         this.done = true;
                     }
-                    got
+                    got.into()
                 }
                 Framing::Mark { mark, held } => {
                     held.extend_from_slice(&got);
                     if let Some(pos) = held.windows(mark.len()).position(|w| w == mark.as_slice()) {
                         this.done = true;
-                        held[..pos].to_vec()
+                        bytes::Bytes::copy_from_slice(&held[..pos])
                     } else if held.len() > mark.len() {
                         let cut = held.len() - mark.len();
-                        held.drain(..cut).collect()
+                        held.drain(..cut).collect::<Vec<u8>>().into()
                     } else {
-                        Vec::new()
+                        bytes::Bytes::new()
                     }
                 }
             };
             if let Some(w) = this.walker.as_mut() {
-                if w.send_item(bytes::Bytes::copy_from_slice(&out)).is_err() {
+                // The same buffer, reference-counted: no second copy for the walker.
+                if w.send_item(out.clone()).is_err() {
                     this.walker = None;
                 }
             }
