@@ -134,7 +134,7 @@ async fn run_inner(
         artifacts,
         regions: live.iter().map(|r| r.name.clone()).collect(),
     };
-    commit(cfg, &regions, &mut live, &mut failed, &mut manifest, cancel).await?;
+    commit(cfg, &regions, &live, &mut failed, &mut manifest, cancel).await?;
 
     Ok(BackupReport {
         job: job.name.0.clone(),
@@ -233,7 +233,7 @@ async fn stream_all(
 async fn commit(
     cfg: &Config,
     all: &[Region],
-    live: &mut Vec<Region>,
+    live: &[Region],
     failed: &mut Vec<RegionFailure>,
     m: &mut Manifest,
     cancel: &CancellationToken,
@@ -269,7 +269,6 @@ async fn commit(
         }
     }
     m.regions = committed.iter().map(|r| r.name.clone()).collect();
-    *live = committed;
     Ok(())
 }
 
