@@ -503,6 +503,19 @@ impl World {
         self.backup_ok_job("app")
     }
 
+    /// `restore app --region R --to URL`, asserting success; returns the JSON report.
+    pub fn restore_ok(&self, region: &str, to: &str) -> serde_json::Value {
+        let o = self.drctl(&[
+            "-o", "json", "restore", "app", "--region", region, "--to", to,
+        ]);
+        assert!(
+            o.status.success(),
+            "restore from {region} failed: {}",
+            stderr(&o)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
     pub fn backup_ok_job(&self, job: &str) -> serde_json::Value {
         let o = self.drctl(&["-o", "json", "backup", "run", job]);
         assert!(o.status.success(), "backup failed: {}", stderr(&o));

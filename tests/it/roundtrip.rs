@@ -48,22 +48,7 @@ fn backup_to_two_regions_and_restore_equals_source() {
     assert_eq!(want.len(), 3);
     for region in ["garage", "local"] {
         let dst = db_name("rt_dst");
-        let o = w.drctl(&[
-            "-o",
-            "json",
-            "restore",
-            "app",
-            "--region",
-            region,
-            "--to",
-            &pg.url(&dst),
-        ]);
-        assert!(
-            o.status.success(),
-            "restore from {region} failed: {}",
-            stderr(&o)
-        );
-        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let r = w.restore_ok(region, &pg.url(&dst));
         assert_eq!(r["region"], region);
         assert_eq!(r["backup"], id.as_str());
         assert_eq!(table_digests(pg, &dst), want, "restored from {region}");
@@ -122,18 +107,7 @@ fn restore_falls_back_when_first_region_copy_is_corrupted() {
     std::fs::write(&payload, bytes).unwrap();
 
     let dst = db_name("fb_dst");
-    let o = w.drctl(&[
-        "-o",
-        "json",
-        "restore",
-        "app",
-        "--region",
-        "local",
-        "--to",
-        &pg.url(&dst),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = w.restore_ok("local", &pg.url(&dst));
     assert_eq!(r["region"], "garage", "fell back to the intact copy");
     assert!(
         r["skipped_regions"][0]
