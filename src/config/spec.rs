@@ -146,6 +146,19 @@ pub struct RedisSpec {
     #[serde(deserialize_with = "redis_url")]
     #[schemars(with = "String")]
     pub url: Secret,
+    /// How the snapshot is taken. `replication` (default): one point-in-time RDB over the
+    /// replication protocol. `dump`: SCAN + PTTL + DUMP per key, for servers that refuse
+    /// replication commands (managed Redis); not point-in-time, stated in the manifest.
+    #[serde(default)]
+    pub method: RedisMethod,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMethod {
+    #[default]
+    Replication,
+    Dump,
 }
 
 fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {

@@ -5,7 +5,6 @@
 
 pub mod postgres;
 pub mod process;
-pub mod rdb;
 pub mod redis;
 
 use crate::config::SourceSpec;
@@ -88,6 +87,6 @@ pub fn restore_target(
 ) -> Result<Box<dyn RestoreTarget>> {
     Ok(match spec {
         SourceSpec::Postgres(pg) => Box::new(postgres::PostgresTarget::new(pg, to, opts)?),
-        SourceSpec::Redis(_) => Box::new(redis::RdbFileTarget::new(to, opts)?),
+        SourceSpec::Redis(_) => redis::restore_target(to, opts)?,
     })
 }

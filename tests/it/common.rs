@@ -505,9 +505,20 @@ impl World {
 
     /// `restore app --region R --to URL`, asserting success; returns the JSON report.
     pub fn restore_ok(&self, region: &str, to: &str) -> serde_json::Value {
-        let o = self.drctl(&[
-            "-o", "json", "restore", "app", "--region", region, "--to", to,
-        ]);
+        self.restore_job_ok("app", region, to, &[])
+    }
+
+    /// `restore JOB --region R --to URL [extra...]`, asserting success; returns the JSON report.
+    pub fn restore_job_ok(
+        &self,
+        job: &str,
+        region: &str,
+        to: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let mut args = vec!["-o", "json", "restore", job, "--region", region, "--to", to];
+        args.extend_from_slice(extra);
+        let o = self.drctl(&args);
         assert!(
             o.status.success(),
             "restore from {region} failed: {}",

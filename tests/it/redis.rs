@@ -1,5 +1,6 @@
-//! Redis: snapshot over the replication protocol to fs + Garage, restored as an RDB file that
-//! a fresh redis-server loads; the whole dataset (types, values, TTLs, dbs) must be identical.
+//! Redis: snapshot over the replication protocol (or SCAN+DUMP) to fs + Garage, restored as an
+//! RDB file that a fresh redis-server loads and by RESTORE replay into a live server; the whole
+//! dataset (types, values, TTLs, dbs) must be identical.
 
 use crate::common::*;
 use std::path::Path;
@@ -82,11 +83,16 @@ impl Redis {
 }
 
 fn world(name: &str, redis_url: &str) -> World {
+    world_with(name, redis_url, "")
+}
+
+/// `source_extra`: more fields of the job's source, e.g. `, method: dump`.
+fn world_with(name: &str, redis_url: &str, source_extra: &str) -> World {
     let w = World::new(name);
     let g = garage();
     w.write_config(&format!(
         "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
-         jobs:\n  - name: cache\n    source: {{ kind: redis, url: \"{redis_url}\" }}\n",
+         jobs:\n  - name: cache\n    source: {{ kind: redis, url: \"{redis_url}\"{source_extra} }}\n",
         fs = w.fs_root.display(),
         b = g.bucket,
         root = w.s3_root,
@@ -106,6 +112,8 @@ fn populate(r: &Redis) {
         cmds += &format!("RPUSH list:{i} a b c {i}\nSADD set:{i} m1 m2 {i}\nZADD zset:{i} 1.5 one 2.25 two {i} n\n");
         cmds += &format!("SET ttl:{i} v EX {}\n", 3600 + i);
     }
+    // Long repetitive keys and values are LZF-compressed in the RDB.
+    cmds += &format!("SET {}:lzf {}\n", "k".repeat(80), "v".repeat(5000));
     cmds += "SADD intset 1 2 3 4 5\nRPUSH biglist ";
     cmds += &(0..2000)
         .map(|i| format!("element-{i}"))
@@ -169,15 +177,12 @@ fn redis_snapshot_round_trips_through_two_regions() {
 
     // Restore from the S3 region to a file, cold-start a fresh server on it, compare.
     let restored = dir.join("restored");
-    let o = w.drctl(&[
-        "restore",
+    w.restore_job_ok(
         "cache",
-        "--region",
         "garage",
-        "--to",
         &format!("file:{}", restored.join("dump.rdb").display()),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        &[],
+    );
     let dst = Redis::start(&restored, &["--dbfilename", "dump.rdb"]);
     // DEBUG DIGEST covers every key of every db: type, value and expiry.
     assert_eq!(dst.cli(&["DEBUG", "DIGEST"]), src.cli(&["DEBUG", "DIGEST"]));
@@ -197,6 +202,25 @@ fn redis_snapshot_round_trips_through_two_regions() {
             .next()
             .map(str::trim),
         Some("1")
+    );
+
+    // Replay into a live, empty server: the same dataset, expiry instants included.
+    let live = Redis::start(&dir.join("live"), &[]);
+    w.restore_job_ok("cache", "local", &live.url(), &[]);
+    assert_eq!(
+        live.cli(&["DEBUG", "DIGEST"]),
+        src.cli(&["DEBUG", "DIGEST"])
+    );
+    assert!((ttl(&src) - ttl(&live)).abs() <= 1);
+    // Now it holds keys: a second replay needs --clean, which replaces them.
+    let o = w.drctl(&["restore", "cache", "--to", &live.url()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    live.cli(&["SET", "str:1", "changed"]);
+    w.restore_job_ok("cache", "local", &live.url(), &["--clean"]);
+    assert_eq!(
+        live.cli(&["DEBUG", "DIGEST"]),
+        src.cli(&["DEBUG", "DIGEST"])
     );
 
     // Restoring over an existing file needs --clean.
@@ -252,4 +276,84 @@ fn redis_killed_mid_stream_fails_and_leaves_nothing() {
         w.s3_keys()
     );
     assert!(w.s3_uploads().is_empty());
+}
+
+#[test]
+fn redis_without_replication_rights_backs_up_with_scan_dump() {
+    let dir = tempdir("redis-dump-");
+    let src = Redis::start(&dir.join("src"), &[]);
+    populate(&src);
+    // A managed-Redis-like user: everything but the replication commands.
+    assert!(src
+        .cli(&[
+            "ACL",
+            "SETUSER",
+            "backup",
+            "on",
+            ">s3cret",
+            "~*",
+            "&*",
+            "+@all",
+            "-psync",
+            "-sync",
+            "-replconf"
+        ])
+        .contains("OK"));
+    let url = format!("redis://backup:s3cret@127.0.0.1:{}", src.port);
+
+    let w = world("redis-norepl", &url);
+    let o = w.drctl(&["backup", "run", "cache"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("method: dump"), "{}", stderr(&o));
+    assert!(w.fs_files().is_empty(), "{:?}", w.fs_files());
+
+    let w = world_with("redis-dump", &url, ", method: dump");
+    let report = w.backup_ok_job("cache");
+    let id = report["id"].as_str().unwrap().to_string();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.fs_root.join(format!("backups/cache/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    let facts = &m["artifacts"][0]["facts"];
+    assert_eq!(facts["method"], "scan-dump");
+    for db in [0, 5] {
+        let dbsize: u64 = src
+            .cli(&["-n", &db.to_string(), "DBSIZE"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(facts["dbs"][db.to_string()]["keys"], dbsize, "{facts}");
+    }
+
+    // The export is an ordinary RDB: a cold start loads it...
+    let cold = dir.join("cold");
+    w.restore_job_ok(
+        "cache",
+        "local",
+        &format!("file:{}", cold.join("dump.rdb").display()),
+        &[],
+    );
+    let cold = Redis::start(&cold, &["--dbfilename", "dump.rdb"]);
+    // ...and a replay into a live server gives the same data.
+    let live = Redis::start(&dir.join("live"), &[]);
+    w.restore_job_ok("cache", "garage", &live.url(), &[]);
+    for r in [&cold, &live] {
+        let ttl = |r: &Redis| r.cli(&["PTTL", "ttl:7"]).trim().parse::<i64>().unwrap();
+        assert!((ttl(&src) - ttl(r)).abs() <= 1000, "TTL within a second");
+        assert_eq!(
+            r.cli(&["-n", "5", "DBSIZE"]),
+            src.cli(&["-n", "5", "DBSIZE"])
+        );
+    }
+    // Expiry instants are re-derived from PTTL (milliseconds apart), so compare the data
+    // after making every key persistent on each server.
+    let persist = "for _,k in ipairs(redis.call('KEYS','*ttl*')) do redis.call('PERSIST',k) end";
+    for r in [&src, &cold, &live] {
+        for db in ["0", "5"] {
+            r.cli(&["-n", db, "EVAL", persist, "0"]);
+        }
+    }
+    let digest = src.cli(&["DEBUG", "DIGEST"]);
+    assert_eq!(cold.cli(&["DEBUG", "DIGEST"]), digest);
+    assert_eq!(live.cli(&["DEBUG", "DIGEST"]), digest);
 }
