@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what drctl's demo, tests and benchmark need, from the package registries only:
 # PostgreSQL server + client (apt), zstd and redis-server (apt), Garage (cargo, cached in ~/.cargo/bin),
-# the aws CLI (pip). Idempotent: each step is skipped when its tool is already there.
+# the aws CLI (pip), Chroma (pip, in its own venv so its pins never touch the aws CLI's).
+# Idempotent: each step is skipped when its tool is already there.
 # Usage: scripts/deps.sh [--bench]   (--bench adds restic and GNU time for bench/)
 set -euo pipefail
 
@@ -32,6 +33,16 @@ fi
 if ! command -v aws >/dev/null; then
   echo "deps: pip install awscli" >&2
   python3 -m pip install --quiet awscli
+fi
+
+# Chroma server + Python client for the tests' independent observer. A venv keeps chromadb's
+# dependency pins away from the system's Python packages.
+CHROMA_VERSION=1.5.9
+CHROMA_VENV="${DRCTL_CHROMA_VENV:-$HOME/.cache/drctl/chroma-venv}"
+if [[ ! -x "$CHROMA_VENV/bin/chroma" ]] || ! "$CHROMA_VENV/bin/python" -c "import chromadb, sys; sys.exit(chromadb.__version__ != '$CHROMA_VERSION')" 2>/dev/null; then
+  echo "deps: pip install chromadb==$CHROMA_VERSION (venv)" >&2
+  python3 -m venv "$CHROMA_VENV"
+  "$CHROMA_VENV/bin/pip" install --quiet "chromadb==$CHROMA_VERSION"
 fi
 
 # PostgreSQL refuses to run as root; tests and the demo then run it as `nobody`.

@@ -43,7 +43,7 @@ pub enum Command {
     Backup(BackupCmd),
     /// Restore a backup into a target, from whichever region still holds an intact copy.
     #[command(
-        after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://..."
+        after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://chroma:8000 --rename docs=docs-restored"
     )]
     Restore(RestoreArgs),
     /// Check and describe the config file.
@@ -101,6 +101,9 @@ pub struct RestoreArgs {
     /// Parallel restore jobs; above 1 the artifact is first spooled to a local file ($TMPDIR).
     #[arg(long, short = 'j', default_value_t = 1)]
     pub jobs: u32,
+    /// Restore collection FROM under the name TO (Chroma, Qdrant); repeatable.
+    #[arg(long, value_name = "FROM=TO")]
+    pub rename: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

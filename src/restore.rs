@@ -189,7 +189,7 @@ pub async fn run(
         .hint("try another backup with --backup ID or --before TIME")
     })?;
 
-    target.prepare().await?;
+    target.prepare(&manifest.artifacts).await?;
     for a in &manifest.artifacts {
         let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);
         let stored = open(&region, &path).await?;

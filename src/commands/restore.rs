@@ -22,6 +22,17 @@ pub async fn run(cfg: &Config, args: RestoreArgs, out: Output) -> Result<()> {
         clean: args.clean || args.yes,
         no_owner: args.no_owner,
         jobs: args.jobs.max(1),
+        renames: args
+            .rename
+            .iter()
+            .map(|r| match r.split_once('=') {
+                Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+                    Ok((from.to_string(), to.to_string()))
+                }
+                _ => Err(Error::usage(format!("--rename {r:?} is not FROM=TO"))
+                    .hint("e.g. --rename docs=docs-restored")),
+            })
+            .collect::<Result<_>>()?,
     };
     let r = restore::run(cfg, job, &sel, args.region.as_deref(), &args.to, opts).await?;
     if is_text(out) {

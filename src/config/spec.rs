@@ -104,6 +104,8 @@ pub struct JobSpec {
 pub enum SourceSpec {
     Postgres(PostgresSpec),
     Redis(RedisSpec),
+    Chroma(ChromaSpec),
+    Qdrant(QdrantSpec),
 }
 
 impl SourceSpec {
@@ -111,6 +113,8 @@ impl SourceSpec {
         match self {
             SourceSpec::Postgres(_) => "postgres",
             SourceSpec::Redis(_) => "redis",
+            SourceSpec::Chroma(_) => "chroma",
+            SourceSpec::Qdrant(_) => "qdrant",
         }
     }
 }
@@ -159,6 +163,70 @@ pub enum RedisMethod {
     #[default]
     Replication,
     Dump,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// Chroma, exported through its HTTP API (v2): one line-oriented artifact per collection.
+pub struct ChromaSpec {
+    /// `http://host:8000` (or https).
+    #[serde(deserialize_with = "http_url")]
+    #[schemars(with = "String")]
+    pub url: Interp,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Collections to back up; every collection when empty.
+    #[serde(default)]
+    pub collections: Vec<String>,
+    /// Token sent as `x-chroma-token`, when the server requires one.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Records per page when exporting, and per `add` batch when restoring. Default 500.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+}
+
+fn default_tenant() -> String {
+    "default_tenant".into()
+}
+fn default_database() -> String {
+    "default_database".into()
+}
+fn default_page_size() -> u32 {
+    500
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// Qdrant, through its REST API: one server-side snapshot per collection, streamed down.
+pub struct QdrantSpec {
+    /// `http://host:6333` (or https).
+    #[serde(deserialize_with = "http_url")]
+    #[schemars(with = "String")]
+    pub url: Interp,
+    /// Sent as the `api-key` header, when the server requires one.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// Collections to back up; every collection when empty.
+    #[serde(default)]
+    pub collections: Vec<String>,
+}
+
+fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Interp, D::Error> {
+    parse_scalar(d, "an http:// URL", |raw| {
+        let url = expand(raw, |k| std::env::var(k).ok())?;
+        match url::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(Interp(url))
+            }
+            Ok(_) => Err(format!(
+                "source.url: {url:?} is not an http:// or https:// URL"
+            )),
+            Err(e) => Err(format!("source.url: {url:?} is not a valid URL ({e})")),
+        }
+    })
 }
 
 fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {

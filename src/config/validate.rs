@@ -100,9 +100,16 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
                 format!("duplicate job name {:?}", j.name.0),
             ));
         }
-        match &j.source {
-            // URL syntax is checked while parsing; nothing cross-field yet.
-            SourceSpec::Postgres(_) | SourceSpec::Redis(_) => {}
+        // URL syntax is checked while parsing.
+        if let SourceSpec::Chroma(c) = &j.source {
+            if c.page_size == 0 {
+                return Err(err(
+                    "page_size",
+                    "0",
+                    field("source.page_size"),
+                    "page_size must be at least 1 (records per page)".into(),
+                ));
+            }
         }
         if let Some(v) = &j.verify {
             if v.level == VerifyLevel::Restore && v.scratch.is_none() {

@@ -3,8 +3,11 @@
 //! `RestoreTarget` (feed artifacts back). Adding a kind = one file + one line in `backup_source`
 //! and `restore_target`.
 
+pub mod chroma;
+pub mod http;
 pub mod postgres;
 pub mod process;
+pub mod qdrant;
 pub mod redis;
 
 use crate::config::SourceSpec;
@@ -61,14 +64,27 @@ pub struct RestoreOptions {
     pub no_owner: bool,
     /// Parallel restore jobs; > 1 spools the artifact to a local file first.
     pub jobs: u32,
+    /// Collection renames `(from, to)` for vector databases.
+    pub renames: Vec<(String, String)>,
+}
+
+impl RestoreOptions {
+    /// The name a collection is restored under.
+    pub fn renamed<'a>(&'a self, name: &'a str) -> &'a str {
+        self.renames
+            .iter()
+            .find(|(from, _)| from == name)
+            .map_or(name, |(_, to)| to.as_str())
+    }
 }
 
 #[async_trait]
 pub trait RestoreTarget: Send + Sync {
     /// Redacted description for messages.
     fn describe(&self) -> String;
-    /// Check (and create, where it makes sense) the target before any byte is read.
-    async fn prepare(&self) -> Result<()>;
+    /// Check (and create, where it makes sense) the target before any byte is read, for
+    /// every artifact about to be restored.
+    async fn prepare(&self, artifacts: &[Artifact]) -> Result<()>;
     /// Restore one artifact from its decompressed bytes.
     async fn restore(&self, artifact: &Artifact, reader: ByteReader) -> Result<()>;
 }
@@ -77,6 +93,8 @@ pub fn backup_source(spec: &SourceSpec) -> Result<Box<dyn BackupSource>> {
     Ok(match spec {
         SourceSpec::Postgres(pg) => Box::new(postgres::PostgresSource::new(pg.clone())),
         SourceSpec::Redis(r) => Box::new(redis::RedisSource::new(r.clone())),
+        SourceSpec::Chroma(c) => Box::new(chroma::ChromaSource::new(c.clone())?),
+        SourceSpec::Qdrant(q) => Box::new(qdrant::QdrantSource::new(q.clone())?),
     })
 }
 
@@ -85,7 +103,16 @@ pub fn restore_target(
     to: &str,
     opts: RestoreOptions,
 ) -> Result<Box<dyn RestoreTarget>> {
+    let renames = !opts.renames.is_empty();
     Ok(match spec {
+        SourceSpec::Chroma(c) => Box::new(chroma::ChromaTarget::new(c, to, opts)?),
+        SourceSpec::Qdrant(q) => Box::new(qdrant::QdrantTarget::new(q, to, opts)?),
+        _ if renames => {
+            return Err(crate::error::Error::usage(format!(
+                "--rename applies to vector-database collections, not to a {} backup",
+                spec.kind()
+            )))
+        }
         SourceSpec::Postgres(pg) => Box::new(postgres::PostgresTarget::new(pg, to, opts)?),
         SourceSpec::Redis(_) => redis::restore_target(to, opts)?,
     })

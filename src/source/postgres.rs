@@ -354,7 +354,7 @@ impl RestoreTarget for PostgresTarget {
         self.conn.redacted.clone()
     }
 
-    async fn prepare(&self) -> Result<()> {
+    async fn prepare(&self, _artifacts: &[Artifact]) -> Result<()> {
         let client = self.connect_or_create().await?;
         let n: i64 = client
             .query_one(

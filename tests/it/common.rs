@@ -416,6 +416,23 @@ impl World {
         ))
     }
 
+    /// A world with the two regions and one job `job` whose `source:` is the flow map `source`
+    /// (e.g. `{ kind: redis, url: "redis://..." }`).
+    pub fn with_job(name: &str, job: &str, source: &str) -> World {
+        let w = World::new(name);
+        let g = garage();
+        w.write_config(&format!(
+            "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
+             jobs:\n  - name: {job}\n    source: {source}\n",
+            fs = w.fs_root.display(),
+            b = g.bucket,
+            root = w.s3_root,
+            r = GARAGE_REGION,
+            e = g.endpoint,
+        ));
+        w
+    }
+
     pub fn write_config(&self, text: &str) -> &Self {
         std::fs::write(&self.config, text).unwrap();
         self
@@ -568,4 +585,60 @@ pub fn table_digests(pg: &Pg, db: &str) -> Vec<(String, String)> {
             (t.to_string(), d)
         })
         .collect()
+}
+
+/// The Chroma venv `scripts/deps.sh` installs (`DRCTL_CHROMA_VENV` overrides).
+pub fn chroma_venv() -> PathBuf {
+    std::env::var_os("DRCTL_CHROMA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/drctl/chroma-venv")
+        })
+}
+
+/// A `chroma run` server on a random loopback port, with its own data directory.
+pub struct Chroma {
+    pub port: u16,
+}
+
+impl Chroma {
+    pub fn start(dir: &Path) -> Chroma {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(chroma_venv().join("bin/chroma"));
+        cmd.args([
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--path",
+        ])
+        .arg(dir)
+        .env("ANONYMIZED_TELEMETRY", "False")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        spawn_server(cmd);
+        let c = Chroma { port };
+        wait_for("chroma", Duration::from_secs(60), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        c
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Run the Python observer (`tests/tools/chroma_tool.py`) against this server.
+    pub fn tool(&self, cmd: &str) -> String {
+        let o = run(Command::new(chroma_venv().join("bin/python"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/tools/chroma_tool.py"
+            ))
+            .args([cmd, &self.port.to_string()]));
+        assert!(o.status.success(), "chroma_tool {cmd}: {}", stderr(&o));
+        stdout(&o)
+    }
 }

@@ -1,5 +1,6 @@
 //! Integration tests against real services (see common.rs). Run with `cargo test`.
 
+mod chroma;
 mod common;
 mod config_errors;
 mod failures;

@@ -88,18 +88,11 @@ fn world(name: &str, redis_url: &str) -> World {
 
 /// `source_extra`: more fields of the job's source, e.g. `, method: dump`.
 fn world_with(name: &str, redis_url: &str, source_extra: &str) -> World {
-    let w = World::new(name);
-    let g = garage();
-    w.write_config(&format!(
-        "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
-         jobs:\n  - name: cache\n    source: {{ kind: redis, url: \"{redis_url}\"{source_extra} }}\n",
-        fs = w.fs_root.display(),
-        b = g.bucket,
-        root = w.s3_root,
-        r = GARAGE_REGION,
-        e = g.endpoint,
-    ));
-    w
+    World::with_job(
+        name,
+        "cache",
+        &format!("{{ kind: redis, url: \"{redis_url}\"{source_extra} }}"),
+    )
 }
 
 fn populate(r: &Redis) {

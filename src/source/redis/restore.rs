@@ -52,7 +52,7 @@ impl RestoreTarget for LiveTarget {
         self.t.redacted.clone()
     }
 
-    async fn prepare(&self) -> Result<()> {
+    async fn prepare(&self, _artifacts: &[Artifact]) -> Result<()> {
         let mut c = Conn::open(&self.t).await?;
         let ks = c.bulk(&["INFO", "keyspace"]).await?;
         let held: Vec<&str> = ks.lines().filter(|l| l.starts_with("db")).collect();
@@ -207,7 +207,7 @@ impl RestoreTarget for RdbFileTarget {
         format!("file:{}", self.path.display())
     }
 
-    async fn prepare(&self) -> Result<()> {
+    async fn prepare(&self, _artifacts: &[Artifact]) -> Result<()> {
         if self.path.exists() && !self.opts.clean {
             return Err(Error::usage(format!(
                 "{} exists: refusing to overwrite it",

@@ -1,0 +1,138 @@
+//! A small JSON-over-HTTP client shared by the sources that speak REST (Chroma, Qdrant): one
+//! place for the auth header, timeouts and error messages that name the service, the method,
+//! the path, the status and what the server said.
+
+use crate::error::{Error, ErrorKind, Result};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+    /// Service name for messages, e.g. "Chroma".
+    pub service: &'static str,
+    auth: Option<(&'static str, String)>,
+}
+
+impl Api {
+    /// `auth`: a header name and value sent with every request (API key, token).
+    pub fn new(
+        service: &'static str,
+        base: &str,
+        auth: Option<(&'static str, String)>,
+    ) -> Result<Api> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // Per read, not per request: a snapshot download may take long but must not stall.
+            .read_timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| Error::failed(format!("{service}: cannot build an HTTP client: {e}")))?;
+        Ok(Api {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            service,
+            auth,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.client.request(method, format!("{}{path}", self.base));
+        match &self.auth {
+            Some((h, v)) => rb.header(*h, v),
+            None => rb,
+        }
+    }
+
+    /// Send; a transport error or a non-2xx status becomes an `Error` naming the call.
+    pub async fn send(&self, method: Method, path: &str, rb: RequestBuilder) -> Result<Response> {
+        let resp = self.transport(&method, path, rb).await?;
+        self.check(method, path, resp).await
+    }
+
+    async fn transport(&self, method: &Method, path: &str, rb: RequestBuilder) -> Result<Response> {
+        rb.send().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Temporary,
+                format!(
+                    "{} {method} {path}: cannot reach {}: {e}",
+                    self.service, self.base
+                ),
+            )
+            .hint("check the url and that the server is up")
+        })
+    }
+
+    async fn check(&self, method: Method, path: &str, resp: Response) -> Result<Response> {
+        let what = format!("{} {method} {path}", self.service);
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let excerpt: String = body.chars().take(300).collect();
+        let err = Error::new(
+            if status.is_server_error() {
+                ErrorKind::Temporary
+            } else {
+                ErrorKind::Failed
+            },
+            format!("{what}: {status}: {excerpt}"),
+        );
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                err.hint("check the API key / token in the source config")
+            }
+            _ => err,
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let r = self
+            .send(Method::GET, path, self.request(Method::GET, path))
+            .await?;
+        self.json(path, r).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let rb = self.request(Method::POST, path).json(body);
+        let r = self.send(Method::POST, path, rb).await?;
+        self.json(path, r).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        self.send(Method::DELETE, path, self.request(Method::DELETE, path))
+            .await
+            .map(drop)
+    }
+
+    /// Whether `GET path` answers 2xx (true) or 404 (false); other statuses are errors.
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        let resp = self
+            .transport(&Method::GET, path, self.request(Method::GET, path))
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        self.check(Method::GET, path, resp).await.map(|_| true)
+    }
+
+    async fn json<T: DeserializeOwned>(&self, path: &str, r: Response) -> Result<T> {
+        r.json().await.map_err(|e| {
+            Error::failed(format!("{} {path}: unexpected response: {e}", self.service))
+        })
+    }
+}
+
+/// Percent-encode one path segment (collection names).
+pub fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
