@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One command, fresh machine: install what is needed, start a PostgreSQL on loopback with
-# sample data, back it up to two filesystem "regions", restore it into a new database and
-# prove the restored data equals the source. Everything lives in ./.demo (removed first).
+# One command, fresh machine: install what is needed, start a PostgreSQL and a Redis on
+# loopback with sample data, back both up to two filesystem "regions", restore the database
+# into a new database and the Redis into a fresh server, and prove each restore equals its
+# source. Everything lives in ./.demo (removed first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -19,8 +20,20 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "${RUNAS[@]}" "$PGBIN/initdb" -D "$DEMO/pg/data" -U postgres --auth=trust --no-sync >/dev/null
 "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DEMO/pg/data" -l "$DEMO/pg/log" -w \
   -o "-p $PORT -k $DEMO/pg -c listen_addresses=127.0.0.1" start >/dev/null
-trap '"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DEMO/pg/data" -m fast stop >/dev/null 2>&1 || true' EXIT
 URL=postgres://postgres@127.0.0.1:$PORT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REDIS_PORT=$(free_port); REDIS2_PORT=$(free_port)
+for p in "$REDIS_PORT" "$REDIS2_PORT"; do
+  mkdir -p "$DEMO/redis-$p"
+  redis-server --port "$p" --bind 127.0.0.1 --dir "$DEMO/redis-$p" --save "" --appendonly no \
+    --repl-diskless-sync-delay 0 --enable-debug-command local --daemonize yes --pidfile "$DEMO/redis-$p/pid" --logfile "$DEMO/redis-$p/log"
+done
+cleanup() {
+  "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DEMO/pg/data" -m fast stop >/dev/null 2>&1 || true
+  for p in "$REDIS_PORT" "$REDIS2_PORT"; do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+until redis-cli -p "$REDIS2_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 
 echo "==> PostgreSQL on 127.0.0.1:$PORT with sample data (database: shop)"
 psql -X -q -v ON_ERROR_STOP=1 "$URL/postgres" -c "CREATE DATABASE shop"
@@ -33,6 +46,16 @@ CREATE TABLE orders(id bigserial PRIMARY KEY, customer_id int REFERENCES custome
 INSERT INTO orders(customer_id, amount, placed)
   SELECT 1 + g % 20000, (g % 1000) / 3.0, current_date - g % 365 FROM generate_series(1, 100000) g;
 SQL
+
+echo "==> Redis on 127.0.0.1:$REDIS_PORT with sample data (sessions with TTLs, carts, a leaderboard)"
+{
+  for i in $(seq 1 2000); do
+    echo "SET session:$i user-$i EX $((3600 + i))"
+    echo "HSET cart:$i item-a $((i % 5)) item-b $((i % 3))"
+  done
+  echo "ZADD leaderboard 10 alice 20 bob 30 carol"
+} | redis-cli -p "$REDIS_PORT" >/dev/null
+redis-cli -p "$REDIS_PORT" DEBUG POPULATE 50000 cache: 128 >/dev/null
 
 cat > "$DEMO/drctl.yaml" <<YAML
 regions:
@@ -49,13 +72,17 @@ jobs:
     schedule: "0 * * * *"
     compression: zstd
     rpo: 1h
+  - name: sessions
+    source: { kind: redis, url: "redis://127.0.0.1:$REDIS_PORT" }
+    schedule: "*/15 * * * *"
+    rpo: 15m
 YAML
 export DRCTL_CONFIG=$DEMO/drctl.yaml
 
 echo "==> drctl config validate"
 "$DRCTL" config validate
-echo "==> drctl backup run shop-db   (one pass, two regions)"
-"$DRCTL" --log-format text backup run shop-db
+echo "==> drctl backup run shop-db sessions   (one pass each, two regions)"
+"$DRCTL" --log-format text backup run shop-db sessions
 echo "==> drctl backup list"
 "$DRCTL" backup list
 echo "==> drctl restore shop-db --to $URL/shop_restored"
@@ -71,4 +98,13 @@ if [[ "$(digest shop)" == "$(digest shop_restored)" ]]; then
   echo "restore verified: customers and orders are identical to the source"
 else
   echo "restore MISMATCH" >&2; exit 1
+fi
+
+echo "==> drctl restore sessions --to redis://127.0.0.1:$REDIS2_PORT   (RESTORE replay into a fresh server)"
+"$DRCTL" --log-format text restore sessions --region shanghai --to "redis://127.0.0.1:$REDIS2_PORT"
+# DEBUG DIGEST hashes every key of every db: type, value and expiry.
+if [[ "$(redis-cli -p "$REDIS_PORT" DEBUG DIGEST)" == "$(redis-cli -p "$REDIS2_PORT" DEBUG DIGEST)" ]]; then
+  echo "restore verified: $(redis-cli -p "$REDIS2_PORT" DBSIZE) keys, DEBUG DIGEST identical to the source (types, values, TTLs)"
+else
+  echo "Redis restore MISMATCH" >&2; exit 1
 fi

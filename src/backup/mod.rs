@@ -174,7 +174,9 @@ async fn stream_all(
         let bars = progress::Bars::new(show_progress, &job.name.0, &stream.name, live);
         let mut fan = Fanout::start(live, &path, cfg.min_copies, &bars.regions);
         let on_chunk = |_: u64| bars.source(raw.load(Ordering::Relaxed));
-        let streamed = pipeline::pump(reader, &mut fan, cancel, &on_chunk).await;
+        let streamed = pipeline::pump(reader, &mut fan, cancel, &on_chunk)
+            .await
+            .map_err(|e| e.context(format!("artifact {}", stream.name)));
         // The source must confirm success (exit status, trailer) before anything completes.
         let confirmed = match streamed {
             Ok(s) => {

@@ -433,6 +433,15 @@ impl World {
         w
     }
 
+    /// A failed run left nothing behind: no file in the fs region, no backup object and no
+    /// unfinished multipart upload in the S3 region.
+    pub fn assert_nothing_left(&self) {
+        assert!(self.fs_files().is_empty(), "{:?}", self.fs_files());
+        let keys = self.s3_keys();
+        assert!(keys.iter().all(|k| !k.contains("/backups/")), "{keys:?}");
+        assert!(self.s3_uploads().is_empty(), "{:?}", self.s3_uploads());
+    }
+
     pub fn write_config(&self, text: &str) -> &Self {
         std::fs::write(&self.config, text).unwrap();
         self

@@ -4,5 +4,6 @@ mod chroma;
 mod common;
 mod config_errors;
 mod failures;
+mod qdrant;
 mod redis;
 mod roundtrip;

@@ -262,13 +262,7 @@ fn redis_killed_mid_stream_fails_and_leaves_nothing() {
         "{}",
         stderr(&o)
     );
-    assert!(w.fs_files().is_empty(), "{:?}", w.fs_files());
-    assert!(
-        w.s3_keys().iter().all(|k| !k.contains("/backups/")),
-        "{:?}",
-        w.s3_keys()
-    );
-    assert!(w.s3_uploads().is_empty());
+    w.assert_nothing_left();
 }
 
 #[test]
