@@ -28,6 +28,9 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         ("invalid job name", format!("{GOOD_HEAD}jobs:\n  - name: App DB\n    source: {{ kind: postgres, url: \"postgres://u@h/db\" }}\n"), vec!["drctl.yaml:9:11", "jobs[0].name", "invalid name"]),
         ("compression level", format!("{GOOD_HEAD}{GOOD_JOB}    compression: {{ codec: zstd, level: 40 }}\n"), vec!["drctl.yaml:11:", "jobs[0].compression", "out of range"]),
         ("source url scheme", format!("{GOOD_HEAD}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"mysql://u@h/db\" }}\n"), vec!["drctl.yaml:9:", "jobs[0]: source.url", "not postgres://"]),
+        ("chroma url scheme", format!("{GOOD_HEAD}jobs:\n  - name: v\n    source: {{ kind: chroma, url: \"ftp://h:8000\" }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "not an http:// or https:// URL"]),
+        ("redis method", format!("{GOOD_HEAD}jobs:\n  - name: c\n    source: {{ kind: redis, url: \"redis://h\", method: bgsave }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "unknown variant `bgsave`"]),
+        ("qdrant unknown field", format!("{GOOD_HEAD}jobs:\n  - name: q\n    source: {{ kind: qdrant, url: \"http://h:6333\", apikey: x }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "unknown field `apikey`"]),
     ]
 }
 
