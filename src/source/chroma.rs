@@ -108,24 +108,11 @@ impl BackupSource for ChromaSource {
                 break;
             }
         }
-        let name = |c: &Value| c["name"].as_str().unwrap_or_default().to_string();
-        let chosen: VecDeque<Value> = if self.spec.collections.is_empty() {
-            all.into()
-        } else {
-            let mut out = VecDeque::new();
-            for want in &self.spec.collections {
-                let c = all.iter().find(|c| name(c) == *want).ok_or_else(|| {
-                    Error::failed(format!(
-                        "Chroma at {} has no collection {want:?} (it has: {})",
-                        self.api.base(),
-                        all.iter().map(name).collect::<Vec<_>>().join(", ")
-                    ))
-                    .hint("fix the job's source.collections, or leave it empty for all")
-                })?;
-                out.push_back(c.clone());
-            }
-            out
-        };
+        let chosen = self.api.pick_collections(
+            all,
+            |c| c["name"].as_str().unwrap_or_default(),
+            &self.spec.collections,
+        )?;
         tracing::info!(server = %self.api.base(), %version, collections = chosen.len(), "Chroma export starting");
         Ok(Box::new(ChromaRun {
             api: self.api.clone(),
@@ -134,7 +121,7 @@ impl BackupSource for ChromaSource {
                 server_version: version,
                 consistent_at,
             },
-            todo: chosen,
+            todo: chosen.into(),
             current: None,
         }))
     }

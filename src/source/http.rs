@@ -130,9 +130,65 @@ impl Api {
     }
 }
 
+impl Api {
+    /// The collections a job backs up: the ones `wanted` names, in that order, or every one
+    /// when `wanted` is empty. A name the server lacks fails before any byte is written.
+    pub fn pick_collections<T>(
+        &self,
+        all: Vec<T>,
+        name: impl Fn(&T) -> &str,
+        wanted: &[String],
+    ) -> Result<Vec<T>> {
+        if wanted.is_empty() {
+            return Ok(all);
+        }
+        if let Some(missing) = wanted.iter().find(|w| !all.iter().any(|c| name(c) == *w)) {
+            return Err(Error::failed(format!(
+                "{} at {} has no collection {missing:?} (it has: {})",
+                self.service,
+                self.base,
+                all.iter().map(&name).collect::<Vec<_>>().join(", ")
+            ))
+            .hint("fix the job's source.collections, or leave it empty for all"));
+        }
+        let mut all = all;
+        Ok(wanted
+            .iter()
+            .filter_map(|w| {
+                let i = all.iter().position(|c| name(c) == *w)?;
+                Some(all.swap_remove(i))
+            })
+            .collect())
+    }
+}
+
 /// Percent-encode one path segment (collection names).
 pub fn seg(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_listed_collections_in_order_or_all() {
+        let api = Api::new("Qdrant", "http://q:6333", None).unwrap();
+        let all = || vec!["a".to_string(), "b".into(), "c".into()];
+        let pick = |w: &[&str]| {
+            let w: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+            api.pick_collections(all(), |c| c.as_str(), &w)
+        };
+        assert_eq!(pick(&[]).unwrap(), all());
+        assert_eq!(pick(&["c", "a"]).unwrap(), vec!["c", "a"]);
+        let e = pick(&["a", "zz"]).unwrap_err();
+        assert!(
+            e.message()
+                .contains("Qdrant at http://q:6333 has no collection \"zz\" (it has: a, b, c)"),
+            "{}",
+            e.message()
+        );
+    }
 }

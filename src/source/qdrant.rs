@@ -74,19 +74,9 @@ impl BackupSource for QdrantSource {
                     .collect()
             })
             .unwrap_or_default();
-        let chosen = if self.spec.collections.is_empty() {
-            all
-        } else {
-            if let Some(missing) = self.spec.collections.iter().find(|c| !all.contains(c)) {
-                return Err(Error::failed(format!(
-                    "Qdrant at {} has no collection {missing:?} (it has: {})",
-                    self.api.base(),
-                    all.join(", ")
-                ))
-                .hint("fix the job's source.collections, or leave it empty for all"));
-            }
-            self.spec.collections.clone()
-        };
+        let chosen = self
+            .api
+            .pick_collections(all, |c| c.as_str(), &self.spec.collections)?;
         Ok(Box::new(QdrantRun {
             api: self.api.clone(),
             info: SnapshotInfo {

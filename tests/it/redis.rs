@@ -95,6 +95,13 @@ fn world_with(name: &str, redis_url: &str, source_extra: &str) -> World {
     )
 }
 
+/// `restore cache --to file:DIR/dump.rdb` from `region`, then a fresh server started on it.
+fn restore_cold(w: &World, region: &str, dir: &Path) -> Redis {
+    let file = format!("file:{}", dir.join("dump.rdb").display());
+    w.restore_job_ok("cache", region, &file, &[]);
+    Redis::start(dir, &["--dbfilename", "dump.rdb"])
+}
+
 fn populate(r: &Redis) {
     let mut cmds = String::new();
     for i in 0..500 {
@@ -170,13 +177,7 @@ fn redis_snapshot_round_trips_through_two_regions() {
 
     // Restore from the S3 region to a file, cold-start a fresh server on it, compare.
     let restored = dir.join("restored");
-    w.restore_job_ok(
-        "cache",
-        "garage",
-        &format!("file:{}", restored.join("dump.rdb").display()),
-        &[],
-    );
-    let dst = Redis::start(&restored, &["--dbfilename", "dump.rdb"]);
+    let dst = restore_cold(&w, "garage", &restored);
     // DEBUG DIGEST covers every key of every db: type, value and expiry.
     assert_eq!(dst.cli(&["DEBUG", "DIGEST"]), src.cli(&["DEBUG", "DIGEST"]));
     assert_eq!(
@@ -313,14 +314,7 @@ fn redis_without_replication_rights_backs_up_with_scan_dump() {
     }
 
     // The export is an ordinary RDB: a cold start loads it...
-    let cold = dir.join("cold");
-    w.restore_job_ok(
-        "cache",
-        "local",
-        &format!("file:{}", cold.join("dump.rdb").display()),
-        &[],
-    );
-    let cold = Redis::start(&cold, &["--dbfilename", "dump.rdb"]);
+    let cold = restore_cold(&w, "local", &dir.join("cold"));
     // ...and a replay into a live server gives the same data.
     let live = Redis::start(&dir.join("live"), &[]);
     w.restore_job_ok("cache", "garage", &live.url(), &[]);
