@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what drctl's demo, tests and benchmark need, from the package registries only:
-# PostgreSQL server + client (apt), zstd and redis-server (apt), Garage (cargo, cached in ~/.cargo/bin),
+# PostgreSQL server + client (apt), zstd, redis-server and openssl (apt), Garage (cargo, cached in ~/.cargo/bin),
 # the aws CLI (pip), Chroma (pip, in its own venv so its pins never touch the aws CLI's).
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: scripts/deps.sh [--bench]   (--bench adds restic and GNU time for bench/)
@@ -13,6 +13,7 @@ have_pg_server || need_apt+=(postgresql)
 command -v pg_dump >/dev/null || need_apt+=(postgresql-client)
 command -v zstd >/dev/null || need_apt+=(zstd)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v openssl >/dev/null || need_apt+=(openssl)  # test certificates for rediss://
 if [[ "${1:-}" == "--bench" ]]; then
   command -v restic >/dev/null || need_apt+=(restic)
   [[ -x /usr/bin/time ]] || need_apt+=(time)

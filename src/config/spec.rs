@@ -145,8 +145,10 @@ pub struct PostgresSpec {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSpec {
-    /// `redis://[user:password@]host:6379`. The snapshot is taken over the replication
-    /// protocol, so the user needs the replication commands (`PSYNC`, `REPLCONF`).
+    /// `redis://[user:password@]host:6379`, or `rediss://…:6380/?ca_file=…&cert_file=…&key_file=…`
+    /// for TLS (system trust store without `ca_file`; `cert_file` + `key_file` when the server
+    /// wants client certificates). With `method: replication` the user needs the replication
+    /// commands (`PSYNC`, `REPLCONF`).
     #[serde(deserialize_with = "redis_url")]
     #[schemars(with = "String")]
     pub url: Secret,

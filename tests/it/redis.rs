@@ -338,3 +338,135 @@ fn redis_without_replication_rights_backs_up_with_scan_dump() {
     assert_eq!(cold.cli(&["DEBUG", "DIGEST"]), digest);
     assert_eq!(live.cli(&["DEBUG", "DIGEST"]), digest);
 }
+
+/// A throwaway CA with a server certificate for 127.0.0.1 and a client certificate,
+/// made with the openssl CLI.
+struct Pki {
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path, ca_name: &str) -> Pki {
+        std::fs::create_dir_all(dir).unwrap();
+        let sh = |script: &str| {
+            let o = Command::new("sh")
+                .args(["-ec", script])
+                .current_dir(dir)
+                .output()
+                .expect("sh + openssl");
+            assert!(o.status.success(), "{}", stderr(&o));
+        };
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        sh(&format!(
+            "openssl req -x509 {ec} -keyout ca.key -out ca.crt -days 2 -subj /CN={ca_name} \
+               -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+             for n in server client; do
+               openssl req {ec} -keyout $n.key -out $n.csr -subj /CN=$n
+               openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                 -out $n.crt -days 2 -extfile leaf.ext
+             done
+             chmod 644 *.key"
+        ));
+        Pki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// A redis-server with a TLS port (client certificates required, Redis's default) beside
+    /// the plain one the harness's redis-cli uses.
+    fn server(&self, dir: &Path) -> (Redis, u16) {
+        let tls_port = free_port();
+        let r = Redis::start(
+            dir,
+            &[
+                "--tls-port",
+                &tls_port.to_string(),
+                "--tls-cert-file",
+                &self.file("server.crt"),
+                "--tls-key-file",
+                &self.file("server.key"),
+                "--tls-ca-cert-file",
+                &self.file("ca.crt"),
+            ],
+        );
+        (r, tls_port)
+    }
+
+    fn url(&self, port: u16, client_cert: bool) -> String {
+        let mut u = format!("rediss://127.0.0.1:{port}/?ca_file={}", self.file("ca.crt"));
+        if client_cert {
+            u += &format!(
+                "&cert_file={}&key_file={}",
+                self.file("client.crt"),
+                self.file("client.key")
+            );
+        }
+        u
+    }
+}
+
+#[test]
+fn redis_over_tls_backs_up_and_replays_with_client_certificates() {
+    let dir = tempdir("redis-tls-");
+    let pki = Pki::new(&dir.join("pki"), "drctl-test-ca");
+    let (src, src_tls) = pki.server(&dir.join("src"));
+    src.feed(0, "SET greeting hello\nHSET h a 1 b 2\nSET ttl v EX 3600\n");
+    assert!(src
+        .cli(&["DEBUG", "POPULATE", "20000", "pop", "64"])
+        .contains("OK"));
+
+    let w = world("redis-tls", &pki.url(src_tls, true));
+    let report = w.backup_ok_job("cache");
+    let id = report["id"].as_str().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.fs_root.join(format!("backups/cache/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        m["artifacts"][0]["facts"]["dbs"]["0"]["keys"],
+        src.cli(&["DBSIZE"]).trim().parse::<u64>().unwrap()
+    );
+    // Nothing secret or local in the manifest: the URL is recorded without its query.
+    assert!(!m.to_string().contains("client.key"), "{m}");
+
+    // Replay over TLS into a second TLS server: the same dataset.
+    let (dst, dst_tls) = pki.server(&dir.join("dst"));
+    w.restore_job_ok("cache", "garage", &pki.url(dst_tls, true), &[]);
+    assert_eq!(dst.cli(&["DEBUG", "DIGEST"]), src.cli(&["DEBUG", "DIGEST"]));
+
+    // A CA that did not sign the server's certificate: refused at the handshake, said so.
+    let other = Pki::new(&dir.join("other-pki"), "someone-else");
+    let w = world("redis-tls-wrong-ca", &other.url(src_tls, false));
+    let o = w.drctl(&["backup", "run", "cache"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("TLS handshake"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ca_file"), "{}", stderr(&o));
+    w.assert_nothing_left();
+
+    // No client certificate for a server that demands one: fails, nothing committed.
+    let w = world("redis-tls-no-cert", &pki.url(src_tls, false));
+    let o = w.drctl(&["backup", "run", "cache"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    w.assert_nothing_left();
+
+    assert!(
+        stderr(&o).contains("cert_file and key_file"),
+        "{}",
+        stderr(&o)
+    );
+    // Plain redis:// against the TLS port does not silently work either.
+    let w = world("redis-tls-plain", &format!("redis://127.0.0.1:{src_tls}"));
+    let o = w.drctl(&["backup", "run", "cache"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    w.assert_nothing_left();
+}

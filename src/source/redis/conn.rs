@@ -4,13 +4,19 @@
 
 use super::Target;
 use crate::error::{Error, Result};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 use tokio::net::TcpStream;
 
+/// One half of a plain or TLS connection. Boxed so every user of `Conn` is the same for
+/// both; the 256 KiB buffers make the virtual call per read or write negligible.
+pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+pub type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 pub struct Conn {
-    pub r: BufReader<OwnedReadHalf>,
-    pub w: BufWriter<OwnedWriteHalf>,
+    pub r: BufReader<ReadHalf>,
+    pub w: BufWriter<WriteHalf>,
     pub redacted: String,
 }
 
@@ -49,7 +55,17 @@ impl Conn {
             Error::failed(format!("cannot connect to Redis at {}: {e}", t.redacted))
                 .hint("check the url and that the server is up")
         })?;
-        let (r, w) = tcp.into_split();
+        let _ = tcp.set_nodelay(true);
+        let (r, w): (ReadHalf, WriteHalf) = match &t.tls {
+            None => {
+                let (r, w) = tcp.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some(tls) => {
+                let (r, w) = tokio::io::split(tls.connect(&t.host, tcp, &t.redacted).await?);
+                (Box::new(r), Box::new(w))
+            }
+        };
         let mut c = Conn {
             r: BufReader::with_capacity(256 * 1024, r),
             w: BufWriter::with_capacity(256 * 1024, w),
@@ -131,10 +147,16 @@ impl Conn {
 }
 
 pub fn io_err(redacted: &str, e: std::io::Error) -> Error {
-    Error::failed(format!("Redis at {redacted}: {e}"))
+    let err = Error::failed(format!("Redis at {redacted}: {e}"));
+    // TLS 1.3 finishes the client's side of the handshake before the server checks the
+    // client's certificate, so a missing one surfaces here, on the first read.
+    if e.to_string().contains("CertificateRequired") {
+        return err.hint("the server wants a client certificate: add cert_file and key_file to the rediss:// URL");
+    }
+    err
 }
 
-async fn read_line(r: &mut BufReader<OwnedReadHalf>, redacted: &str) -> Result<String> {
+async fn read_line(r: &mut BufReader<ReadHalf>, redacted: &str) -> Result<String> {
     loop {
         let mut l = Vec::new();
         let n = r
@@ -156,7 +178,7 @@ async fn read_line(r: &mut BufReader<OwnedReadHalf>, redacted: &str) -> Result<S
 }
 
 /// Read one reply. Arrays are read iteratively (a stack of open arrays), so no recursion.
-pub async fn read_reply(r: &mut BufReader<OwnedReadHalf>, redacted: &str) -> Result<Reply> {
+pub async fn read_reply(r: &mut BufReader<ReadHalf>, redacted: &str) -> Result<Reply> {
     let mut open: Vec<(usize, Vec<Reply>)> = Vec::new();
     loop {
         let l = read_line(r, redacted).await?;

@@ -19,6 +19,7 @@ pub mod rdb;
 mod restore;
 mod scan;
 mod stream;
+mod tls;
 
 pub use restore::target as restore_target;
 
@@ -35,9 +36,15 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
     let u = url::Url::parse(url)
         .map_err(|e| format!("not a valid URL ({e}): use redis://[user:password@]host:6379"))?;
     match u.scheme() {
-        "redis" => {}
-        "rediss" => return Err("rediss:// (TLS) is not supported yet: use redis:// over a trusted network or a TLS tunnel".into()),
-        s => return Err(format!("scheme {s:?} is not redis://")),
+        "redis" => {
+            if u.query().is_some() {
+                return Err("redis:// takes no parameters; TLS options go with rediss://".into());
+            }
+        }
+        "rediss" => {
+            tls::TlsOpts::from_url(&u)?;
+        }
+        s => return Err(format!("scheme {s:?} is not redis:// or rediss://")),
     }
     if u.host_str().is_none_or(|h| h.is_empty()) {
         return Err("the URL has no host".into());
@@ -46,7 +53,10 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
 }
 
 pub struct Target {
+    host: String,
     addr: String,
+    /// Set for `rediss://`.
+    tls: Option<tls::TlsOpts>,
     user: Option<String>,
     password: Option<String>,
     redacted: String,
@@ -67,12 +77,19 @@ impl Target {
             .filter(|s| !s.is_empty())
             .and_then(decode);
         let port = u.port().unwrap_or(6379);
+        let tls = match u.scheme() {
+            "rediss" => Some(tls::TlsOpts::from_url(&u).map_err(Error::usage)?),
+            _ => None,
+        };
         let redacted = format!(
-            "redis://{}{host}:{port}",
+            "{}://{}{host}:{port}",
+            u.scheme(),
             user.as_deref().map(|u| format!("{u}@")).unwrap_or_default()
         );
         Ok(Target {
             addr: format!("{host}:{port}"),
+            host,
+            tls,
             user,
             password,
             redacted,
@@ -238,9 +255,13 @@ mod tests {
     #[test]
     fn urls() {
         assert!(check_url("redis://cache:6379").is_ok());
-        assert!(check_url("rediss://cache:6380")
+        assert!(check_url("rediss://cache:6380").is_ok());
+        assert!(check_url("redis://cache:6380/?ca_file=/x")
             .unwrap_err()
-            .contains("TLS"));
+            .contains("rediss://"));
+        let t = Target::parse("rediss://cache:6380/?ca_file=/x/ca.crt").unwrap();
+        assert_eq!(t.redacted, "rediss://cache:6380");
+        assert!(t.tls.unwrap().ca_file.is_some());
         let t = Target::parse("redis://backup:p%40ss@cache:6380").unwrap();
         assert_eq!(
             (t.user.as_deref(), t.password.as_deref(), t.addr.as_str()),
