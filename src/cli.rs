@@ -46,6 +46,11 @@ pub enum Command {
         after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://chroma:8000 --rename docs=docs-restored"
     )]
     Restore(RestoreArgs),
+    /// Enforce each job's retention policy in every region; partial runs past a grace period go too.
+    #[command(
+        after_help = "Examples:\n  drctl prune --dry-run\n  drctl prune app-db\n  drctl prune --dry-run -o json\n  drctl prune --grace 6h\n\nA job without `retention` keeps everything. Whatever the policy, prune keeps the newest\ncomplete backup, the newest verified one, the newest held by min_copies regions, anything\nnewer than a running job's lease, and each region's copy covering a kept backup missing there.\nIt deletes nothing while any region cannot be read."
+    )]
+    Prune(PruneArgs),
     /// Check and describe the config file.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -64,6 +69,9 @@ pub enum BackupCmd {
         /// Back up every job in the config.
         #[arg(long)]
         all: bool,
+        /// When another run of the job holds its lease: `fail` (exit 1) or `skip` (exit 0).
+        #[arg(long, value_enum, default_value_t = IfRunning::Fail)]
+        if_running: IfRunning,
     },
     /// List complete backups and the regions holding each.
     #[command(after_help = "Examples:\n  drctl backup list\n  drctl backup list app-db -o json")]
@@ -104,6 +112,24 @@ pub struct RestoreArgs {
     /// Restore collection FROM under the name TO (Chroma, Qdrant); repeatable.
     #[arg(long, value_name = "FROM=TO")]
     pub rename: Vec<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IfRunning {
+    Fail,
+    Skip,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Only this job [default: every job in the config].
+    pub job: Option<String>,
+    /// Print what would be kept and deleted, and why; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Partial backups (no manifest) younger than this are left alone.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod manifest;
 pub mod pipeline;
 pub mod restore;
+pub mod retention;
 pub mod source;
 pub mod store;
 

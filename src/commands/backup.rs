@@ -1,28 +1,40 @@
 use super::{human_bytes, is_text, print_json, shutdown_token};
 use crate::backup::{self, open_regions};
-use crate::cli::{BackupCmd, Output};
+use crate::cli::{BackupCmd, IfRunning, Output};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::store::lease::{self, Refused};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 pub async fn run(cfg: &Config, cmd: BackupCmd, out: Output) -> Result<()> {
     match cmd {
-        BackupCmd::Run { jobs, all } => run_jobs(cfg, jobs, all, out).await,
+        BackupCmd::Run {
+            jobs,
+            all,
+            if_running,
+        } => run_jobs(cfg, jobs, all, if_running, out).await,
         BackupCmd::List { job } => list(cfg, job.as_deref(), out).await,
         BackupCmd::Show { id } => show(cfg, &id, out).await,
     }
 }
 
-async fn run_jobs(cfg: &Config, names: Vec<String>, all: bool, out: Output) -> Result<()> {
+async fn run_jobs(
+    cfg: &Config,
+    names: Vec<String>,
+    all: bool,
+    if_running: IfRunning,
+    out: Output,
+) -> Result<()> {
     let jobs: Vec<_> = if all {
         cfg.jobs.iter().collect()
     } else {
         names.iter().map(|n| cfg.job(n)).collect::<Result<_>>()?
     };
     let cancel = shutdown_token();
+    let regions = open_regions(cfg)?;
     let bars = is_text(out) && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     let mut failures = Vec::new();
@@ -30,7 +42,42 @@ async fn run_jobs(cfg: &Config, names: Vec<String>, all: bool, out: Output) -> R
         if cancel.is_cancelled() {
             break;
         }
-        match backup::run(cfg, job, &cancel, bars).await {
+        // One run per job at a time, across hosts: the repository lease.
+        let lease = match lease::acquire(
+            &regions,
+            &format!("backup-{}", job.name),
+            &format!("backup {}", job.name),
+            cfg.lease_ttl,
+        )
+        .await
+        {
+            Ok(l) => l,
+            Err(Refused::Held(h)) if if_running == IfRunning::Skip => {
+                tracing::warn!(job = %job.name, holder = %h.describe(), "already running; skipped");
+                if is_text(out) {
+                    println!("{}: skipped, already running: {}", job.name, h.describe());
+                }
+                reports.push(serde_json::json!({"job": job.name.0, "skipped": true, "held_by": h}));
+                continue;
+            }
+            Err(Refused::Held(h)) => {
+                let e = Error::failed(format!("job {} is already running: {}", job.name, h.describe()))
+                    .hint("wait for that run to finish; in a CronJob, `--if-running skip` exits 0 instead. A crashed run's lease is taken over once it expires");
+                tracing::error!(job = %job.name, error = %e, "backup not started");
+                reports.push(serde_json::json!({"job": job.name.0, "error": e.to_string()}));
+                failures.push(e);
+                continue;
+            }
+            Err(Refused::Error(e)) => {
+                let e = e.context(format!("job {}: cannot take its lease", job.name));
+                reports.push(serde_json::json!({"job": job.name.0, "error": e.to_string()}));
+                failures.push(e);
+                continue;
+            }
+        };
+        let result = backup::run(cfg, job, &cancel, bars).await;
+        lease.release().await;
+        match result {
             Ok(r) => {
                 if is_text(out) {
                     println!(

@@ -2,6 +2,7 @@
 
 mod backup;
 mod config_cmd;
+mod prune;
 mod restore;
 
 use crate::cli::{Cli, Command, Output};
@@ -19,6 +20,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backup(cmd) => backup::run(&Config::load(&cfg_path)?, cmd, out).await,
         Command::Restore(args) => restore::run(&Config::load(&cfg_path)?, args, out).await,
+        Command::Prune(args) => prune::run(&Config::load(&cfg_path)?, args, out).await,
         Command::Config(cmd) => config_cmd::run(&cfg_path, cmd, out),
     }
 }

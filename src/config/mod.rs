@@ -19,6 +19,7 @@ pub struct Config {
     pub path: PathBuf,
     pub regions: Vec<RegionSpec>,
     pub min_copies: usize,
+    pub lease_ttl: std::time::Duration,
     pub jobs: Vec<JobSpec>,
 }
 

@@ -17,6 +17,11 @@ pub struct ConfigSpec {
     /// A run succeeds only when at least this many regions hold the backup. Default: all regions.
     #[serde(default)]
     pub min_copies: Option<usize>,
+    /// How long a run's lease lives without renewal (renewed every third of it while the run
+    /// lasts): a crashed run blocks its job at most this long. Default 5m.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub lease_ttl: Option<Duration>,
     pub jobs: Vec<JobSpec>,
 }
 
@@ -266,6 +271,24 @@ pub struct RetentionSpec {
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
     pub keep_within: Option<Duration>,
+}
+
+impl RetentionSpec {
+    pub fn is_empty(&self) -> bool {
+        self.policy() == crate::retention::Policy::default()
+    }
+
+    pub fn policy(&self) -> crate::retention::Policy {
+        crate::retention::Policy {
+            keep_last: self.keep_last.unwrap_or(0),
+            keep_hourly: self.keep_hourly.unwrap_or(0),
+            keep_daily: self.keep_daily.unwrap_or(0),
+            keep_weekly: self.keep_weekly.unwrap_or(0),
+            keep_monthly: self.keep_monthly.unwrap_or(0),
+            keep_yearly: self.keep_yearly.unwrap_or(0),
+            keep_within: self.keep_within,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

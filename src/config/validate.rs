@@ -111,6 +111,16 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
                 ));
             }
         }
+        if let Some(r) = &j.retention {
+            if r.is_empty() {
+                return Err(err(
+                    "retention",
+                    "",
+                    field("retention"),
+                    "no keep_* rule: this would keep only what the safety rules keep; remove `retention` to keep everything".into(),
+                ));
+            }
+        }
         if let Some(v) = &j.verify {
             if v.level == VerifyLevel::Restore && v.scratch.is_none() {
                 return Err(err(
@@ -123,10 +133,21 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
         }
     }
 
+    let lease_ttl = spec.lease_ttl.unwrap_or(crate::store::lease::DEFAULT_TTL);
+    if lease_ttl < std::time::Duration::from_secs(10) {
+        return Err(err(
+            "lease_ttl",
+            "",
+            "lease_ttl".into(),
+            "must be at least 10s (it is renewed every third of it)".into(),
+        ));
+    }
+
     Ok(Config {
         path: path.to_path_buf(),
         regions: spec.regions,
         min_copies,
+        lease_ttl,
         jobs: spec.jobs,
     })
 }

@@ -3,6 +3,7 @@
 //! Every region kind goes through the same path: the region's fields become OpenDAL service
 //! options, and the operator gets retry (temporary errors only, with jitter) and timeout layers.
 
+pub mod lease;
 pub mod repo;
 
 use crate::config::{RegionKind, RegionSpec};

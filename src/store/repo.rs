@@ -4,6 +4,8 @@
 //! <root>/drctl-repository.json              format version; written once
 //! <root>/backups/<job>/<id>/<artifact>...   payloads
 //! <root>/backups/<job>/<id>/manifest.json   written LAST: the commit point
+//! <root>/verifications/<job>/<id>/<time>.json  verification results (`verify`)
+//! <root>/locks/<name>/<nonce>.json           leases (`lease.rs`)
 //! ```
 
 use super::Region;
@@ -136,6 +138,58 @@ impl Region {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    /// Record a verification result at `verifications/<job>/<id>/<time>.json`.
+    pub async fn write_verification(
+        &self,
+        job: &str,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        rec: &serde_json::Value,
+    ) -> Result<()> {
+        let path = format!(
+            "verifications/{job}/{id}/{}.json",
+            at.format("%Y%m%dT%H%M%S%.3fZ")
+        );
+        let body = serde_json::to_vec_pretty(rec)?;
+        self.op
+            .write(&path, body)
+            .await
+            .map_err(|e| self.err(e, &path))?;
+        Ok(())
+    }
+
+    /// The newest verification record of each backup of `job` in this region.
+    pub async fn latest_verifications(
+        &self,
+        job: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        let mut out = Vec::new();
+        for id in self.list_dirs(&format!("verifications/{job}/")).await? {
+            let dir = format!("verifications/{job}/{id}/");
+            let entries = self.op.list(&dir).await.map_err(|e| self.err(e, &dir))?;
+            let Some(newest) = entries
+                .iter()
+                .map(|e| e.path())
+                .filter(|p| p.ends_with(".json"))
+                .max()
+            else {
+                continue;
+            };
+            let buf = self
+                .op
+                .read(newest)
+                .await
+                .map_err(|e| self.err(e, newest))?;
+            match serde_json::from_slice(&buf.to_vec()) {
+                Ok(v) => out.push((id, v)),
+                Err(e) => {
+                    tracing::warn!(region = %self.name, path = newest, error = %e, "ignoring an unreadable verification record")
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Remove everything under a backup's folder (a failed run's partial objects).

@@ -4,6 +4,8 @@ mod chroma;
 mod common;
 mod config_errors;
 mod failures;
+mod lease;
+mod prune;
 mod qdrant;
 mod redis;
 mod roundtrip;

@@ -1,0 +1,196 @@
+//! `drctl prune`: gather what every region holds, let the pure policy (`policy.rs`) decide,
+//! then delete — the manifest first, so an interrupted prune leaves a partial backup that no
+//! listing counts as complete, never a manifest pointing at missing objects.
+
+pub mod policy;
+#[cfg(test)]
+mod tests;
+
+pub use policy::{Candidate, Context, Decision, Policy};
+
+use crate::config::{Config, JobSpec};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::store::{lease, repo, Region};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// One line of the plan: a backup's copy in a region, and what prune does with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub job: String,
+    pub backup: String,
+    pub region: String,
+    /// `keep`, `delete`, or `remove-partial` (a run that never committed).
+    pub action: &'static str,
+    pub reasons: Vec<String>,
+}
+
+pub struct Options {
+    pub dry_run: bool,
+    /// Partial backups (no manifest) younger than this are left alone.
+    pub grace: Duration,
+}
+
+/// Plan (and unless `dry_run`, carry out) retention for `jobs`.
+pub async fn prune(
+    cfg: &Config,
+    regions: &[Region],
+    jobs: &[&JobSpec],
+    opts: &Options,
+) -> Result<Vec<Row>> {
+    let floor = lease_floor(regions).await?;
+    let mut rows = Vec::new();
+    for job in jobs {
+        let (backups, partial) = gather(regions, &job.name.0).await?;
+        let verified = verified_ids(regions, &job.name.0).await?;
+        let candidates: Vec<Candidate> = backups
+            .iter()
+            .map(|(id, (m, held))| Candidate {
+                id: id.clone(),
+                consistent_at: m.consistent_at,
+                regions: held.clone(),
+                verified: verified.contains(id),
+            })
+            .collect();
+        let ctx = Context {
+            regions: regions.iter().map(|r| r.name.clone()).collect(),
+            min_copies: cfg.min_copies,
+            lease_floor: floor,
+        };
+        let policy = job.retention.as_ref().map(|r| r.policy());
+        for d in policy::plan(policy.as_ref(), &candidates, &ctx) {
+            for region in &backups[&d.id].1 {
+                rows.push(Row {
+                    job: job.name.0.clone(),
+                    backup: d.id.clone(),
+                    region: region.clone(),
+                    action: if d.keep() { "keep" } else { "delete" },
+                    reasons: d.reasons.clone(),
+                });
+            }
+        }
+        let cutoff = Utc::now() - chrono::Duration::from_std(opts.grace).unwrap_or_default();
+        for (id, region) in partial {
+            let at = id_time(&id);
+            let (action, why) = if floor.is_some_and(|f| at.is_none_or(|t| t >= f)) {
+                (
+                    "keep",
+                    "partial: a running job may still be writing it".to_string(),
+                )
+            } else if at.is_none_or(|t| t >= cutoff) {
+                (
+                    "keep",
+                    format!(
+                        "partial, within the {} grace period",
+                        humantime::format_duration(opts.grace)
+                    ),
+                )
+            } else {
+                (
+                    "remove-partial",
+                    "partial: no manifest, the run never committed".to_string(),
+                )
+            };
+            rows.push(Row {
+                job: job.name.0.clone(),
+                backup: id,
+                region,
+                action,
+                reasons: vec![why],
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.job, &b.backup, &a.region).cmp(&(&b.job, &a.backup, &b.region)));
+    if !opts.dry_run {
+        carry_out(regions, &rows).await?;
+    }
+    Ok(rows)
+}
+
+async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
+    for row in rows.iter().filter(|r| r.action != "keep") {
+        let r = regions
+            .iter()
+            .find(|r| r.name == row.region)
+            .expect("row of a known region");
+        if row.action == "delete" {
+            // Uncommit first: from here on no listing counts it as a backup.
+            let m = repo::manifest_path(&row.job, &row.backup);
+            r.op.delete(&m).await.map_err(|e| r.err(e, &m))?;
+        }
+        r.remove_backup(&row.job, &row.backup).await?;
+        tracing::info!(job = %row.job, backup = %row.backup, region = %r.name, action = row.action, "pruned");
+    }
+    Ok(())
+}
+
+type Held = BTreeMap<String, (Manifest, BTreeSet<String>)>;
+
+/// Complete backups with the regions holding them, and partial copies (id, region).
+/// Any region that cannot be read fails the prune before anything is deleted: a copy that
+/// cannot be seen could be the one a rule needs.
+async fn gather(regions: &[Region], job: &str) -> Result<(Held, Vec<(String, String)>)> {
+    let mut held: Held = BTreeMap::new();
+    let mut partial = Vec::new();
+    for r in regions {
+        let ids = r.list_backup_ids(job).await.map_err(unreadable(r))?;
+        for id in ids {
+            match r.read_manifest(job, &id).await.map_err(unreadable(r))? {
+                Some(m) => {
+                    held.entry(id)
+                        .or_insert_with(|| (m, BTreeSet::new()))
+                        .1
+                        .insert(r.name.clone());
+                }
+                None => partial.push((id, r.name.clone())),
+            }
+        }
+    }
+    Ok((held, partial))
+}
+
+fn unreadable(r: &Region) -> impl Fn(Error) -> Error + '_ {
+    move |e| {
+        e.context("prune deletes nothing while a region cannot be read")
+            .hint(format!(
+                "bring region {} back (or remove it from the config), then prune again",
+                r.name
+            ))
+    }
+}
+
+/// Backups whose newest verification passed, in any region.
+pub async fn verified_ids(regions: &[Region], job: &str) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for r in regions {
+        for (id, rec) in r.latest_verifications(job).await.map_err(unreadable(r))? {
+            if rec.get("passed").and_then(|v| v.as_bool()) == Some(true) {
+                out.insert(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Start of the oldest live lease other than prune's own.
+async fn lease_floor(regions: &[Region]) -> Result<Option<DateTime<Utc>>> {
+    let mut floor: Option<DateTime<Utc>> = None;
+    for r in regions {
+        for l in lease::all_live_leases(r).await.map_err(unreadable(r))? {
+            if l.name != "prune" {
+                floor = Some(floor.map_or(l.acquired_at, |f| f.min(l.acquired_at)));
+            }
+        }
+    }
+    Ok(floor)
+}
+
+/// The instant a backup id was started (`YYYYMMDDTHHMMSSZ-…`).
+pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(id.get(..16)?, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
