@@ -72,6 +72,8 @@ jobs:
     schedule: "0 * * * *"
     compression: zstd
     rpo: 1h
+    retention: { keep_last: 3, keep_daily: 7 }
+    verify: { level: restore, scratch: "$URL/postgres" }
   - name: sessions
     source: { kind: redis, url: "redis://127.0.0.1:$REDIS_PORT" }
     schedule: "*/15 * * * *"
@@ -99,6 +101,15 @@ if [[ "$(digest shop)" == "$(digest shop_restored)" ]]; then
 else
   echo "restore MISMATCH" >&2; exit 1
 fi
+
+echo "==> drctl verify shop-db   (checksums in both regions, the archive's TOC, a timed scratch restore)"
+"$DRCTL" --log-format text verify shop-db
+echo "==> drctl verify sessions --level structure   (the RDB parsed end to end, CRC64, keys per db)"
+"$DRCTL" --log-format text verify sessions --level structure
+echo "==> drctl status   (RPO exposure per job)"
+"$DRCTL" status
+echo "==> drctl prune --dry-run"
+"$DRCTL" prune --dry-run
 
 echo "==> drctl restore sessions --to redis://127.0.0.1:$REDIS2_PORT   (RESTORE replay into a fresh server)"
 "$DRCTL" --log-format text restore sessions --region shanghai --to "redis://127.0.0.1:$REDIS2_PORT"

@@ -46,6 +46,14 @@ pub enum Command {
         after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://chroma:8000 --rename docs=docs-restored"
     )]
     Restore(RestoreArgs),
+    /// Prove a backup restores: checksums in every region, the format itself, a real restore.
+    #[command(
+        after_help = "Examples:\n  drctl verify app-db\n  drctl verify app-db --level checksum\n  drctl verify app-db --backup 20261123T040000Z-3fa2c1 --level restore -o json\n\nLevels are cumulative: structure includes checksum, restore includes both.\nThe result is stored in the repository (verifications/...); exit 1 when it fails."
+    )]
+    Verify(VerifyArgs),
+    /// Per job: newest and newest verified backup, copies per region, RPO exposure; exit 1 on a breach.
+    #[command(after_help = "Examples:\n  drctl status\n  drctl status -o json")]
+    Status,
     /// Enforce each job's retention policy in every region; partial runs past a grace period go too.
     #[command(
         after_help = "Examples:\n  drctl prune --dry-run\n  drctl prune app-db\n  drctl prune --dry-run -o json\n  drctl prune --grace 6h\n\nA job without `retention` keeps everything. Whatever the policy, prune keeps the newest\ncomplete backup, the newest verified one, the newest held by min_copies regions, anything\nnewer than a running job's lease, and each region's copy covering a kept backup missing there.\nIt deletes nothing while any region cannot be read."
@@ -118,6 +126,24 @@ pub struct RestoreArgs {
 pub enum IfRunning {
     Fail,
     Skip,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    pub job: String,
+    /// Backup id, or `latest`.
+    #[arg(long, default_value = "latest")]
+    pub backup: String,
+    /// checksum | structure | restore [default: the job's verify.level, else structure]
+    #[arg(long, value_enum)]
+    pub level: Option<Level>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Level {
+    Checksum,
+    Structure,
+    Restore,
 }
 
 #[derive(Args, Debug)]

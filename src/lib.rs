@@ -14,6 +14,8 @@ pub mod pipeline;
 pub mod restore;
 pub mod retention;
 pub mod source;
+pub mod status;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

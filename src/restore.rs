@@ -124,7 +124,7 @@ pub async fn check_copy(region: &Region, m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-async fn open(region: &Region, path: &str) -> Result<crate::source::ByteReader> {
+pub async fn open(region: &Region, path: &str) -> Result<crate::source::ByteReader> {
     let r = region
         .op
         .reader_with(path)

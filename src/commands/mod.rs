@@ -4,6 +4,8 @@ mod backup;
 mod config_cmd;
 mod prune;
 mod restore;
+mod status;
+mod verify;
 
 use crate::cli::{Cli, Command, Output};
 use crate::config::Config;
@@ -20,6 +22,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backup(cmd) => backup::run(&Config::load(&cfg_path)?, cmd, out).await,
         Command::Restore(args) => restore::run(&Config::load(&cfg_path)?, args, out).await,
+        Command::Verify(args) => verify::run(&Config::load(&cfg_path)?, args, out).await,
+        Command::Status => status::run(&Config::load(&cfg_path)?, out).await,
         Command::Prune(args) => prune::run(&Config::load(&cfg_path)?, args, out).await,
         Command::Config(cmd) => config_cmd::run(&cfg_path, cmd, out),
     }

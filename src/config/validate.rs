@@ -122,6 +122,14 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
             }
         }
         if let Some(v) = &j.verify {
+            if v.level == VerifyLevel::Restore && !matches!(j.source, SourceSpec::Postgres(_)) {
+                return Err(err(
+                    "level",
+                    "restore",
+                    field("verify.level"),
+                    format!("`level: restore` supports postgres jobs so far, not {}: use `level: structure`", j.source.kind()),
+                ));
+            }
             if v.level == VerifyLevel::Restore && v.scratch.is_none() {
                 return Err(err(
                     "level",

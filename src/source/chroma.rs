@@ -404,3 +404,39 @@ async fn add_all(
         "the export ends after {n} records without its trailer (truncated)"
     )))
 }
+
+/// `verify --level structure`: every line of an export is JSON, the trailer is there, and it
+/// counts the records that precede it. Returns that count.
+pub async fn check_export(reader: crate::source::ByteReader) -> Result<u64> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    let (mut n, mut line_no, mut end) = (0u64, 0u64, None);
+    while let Some(l) = lines
+        .next_line()
+        .await
+        .map_err(|e| Error::failed(format!("reading the export: {e}")))?
+    {
+        line_no += 1;
+        if end.is_some() {
+            return Err(Error::failed(format!(
+                "line {line_no}: data after the end trailer"
+            )));
+        }
+        let v: serde_json::Value = serde_json::from_str(&l)
+            .map_err(|e| Error::failed(format!("line {line_no}: not JSON: {e}")))?;
+        if let Some(e) = v.get("end") {
+            end = e.get("records").and_then(|r| r.as_u64());
+        } else if line_no > 1 {
+            n += 1;
+        }
+    }
+    match end {
+        Some(t) if t == n => Ok(n),
+        Some(t) => Err(Error::failed(format!(
+            "the trailer says {t} records, the export holds {n}"
+        ))),
+        None => Err(Error::failed(format!(
+            "no end trailer after {line_no} lines: the export is truncated"
+        ))),
+    }
+}

@@ -86,7 +86,7 @@ impl ConnInfo {
     }
 
     /// The same server, another database (e.g. `postgres` to CREATE DATABASE).
-    fn with_database(&self, db: &str) -> Result<ConnInfo> {
+    pub(crate) fn with_database(&self, db: &str) -> Result<ConnInfo> {
         let mut u =
             url::Url::parse(&self.full).map_err(|e| Error::usage(format!("invalid URL: {e}")))?;
         u.set_path(&format!("/{db}"));
@@ -101,7 +101,7 @@ impl ConnInfo {
             .unwrap_or_else(|| "postgres".to_string())
     }
 
-    async fn connect(&self) -> Result<Client> {
+    pub(crate) async fn connect(&self) -> Result<Client> {
         let (client, conn) = tokio_postgres::connect(&self.full, NoTls)
             .await
             .map_err(|e| Error::from(e).context(format!("cannot connect to {}", self.redacted)))?;
@@ -280,7 +280,7 @@ impl SourceRun for PostgresRun {
 }
 
 /// Exact row counts of every ordinary table, in the current transaction's snapshot.
-async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>> {
+pub(crate) async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>> {
     let tables = client
         .query(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
@@ -300,6 +300,61 @@ async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>> {
         out.insert(name, n);
     }
     Ok(out)
+}
+
+/// `verify --level structure`: read the whole custom-format archive through
+/// `pg_restore --list` and return how many `TABLE DATA` entries its table of contents holds.
+pub async fn check_archive(mut reader: ByteReader, pg_restore: &str) -> Result<usize> {
+    let mut cmd = tokio::process::Command::new(pg_restore);
+    cmd.arg("--list")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut proc = Proc::spawn("pg_restore", cmd)?;
+    let mut stdin = proc
+        .child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::failed("pg_restore has no stdin"))?;
+    let mut stdout = proc
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::failed("pg_restore has no stdout"))?;
+    let listing = tokio::spawn(async move {
+        let mut s = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut s)
+            .await
+            .map(|_| s)
+    });
+    // pg_restore stops reading after the TOC; the rest is still read (and decompressed, and
+    // hashed) to the end so a damaged tail is found too.
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut open = true;
+    loop {
+        let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
+            .await
+            .map_err(|e| Error::failed(format!("reading the archive: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if open
+            && tokio::io::AsyncWriteExt::write_all(&mut stdin, &buf[..n])
+                .await
+                .is_err()
+        {
+            open = false;
+        }
+    }
+    drop(stdin);
+    proc.wait_success().await?;
+    let listing = listing
+        .await
+        .map_err(|e| Error::failed(format!("pg_restore --list: {e}")))?
+        .map_err(|e| Error::failed(format!("pg_restore --list: {e}")))?;
+    Ok(listing
+        .lines()
+        .filter(|l| !l.starts_with(';') && l.contains(" TABLE DATA "))
+        .count())
 }
 
 /// `drctl restore --to postgres://...`: pg_restore into a database, created if missing.

@@ -9,3 +9,4 @@ mod prune;
 mod qdrant;
 mod redis;
 mod roundtrip;
+mod verify;

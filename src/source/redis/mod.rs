@@ -248,6 +248,21 @@ impl SourceRun for RedisRun {
     }
 }
 
+/// `verify --level structure`: parse a stored RDB end to end (CRC64 trailer, every record)
+/// and return the facts it yields, to compare with the manifest's.
+pub async fn check_rdb(reader: crate::source::ByteReader) -> Result<serde_json::Value> {
+    use tokio::io::AsyncReadExt;
+    let (mut checked, check, walker) = Checked::start(reader);
+    let mut buf = vec![0u8; 256 * 1024];
+    while checked
+        .read(&mut buf)
+        .await
+        .map_err(|e| Error::failed(format!("reading the RDB: {e}")))?
+        > 0
+    {}
+    stream::finish(&check, walker).await.map_err(Error::failed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

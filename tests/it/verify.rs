@@ -1,0 +1,181 @@
+//! `drctl verify` at every level and `drctl status`, against fs + Garage and a real
+//! PostgreSQL scratch server: a good backup passes; each kind of damage fails at the level
+//! that can see it, in the region where it is; the scratch database never outlives the run.
+
+use crate::common::*;
+
+fn verify_world(name: &str) -> World {
+    let (pg, _src, w) = seeded_world(name, 2);
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    w.write_config(&format!(
+        "{cfg}    rpo: 1h\n    verify: {{ level: restore, scratch: \"{}\" }}\n",
+        pg.url("postgres")
+    ));
+    w
+}
+
+fn verify_json(w: &World, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut a = vec!["-o", "json", "verify", "app"];
+    a.extend_from_slice(args);
+    let o = w.drctl(&a);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (o.status.code(), v, stderr(&o))
+}
+
+fn scratch_dbs() -> String {
+    pg().psql(
+        "postgres",
+        "SELECT datname FROM pg_database WHERE datname LIKE 'drctl_verify_%'",
+    )
+}
+
+fn artifact_path(w: &World, id: &str) -> std::path::PathBuf {
+    w.fs_root.join(format!("backups/app/{id}/db.pgdump.zst"))
+}
+
+#[test]
+fn a_good_backup_passes_every_level_and_status_reports_it() {
+    let w = verify_world("verify_good");
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+
+    let (code, r, err) = verify_json(&w, &[]);
+    assert_eq!(code, Some(0), "{err}\n{r:#}");
+    assert_eq!(r["passed"], true);
+    assert_eq!(r["level"], "restore");
+    for c in r["regions"].as_array().unwrap() {
+        assert_eq!(c["copy"], "ok", "{r:#}");
+    }
+    assert_eq!(r["structure"]["ok"], true, "{r:#}");
+    assert!(r["structure"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("tables in the archive's TOC"));
+    assert_eq!(r["restore"]["ok"], true, "{r:#}");
+    assert!(r["restore_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(scratch_dbs().trim(), "", "scratch database left behind");
+    // The record is in the repository, in both regions.
+    assert!(
+        w.fs_root
+            .join(format!("verifications/app/{id}"))
+            .read_dir()
+            .unwrap()
+            .count()
+            == 1
+    );
+    assert!(w
+        .s3_keys()
+        .iter()
+        .any(|k| k.contains(&format!("verifications/app/{id}/"))));
+
+    let o = w.drctl(&["-o", "json", "status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &s[0];
+    assert_eq!(s["newest_complete"], id.as_str());
+    assert_eq!(s["newest_verified"], id.as_str());
+    assert_eq!(s["covering_backup"], id.as_str());
+    assert_eq!(s["rpo_breached"], false);
+    assert!(s["rpo_exposure_seconds"].as_f64().unwrap() < 600.0);
+    assert!(s["last_restore_test_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        s["newest_copies"],
+        serde_json::json!({"local": true, "garage": true})
+    );
+
+    // An unverified newer backup does not move the RPO point of a verifying job...
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let newer = w.backup_ok()["id"].as_str().unwrap().to_string();
+    let o = w.drctl(&["-o", "json", "status"]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s[0]["newest_complete"], newer.as_str());
+    assert_eq!(s[0]["covering_backup"], id.as_str());
+    // ...and a tight RPO is breached: exit 1, naming the job.
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    w.write_config(&cfg.replace("rpo: 1h", "rpo: 1s"));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let o = w.drctl(&["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("RPO BREACHED"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("RPO breached: app"), "{}", stderr(&o));
+}
+
+#[test]
+fn damage_fails_the_level_that_can_see_it_in_the_region_where_it_is() {
+    let w = verify_world("verify_bad");
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+
+    // A flipped byte in the fs copy: checksum fails there, and only there.
+    let p = artifact_path(&w, &id);
+    let good = std::fs::read(&p).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x40;
+    std::fs::write(&p, &bad).unwrap();
+    let (code, r, err) = verify_json(&w, &["--level", "checksum"]);
+    assert_eq!(code, Some(1), "{err}");
+    let copy = |r: &serde_json::Value, region: &str| {
+        r["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["region"] == region)
+            .unwrap()["copy"]
+            .clone()
+    };
+    assert_eq!(copy(&r, "local"), "corrupt");
+    assert_eq!(copy(&r, "garage"), "ok");
+    assert!(err.contains("region local"), "{err}");
+    assert!(!err.contains("region garage"), "{err}");
+    std::fs::write(&p, &good).unwrap();
+
+    // Truncated, with the checksum and size rewritten to match (in both regions): every
+    // checksum passes, the structure check does not.
+    let cut = &good[..good.len() * 2 / 3];
+    let mpath = format!("backups/app/{id}/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.fs_root.join(&mpath)).unwrap()).unwrap();
+    use sha2::Digest;
+    m["artifacts"][0]["sha256"] = hex::encode(sha2::Sha256::digest(cut)).into();
+    m["artifacts"][0]["stored_size"] = cut.len().into();
+    w.put_both(&format!("backups/app/{id}/db.pgdump.zst"), cut);
+    w.put_both(&mpath, m.to_string().as_bytes());
+    let (code, r, err) = verify_json(&w, &["--level", "structure"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(copy(&r, "local"), "ok");
+    assert_eq!(copy(&r, "garage"), "ok");
+    assert_eq!(r["structure"]["ok"], false, "{r:#}");
+    assert!(err.contains("structure:"), "{err}");
+
+    // Intact bytes, but facts that disagree with them: only a real restore sees it.
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.fs_root.join(&mpath)).unwrap()).unwrap();
+    m["artifacts"][0]["sha256"] = hex::encode(sha2::Sha256::digest(&good)).into();
+    m["artifacts"][0]["stored_size"] = good.len().into();
+    let counts = m["artifacts"][0]["facts"]["row_counts"]
+        .as_object_mut()
+        .unwrap();
+    let table = counts.keys().next().unwrap().clone();
+    let n = counts[&table].as_i64().unwrap();
+    counts.insert(table.clone(), (n + 1).into());
+    w.put_both(&format!("backups/app/{id}/db.pgdump.zst"), &good);
+    w.put_both(&mpath, m.to_string().as_bytes());
+    let (code, r, err) = verify_json(&w, &["--level", "structure"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "structure cannot see row counts: {err}\n{r:#}"
+    );
+    let (code, r, err) = verify_json(&w, &["--level", "restore"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(r["restore"]["ok"], false, "{r:#}");
+    assert!(err.contains("row counts differ"), "{err}");
+    assert!(err.contains(&table), "{err}");
+    assert_eq!(scratch_dbs().trim(), "", "scratch database left behind");
+
+    // The newest verification of this backup failed: status does not count it as verified.
+    let o = w.drctl(&["-o", "json", "status"]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s[0]["newest_verified"], serde_json::Value::Null, "{s:#}");
+    assert_eq!(s[0]["rpo_breached"], true);
+    assert_eq!(o.status.code(), Some(1));
+}
