@@ -5,7 +5,6 @@
 
 use crate::config::{Config, JobSpec};
 use crate::error::Result;
-use crate::retention::verified_ids;
 use crate::store::Region;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -56,6 +55,7 @@ pub async fn job_status(
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut unreachable = Vec::new();
     let mut last_restore: Option<(DateTime<Utc>, f64)> = None;
+    let mut verified = BTreeSet::new();
     for r in regions {
         match r.list_manifests(&job.name.0).await {
             Ok(ms) => {
@@ -77,7 +77,10 @@ pub async fn job_status(
             }
         }
         if let Ok(recs) = r.latest_verifications(&job.name.0).await {
-            for (_, rec) in recs {
+            for (id, rec) in recs {
+                if rec.get("passed").and_then(|v| v.as_bool()) == Some(true) {
+                    verified.insert(id);
+                }
                 let at = rec
                     .get("finished_at")
                     .and_then(|t| t.as_str())
@@ -91,7 +94,6 @@ pub async fn job_status(
             }
         }
     }
-    let verified = verified_ids(regions, &job.name.0).await.unwrap_or_default();
     let backups: Vec<Seen> = seen.into_values().collect();
     let newest = backups.iter().max_by_key(|b| (b.consistent_at, &b.id));
     let cover = covering(

@@ -43,6 +43,8 @@ pub async fn run(cfg: &Config, args: PruneArgs, out: Output) -> Result<()> {
         ("keep", _) => "keep",
         ("delete", true) => "would delete",
         ("delete", false) => "deleted",
+        ("abort-upload", true) => "would abort upload",
+        ("abort-upload", false) => "aborted upload",
         (_, true) => "would remove partial",
         (_, false) => "removed partial",
     };

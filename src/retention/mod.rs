@@ -11,6 +11,7 @@ pub use policy::{Candidate, Context, Decision, Policy};
 use crate::config::{Config, JobSpec};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::store::multipart::Upload;
 use crate::store::{lease, repo, Region};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -23,9 +24,13 @@ pub struct Row {
     pub job: String,
     pub backup: String,
     pub region: String,
-    /// `keep`, `delete`, or `remove-partial` (a run that never committed).
+    /// `keep`, `delete`, `remove-partial` (a run that never committed) or `abort-upload`
+    /// (an unfinished S3 multipart upload).
     pub action: &'static str,
     pub reasons: Vec<String>,
+    /// Set for `abort-upload` rows (and unfinished uploads kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<Upload>,
 }
 
 pub struct Options {
@@ -69,6 +74,7 @@ pub async fn prune(
                     region: region.clone(),
                     action: if d.keep() { "keep" } else { "delete" },
                     reasons: d.reasons.clone(),
+                    upload: None,
                 });
             }
         }
@@ -100,12 +106,50 @@ pub async fn prune(
                 region,
                 action,
                 reasons: vec![why],
+                upload: None,
             });
         }
+        rows.extend(stale_uploads(regions, &job.name.0, floor, cutoff).await?);
     }
     rows.sort_by(|a, b| (&a.job, &b.backup, &a.region).cmp(&(&b.job, &a.backup, &b.region)));
     if !opts.dry_run {
         carry_out(regions, &rows).await?;
+    }
+    Ok(rows)
+}
+
+/// Unfinished multipart uploads of `job` older than the grace period and every live lease.
+async fn stale_uploads(
+    regions: &[Region],
+    job: &str,
+    floor: Option<DateTime<Utc>>,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for r in regions {
+        let Some(s3) = &r.s3 else { continue };
+        let uploads = s3.list_uploads(&format!("backups/{job}/")).await;
+        for u in uploads.map_err(unreadable(r))? {
+            let backup = u.key.split('/').nth(2).unwrap_or_default().to_string();
+            let at = u.initiated.or_else(|| id_time(&backup));
+            let stale = at.is_some_and(|t| t < cutoff && floor.is_none_or(|f| t < f));
+            rows.push(Row {
+                job: job.to_string(),
+                backup,
+                region: r.name.clone(),
+                action: if stale { "abort-upload" } else { "keep" },
+                reasons: vec![format!(
+                    "unfinished upload {} ({})",
+                    u.key,
+                    if stale {
+                        "stale"
+                    } else {
+                        "recent, or a run may still be writing it"
+                    }
+                )],
+                upload: Some(u),
+            });
+        }
     }
     Ok(rows)
 }
@@ -116,6 +160,13 @@ async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
             .iter()
             .find(|r| r.name == row.region)
             .expect("row of a known region");
+        if let (Some(u), Some(s3)) = (&row.upload, &r.s3) {
+            s3.abort(u)
+                .await
+                .map_err(|e| e.context(format!("region {}", r.name)))?;
+            tracing::info!(job = %row.job, key = %u.key, region = %r.name, "aborted a stale multipart upload");
+            continue;
+        }
         if row.action == "delete" {
             // Uncommit first: from here on no listing counts it as a backup.
             let m = repo::manifest_path(&row.job, &row.backup);

@@ -4,6 +4,7 @@
 //! options, and the operator gets retry (temporary errors only, with jitter) and timeout layers.
 
 pub mod lease;
+pub mod multipart;
 pub mod repo;
 
 use crate::config::{RegionKind, RegionSpec};
@@ -21,6 +22,8 @@ pub struct Region {
     /// Multipart part size in bytes (object stores); 0 = write through (fs).
     pub part_size: usize,
     pub concurrency: usize,
+    /// S3 regions with static keys: for multipart-upload housekeeping OpenDAL cannot do.
+    pub s3: Option<multipart::S3Access>,
 }
 
 /// Default multipart part size: 8 MiB parts allow artifacts up to 80 GiB (10,000 parts).
@@ -62,6 +65,7 @@ impl Region {
             op,
             part_size,
             concurrency: spec.upload_concurrency.unwrap_or(2) as usize,
+            s3: multipart::S3Access::from_spec(spec),
         })
     }
 

@@ -137,6 +137,39 @@ fn prune_applies_keep_last_in_every_region_and_never_breaks_a_safety_rule() {
     // What is left still restores: the newest backup from the S3 region.
     let restored = db_name("prune_restored");
     w.restore_ok("garage", &pg().url(&restored));
+
+    // An unfinished multipart upload (a SIGKILLed run's): kept while recent, aborted when
+    // older than the grace period. No object listing shows it; ListMultipartUploads does.
+    let key = format!(
+        "{}/backups/app/20200102T000000Z-abcdef/db.pgdump.zst",
+        w.s3_root.trim_start_matches('/')
+    );
+    let o = g.aws(&[
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        &g.bucket,
+        "--key",
+        &key,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(w.s3_uploads().len(), 1);
+    let rows = prune_json(&w, &["--dry-run"]);
+    let (a, why) = row(&rows, "20200102T000000Z-abcdef", "garage");
+    assert_eq!(a, "keep", "{why}");
+    assert!(why.contains("unfinished upload"), "{why}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let rows = prune_json(&w, &["--dry-run", "--grace", "1s"]);
+    assert_eq!(
+        row(&rows, "20200102T000000Z-abcdef", "garage").0,
+        "abort-upload"
+    );
+    assert_eq!(w.s3_uploads().len(), 1, "a dry run aborts nothing");
+    let o = w.drctl(&["prune", "--grace", "1s"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("aborted upload"), "{}", stdout(&o));
+    assert!(w.s3_uploads().is_empty(), "{:?}", w.s3_uploads());
+    assert_eq!(w.backup_ids("app").len(), 3, "complete backups untouched");
 }
 
 #[test]
