@@ -98,11 +98,27 @@ pub async fn acquire(
         info.expires_at = info.acquired_at + chrono::Duration::from_std(ttl).unwrap_or_default();
         let live = write_all(regions, &info).await.map_err(Refused::Error)?;
         let mut others = Vec::new();
+        let mut listed = 0;
+        let mut last_err = None;
         for r in &live {
             match live_leases(r, name).await {
-                Ok(ls) => others.extend(ls.into_iter().filter(|l| l.nonce != info.nonce)),
-                Err(e) => tracing::warn!(region = %r.name, error = %e, "cannot list leases"),
+                Ok(ls) => {
+                    listed += 1;
+                    others.extend(ls.into_iter().filter(|l| l.nonce != info.nonce));
+                }
+                Err(e) => {
+                    tracing::warn!(region = %r.name, error = %e, "cannot list leases");
+                    last_err = Some(e);
+                }
             }
+        }
+        // Winning needs evidence: at least one region listed without seeing anyone else.
+        if listed == 0 {
+            remove_all(&live, &info).await;
+            let e = last_err.unwrap_or_else(|| Error::failed("no region to list"));
+            return Err(Refused::Error(
+                e.context(format!("lease {name}: no region could list its leases")),
+            ));
         }
         if others.is_empty() {
             info.held = true;
