@@ -122,15 +122,16 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
             }
         }
         if let Some(v) = &j.verify {
-            if v.level == VerifyLevel::Restore && !matches!(j.source, SourceSpec::Postgres(_)) {
+            let pg = matches!(j.source, SourceSpec::Postgres(_));
+            if v.level == VerifyLevel::Restore && !pg && !matches!(j.source, SourceSpec::Redis(_)) {
                 return Err(err(
                     "level",
                     "restore",
                     field("verify.level"),
-                    format!("`level: restore` supports postgres jobs so far, not {}: use `level: structure`", j.source.kind()),
+                    format!("`level: restore` supports postgres and redis jobs so far, not {}: use `level: structure`", j.source.kind()),
                 ));
             }
-            if v.level == VerifyLevel::Restore && v.scratch.is_none() {
+            if v.level == VerifyLevel::Restore && pg && v.scratch.is_none() {
                 return Err(err(
                     "level",
                     "restore",

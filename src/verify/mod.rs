@@ -12,6 +12,7 @@
 //! region that holds the backup, so `status` and `prune` see it wherever they look.
 
 mod scratch;
+mod scratch_redis;
 mod structure;
 
 use crate::config::{Config, JobSpec, VerifyLevel};

@@ -4,7 +4,8 @@
 //! PostgreSQL: `verify.scratch` names a server (`postgres://verify@scratch:5432/postgres`);
 //! drctl creates `drctl_verify_<random>` there, restores into it with the same code path as
 //! `drctl restore`, compares every table's row count, and drops it (`WITH (FORCE)`).
-//! Other kinds are refused at config load until they have a scratch target here.
+//! Redis: `scratch_redis.rs`. Other kinds are refused at config load until they have a
+//! scratch target.
 
 use crate::config::{Config, JobSpec, SourceSpec};
 use crate::error::{Error, Result};
@@ -17,17 +18,18 @@ use std::time::Instant;
 
 /// Returns the restore's wall time in seconds and what was compared.
 pub async fn check(cfg: &Config, job: &JobSpec, m: &Manifest) -> Result<(f64, String)> {
-    let scratch = job
-        .verify
-        .as_ref()
-        .and_then(|v| v.scratch.as_ref())
-        .ok_or_else(|| {
-            Error::usage(format!("job {}: verify.scratch is not set", job.name))
-                .hint("set verify.scratch to a throwaway PostgreSQL server URL")
-        })?;
+    let scratch = job.verify.as_ref().and_then(|v| v.scratch.as_ref());
+    if let SourceSpec::Redis(_) = &job.source {
+        let server = scratch.map_or("redis-server", |s| s.expose());
+        return super::scratch_redis::check(cfg, job, m, server).await;
+    }
+    let scratch = scratch.ok_or_else(|| {
+        Error::usage(format!("job {}: verify.scratch is not set", job.name))
+            .hint("set verify.scratch to a throwaway PostgreSQL server URL")
+    })?;
     let SourceSpec::Postgres(_) = &job.source else {
         return Err(Error::usage(format!(
-            "job {}: --level restore supports PostgreSQL jobs so far",
+            "job {}: --level restore supports PostgreSQL and Redis jobs so far",
             job.name
         ))
         .hint("use --level structure for this job"));

@@ -395,3 +395,52 @@ fn redis_over_tls_backs_up_and_replays_with_client_certificates() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     w.assert_nothing_left();
 }
+
+#[test]
+fn redis_restore_level_verification_replays_into_a_scratch_server_that_goes_away() {
+    let dir = tempdir("redis-verify-");
+    let src = Redis::start(&dir.join("src"), &[]);
+    src.feed(3, "SET a 1\nSET b 2 EX 3600\n");
+    assert!(src.cli(&["DEBUG", "POPULATE", "5000"]).contains("OK"));
+    let w = world("redis-verify", &src.url());
+    let id = w.backup_ok_job("cache")["id"].as_str().unwrap().to_string();
+
+    let verify = |w: &World| {
+        let o = w.drctl(&["-o", "json", "verify", "cache", "--level", "restore"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), v, stderr(&o))
+    };
+    let (code, r, err) = verify(&w);
+    assert_eq!(code, Some(0), "{err}\n{r:#}");
+    let detail = r["restore"]["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("replayed 5002 keys"), "{detail}");
+    // The scratch server is gone afterwards.
+    let port: u16 = detail
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "scratch redis still listening"
+    );
+
+    // A manifest claiming one key more than the snapshot holds fails the replay check.
+    let mpath = format!("backups/cache/{id}/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.fs_root.join(&mpath)).unwrap()).unwrap();
+    let k = m["artifacts"][0]["facts"]["dbs"]["3"]["keys"]
+        .as_u64()
+        .unwrap();
+    m["artifacts"][0]["facts"]["dbs"]["3"]["keys"] = (k + 1).into();
+    w.put_both(&mpath, m.to_string().as_bytes());
+    let (code, r, err) = verify(&w);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(r["restore"]["ok"], false, "{r:#}");
+    assert!(err.contains("keys per db differ"), "{err}");
+}

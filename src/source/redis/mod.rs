@@ -248,6 +248,20 @@ impl SourceRun for RedisRun {
     }
 }
 
+/// Keys per db (`"0" → n`) as the server reports them in `INFO keyspace`.
+pub async fn keys_per_db(url: &str) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut c = Conn::open(&Target::parse(url)?).await?;
+    let info = c.bulk(&["INFO", "keyspace"]).await?;
+    Ok(info
+        .lines()
+        .filter_map(|l| {
+            let (db, rest) = l.strip_prefix("db")?.split_once(':')?;
+            let keys = rest.split(',').find_map(|f| f.strip_prefix("keys="))?;
+            Some((db.to_string(), keys.trim().parse().ok()?))
+        })
+        .collect())
+}
+
 /// `verify --level structure`: parse a stored RDB end to end (CRC64 trailer, every record)
 /// and return the facts it yields, to compare with the manifest's.
 pub async fn check_rdb(reader: crate::source::ByteReader) -> Result<serde_json::Value> {
