@@ -78,7 +78,7 @@ pub async fn job_status(
         }
         if let Ok(recs) = r.latest_verifications(&job.name.0).await {
             for (id, rec) in recs {
-                if rec.get("passed").and_then(|v| v.as_bool()) == Some(true) {
+                if crate::verify::passed(&rec) {
                     verified.insert(id);
                 }
                 let at = rec

@@ -218,7 +218,7 @@ pub async fn verified_ids(regions: &[Region], job: &str) -> Result<BTreeSet<Stri
     let mut out = BTreeSet::new();
     for r in regions {
         for (id, rec) in r.latest_verifications(job).await.map_err(unreadable(r))? {
-            if rec.get("passed").and_then(|v| v.as_bool()) == Some(true) {
+            if crate::verify::passed(&rec) {
                 out.insert(id);
             }
         }

@@ -101,7 +101,7 @@ pub async fn acquire(
         let mut listed = 0;
         let mut last_err = None;
         for r in &live {
-            match live_leases(r, name).await {
+            match live_leases(r, name, true).await {
                 Ok(ls) => {
                     listed += 1;
                     others.extend(ls.into_iter().filter(|l| l.nonce != info.nonce));
@@ -157,8 +157,9 @@ impl Lease {
     }
 }
 
-/// Live leases under a name in one region; dead ones (past expiry) are deleted on the way.
-pub async fn live_leases(r: &Region, name: &str) -> Result<Vec<LeaseInfo>> {
+/// Live leases under a name in one region. With `reap`, dead ones (past expiry: a crashed
+/// holder) are deleted on the way; readers that promise to change nothing pass `false`.
+async fn live_leases(r: &Region, name: &str, reap: bool) -> Result<Vec<LeaseInfo>> {
     let d = dir(name);
     let entries = match r.op.list(&d).await {
         Ok(e) => e,
@@ -175,10 +176,11 @@ pub async fn live_leases(r: &Region, name: &str) -> Result<Vec<LeaseInfo>> {
         };
         match serde_json::from_slice::<LeaseInfo>(&buf.to_vec()) {
             Ok(l) if l.expires_at > now => out.push(l),
-            Ok(l) => {
+            Ok(l) if reap => {
                 tracing::warn!(region = %r.name, lease = %l.describe(), "taking over an expired lease");
                 let _ = r.op.delete(e.path()).await;
             }
+            Ok(_) => {}
             Err(err) => {
                 tracing::warn!(region = %r.name, path = e.path(), error = %err, "ignoring an unreadable lease")
             }
@@ -188,7 +190,7 @@ pub async fn live_leases(r: &Region, name: &str) -> Result<Vec<LeaseInfo>> {
 }
 
 /// Every live lease in the repository (all names), for `prune`'s "never touch what a running
-/// job may depend on".
+/// job may depend on". Read-only, so a `prune --dry-run` changes nothing.
 pub async fn all_live_leases(r: &Region) -> Result<Vec<LeaseInfo>> {
     let names = match r.op.list("locks/").await {
         Ok(e) => e,
@@ -200,7 +202,7 @@ pub async fn all_live_leases(r: &Region) -> Result<Vec<LeaseInfo>> {
         .iter()
         .filter(|e| e.path() != "locks/" && e.path().ends_with('/'))
     {
-        out.extend(live_leases(r, n.name().trim_end_matches('/')).await?);
+        out.extend(live_leases(r, n.name().trim_end_matches('/'), false).await?);
     }
     Ok(out)
 }

@@ -143,6 +143,11 @@ pub async fn run(
     Ok(report)
 }
 
+/// Whether a stored verification record says the backup passed.
+pub fn passed(rec: &serde_json::Value) -> bool {
+    rec.get("passed").and_then(|v| v.as_bool()) == Some(true)
+}
+
 fn outcome(r: Result<String>) -> Check {
     match r {
         Ok(detail) => Check { ok: true, detail },
