@@ -308,6 +308,48 @@ pub struct VerifySpec {
     /// Scratch target for `level: restore`, e.g. a PostgreSQL server URL.
     #[serde(default)]
     pub scratch: Option<Secret>,
+    /// PostgreSQL only: queries run against the scratch database after a restore-level check;
+    /// each one's first column of its first row must equal `expect`.
+    #[serde(default)]
+    pub assertions: Vec<AssertionSpec>,
+}
+
+/// `{ name: "no negative totals", sql: "SELECT count(*) FROM orders WHERE total < 0", expect: 0 }`
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionSpec {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub sql: String,
+    /// Compared with the value as PostgreSQL prints it (`t`/`f` for booleans); a SQL NULL is
+    /// written `null`.
+    pub expect: Scalar,
+}
+
+/// A YAML scalar kept as the text it reads as, so `expect: 0` and `expect: "0"` are the same.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(transparent)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            S(String),
+            I(i64),
+            F(f64),
+            B(bool),
+            N(()),
+        }
+        Ok(Scalar(match Any::deserialize(d)? {
+            Any::S(s) => s,
+            Any::I(i) => i.to_string(),
+            Any::F(f) => f.to_string(),
+            Any::B(b) => if b { "t" } else { "f" }.to_string(),
+            Any::N(()) => "null".to_string(),
+        }))
+    }
 }
 
 /// A job, region or playbook name: it becomes a path segment, so it is kept to

@@ -123,12 +123,28 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
         }
         if let Some(v) = &j.verify {
             let pg = matches!(j.source, SourceSpec::Postgres(_));
-            if v.level == VerifyLevel::Restore && !pg && !matches!(j.source, SourceSpec::Redis(_)) {
+            if !v.assertions.is_empty() && !pg {
                 return Err(err(
-                    "level",
-                    "restore",
-                    field("verify.level"),
-                    format!("`level: restore` supports postgres and redis jobs so far, not {}: use `level: structure`", j.source.kind()),
+                    "assertions",
+                    "",
+                    field("verify.assertions"),
+                    format!(
+                        "SQL assertions apply to postgres jobs, not {}",
+                        j.source.kind()
+                    ),
+                ));
+            }
+            if let Some((i, _)) = v
+                .assertions
+                .iter()
+                .enumerate()
+                .find(|(_, a)| a.sql.trim().is_empty())
+            {
+                return Err(err(
+                    "sql",
+                    "",
+                    field(&format!("verify.assertions[{i}].sql")),
+                    "empty query".into(),
                 ));
             }
             if v.level == VerifyLevel::Restore && pg && v.scratch.is_none() {

@@ -353,6 +353,24 @@ impl RestoreTarget for ChromaTarget {
     }
 }
 
+#[async_trait]
+impl super::ScratchCollections for ChromaTarget {
+    async fn count(&self, collection: &str) -> Result<u64> {
+        let c: Value = self.api.get(&self.path(collection)).await?;
+        let id = c["id"].as_str().unwrap_or_default();
+        self.api
+            .get(&format!("{}/{}/count", db_path(&self.spec), seg(id)))
+            .await
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<()> {
+        if self.api.exists(&self.path(collection)).await? {
+            self.api.delete(&self.path(collection)).await?;
+        }
+        Ok(())
+    }
+}
+
 /// An embedding as Chroma's base64 form: the f32 values little-endian, base64-encoded.
 fn pack(e: &[f32]) -> String {
     use base64::Engine;

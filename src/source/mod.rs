@@ -89,6 +89,29 @@ pub trait RestoreTarget: Send + Sync {
     async fn restore(&self, artifact: &Artifact, reader: ByteReader) -> Result<()>;
 }
 
+/// What `verify --level restore` needs from a vector database besides restoring: count what
+/// a (renamed, scratch) collection holds, and drop it again.
+#[async_trait]
+pub trait ScratchCollections: Send + Sync {
+    /// Records (Chroma) or points (Qdrant) in the collection.
+    async fn count(&self, collection: &str) -> Result<u64>;
+    /// Delete the collection; one that does not exist is not an error.
+    async fn drop_collection(&self, collection: &str) -> Result<()>;
+}
+
+/// The scratch side of a vector-database job's source kind at `to`; `None` for other kinds.
+pub fn scratch_collections(
+    spec: &SourceSpec,
+    to: &str,
+) -> Result<Option<Box<dyn ScratchCollections>>> {
+    let opts = RestoreOptions::default();
+    Ok(match spec {
+        SourceSpec::Chroma(c) => Some(Box::new(chroma::ChromaTarget::new(c, to, opts)?)),
+        SourceSpec::Qdrant(q) => Some(Box::new(qdrant::QdrantTarget::new(q, to, opts)?)),
+        _ => None,
+    })
+}
+
 pub fn backup_source(spec: &SourceSpec) -> Result<Box<dyn BackupSource>> {
     Ok(match spec {
         SourceSpec::Postgres(pg) => Box::new(postgres::PostgresSource::new(pg.clone())),

@@ -282,3 +282,31 @@ impl RestoreTarget for QdrantTarget {
         Ok(())
     }
 }
+
+#[derive(Deserialize)]
+struct Counted {
+    count: u64,
+}
+
+#[async_trait]
+impl super::ScratchCollections for QdrantTarget {
+    /// `POST /collections/{name}/points/count` with `exact: true`.
+    async fn count(&self, collection: &str) -> Result<u64> {
+        let a: Answer<Counted> = self
+            .api
+            .post(
+                &format!("/collections/{}/points/count", seg(collection)),
+                &serde_json::json!({ "exact": true }),
+            )
+            .await?;
+        Ok(a.result.count)
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<()> {
+        let path = format!("/collections/{}", seg(collection));
+        if self.api.exists(&path).await? {
+            self.api.delete(&path).await?;
+        }
+        Ok(())
+    }
+}

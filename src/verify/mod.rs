@@ -13,6 +13,7 @@
 
 mod scratch;
 mod scratch_redis;
+mod scratch_vector;
 mod structure;
 
 use crate::config::{Config, JobSpec, VerifyLevel};

@@ -4,8 +4,7 @@
 //! PostgreSQL: `verify.scratch` names a server (`postgres://verify@scratch:5432/postgres`);
 //! drctl creates `drctl_verify_<random>` there, restores into it with the same code path as
 //! `drctl restore`, compares every table's row count, and drops it (`WITH (FORCE)`).
-//! Redis: `scratch_redis.rs`. Other kinds are refused at config load until they have a
-//! scratch target.
+//! Redis: `scratch_redis.rs`. Chroma and Qdrant: `scratch_vector.rs`.
 
 use crate::config::{Config, JobSpec, SourceSpec};
 use crate::error::{Error, Result};
@@ -23,17 +22,13 @@ pub async fn check(cfg: &Config, job: &JobSpec, m: &Manifest) -> Result<(f64, St
         let server = scratch.map_or("redis-server", |s| s.expose());
         return super::scratch_redis::check(cfg, job, m, server).await;
     }
+    if matches!(job.source, SourceSpec::Chroma(_) | SourceSpec::Qdrant(_)) {
+        return super::scratch_vector::check(cfg, job, m).await;
+    }
     let scratch = scratch.ok_or_else(|| {
         Error::usage(format!("job {}: verify.scratch is not set", job.name))
             .hint("set verify.scratch to a throwaway PostgreSQL server URL")
     })?;
-    let SourceSpec::Postgres(_) = &job.source else {
-        return Err(Error::usage(format!(
-            "job {}: --level restore supports PostgreSQL and Redis jobs so far",
-            job.name
-        ))
-        .hint("use --level structure for this job"));
-    };
     let server = ConnInfo::parse(scratch.expose())?;
     let db = format!("drctl_verify_{:08x}", rand::random::<u32>());
     let target = server.with_database(&db)?;
@@ -105,12 +100,49 @@ async fn restore_and_count(
             diff.join(", ")
         )));
     }
+    let asserted = assertions(job, &client).await?;
     let rows: i64 = got.values().sum();
     Ok((
         secs,
         format!(
-            "restored {} tables, {rows} rows, every count equal to the manifest's, in {secs:.1}s",
+            "restored {} tables, {rows} rows, every count equal to the manifest's{asserted}, in {secs:.1}s",
             got.len()
         ),
     ))
+}
+
+/// The job's `verify.assertions`, in order, against the restored scratch database. The first
+/// that does not hold fails the check, naming it, its query, what came back and what was
+/// expected.
+async fn assertions(job: &JobSpec, client: &tokio_postgres::Client) -> Result<String> {
+    use tokio_postgres::SimpleQueryMessage;
+    let list = job.verify.as_ref().map_or(&[][..], |v| &v.assertions[..]);
+    for (i, a) in list.iter().enumerate() {
+        let label = a
+            .name
+            .as_deref()
+            .map_or(format!("verify.assertions[{i}]"), |n| {
+                format!("{n:?} (verify.assertions[{i}])")
+            });
+        let msgs = client.simple_query(&a.sql).await.map_err(|e| {
+            Error::failed(format!("assertion {label}: the query failed: {e}"))
+                .hint("the query runs against the restored scratch database; fix it in the config")
+        })?;
+        let first = msgs.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("null").to_string()),
+            _ => None,
+        });
+        let got = first.as_deref().unwrap_or("no rows");
+        if got != a.expect.0 {
+            return Err(Error::failed(format!(
+                "assertion {label} does not hold: `{}` returned {got}, expected {}",
+                a.sql.trim(),
+                a.expect.0
+            )));
+        }
+    }
+    Ok(match list.len() {
+        0 => String::new(),
+        n => format!(", {n} assertion(s) held"),
+    })
 }

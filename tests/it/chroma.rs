@@ -96,10 +96,30 @@ fn chroma_collections_round_trip_bit_exact() {
         ]
     );
 
+    // verify --level restore on the job's own server: each collection restored under a
+    // scratch name, counted, dropped; the live collections are untouched.
+    let before = src.tool("dump");
+    let o = w.drctl(&["-o", "json", "verify", "vectors", "--level", "restore"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], true, "{v}");
+    assert!(
+        v["restore"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1534 records"),
+        "{v}"
+    );
+    assert!(v["restore_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        src.tool("dump"),
+        before,
+        "no scratch collection left, live ones unchanged"
+    );
+
     // Restore from the S3 region into an empty server.
     let dst = Chroma::start(&dir.join("dst"));
     w.restore_job_ok("vectors", "garage", &dst.url(), &[]);
-    let before = src.tool("dump");
     assert!(before.contains("docs-1233"), "{}", &before[..200]);
     assert_same(&before, &dst.tool("dump"));
 
@@ -180,4 +200,58 @@ fn chroma_truncated_export_fails_restore_and_leaves_no_collection() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
     assert_eq!(dst.tool("dump").trim(), "{}", "no half-restored collection");
+}
+
+#[test]
+fn chroma_verify_restore_fails_on_a_count_mismatch_and_drops_scratch_collections() {
+    let dir = tempdir("chroma-verify-");
+    let src = Chroma::start(&dir.join("src"));
+    src.tool("seed");
+    let w = World::with_job(
+        "chroma-verify",
+        "vectors",
+        &format!(
+            "{{ kind: chroma, url: \"{}\", collections: [images, docs] }}",
+            src.url()
+        ),
+    );
+    let id = w.backup_ok_job("vectors")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A manifest that claims one record more than `images` holds, in both regions.
+    let mut m = manifest(&w, &id);
+    let i = m["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["name"] == "images")
+        .unwrap();
+    m["artifacts"][i]["facts"]["records"] = 301.into();
+    w.put_both(
+        &format!("backups/vectors/{id}/manifest.json"),
+        m.to_string().as_bytes(),
+    );
+    // The scratch target is a second, empty server: nothing but scratch names may appear there.
+    let scratch = Chroma::start(&dir.join("scratch"));
+    let cfg = std::fs::read_to_string(&w.config).unwrap().replace(
+        "collections: [images, docs] }",
+        &format!(
+            "collections: [images, docs] }}\n    verify: {{ level: restore, scratch: \"{}\" }}",
+            scratch.url()
+        ),
+    );
+    std::fs::write(&w.config, cfg).unwrap();
+    let o = w.drctl(&["-o", "json", "verify", "vectors"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("counts differ: images: 300 restored, 301 in the manifest"),
+        "{err}"
+    );
+    assert_eq!(
+        scratch.tool("dump").trim(),
+        "{}",
+        "scratch collections dropped"
+    );
 }

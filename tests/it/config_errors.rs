@@ -30,6 +30,8 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         ("source url scheme", format!("{GOOD_HEAD}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"mysql://u@h/db\" }}\n"), vec!["drctl.yaml:9:", "jobs[0]: source.url", "not postgres://"]),
         ("chroma url scheme", format!("{GOOD_HEAD}jobs:\n  - name: v\n    source: {{ kind: chroma, url: \"ftp://h:8000\" }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "not an http:// or https:// URL"]),
         ("redis method", format!("{GOOD_HEAD}jobs:\n  - name: c\n    source: {{ kind: redis, url: \"redis://h\", method: bgsave }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "unknown variant `bgsave`"]),
+        ("assertions on redis", format!("{GOOD_HEAD}jobs:\n  - name: c\n    source: {{ kind: redis, url: \"redis://h\" }}\n    verify:\n      level: restore\n      assertions:\n        - {{ sql: \"SELECT 1\", expect: 1 }}\n"), vec!["drctl.yaml:13:7", "jobs[0].verify.assertions", "apply to postgres jobs, not redis"]),
+        ("assertion without expect", format!("{GOOD_HEAD}{GOOD_JOB}    verify:\n      level: structure\n      assertions:\n        - {{ sql: \"SELECT 1\" }}\n"), vec!["drctl.yaml:14:", "jobs[0].verify.assertions[0]", "missing field `expect`"]),
         ("qdrant unknown field", format!("{GOOD_HEAD}jobs:\n  - name: q\n    source: {{ kind: qdrant, url: \"http://h:6333\", apikey: x }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "unknown field `apikey`"]),
     ]
 }

@@ -112,6 +112,44 @@ fn qdrant_contract_snapshots_back_up_and_restore_renamed() {
     assert!(calls.iter().any(|c| c[0] == "DELETE"));
     assert_eq!(stub.snapshots_left(), 0);
 
+    // verify --level restore: both snapshots uploaded under scratch names, counted exactly,
+    // deleted; the live collections are left as they were.
+    let o = w.drctl(&["-o", "json", "verify", "vectors", "--level", "restore"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["restore"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("7500 records"),
+        "{v}"
+    );
+    let names: Vec<_> = stub.get("/collections")["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["products", "reviews"],
+        "scratch collections deleted"
+    );
+    let calls = stub.calls();
+    let scratch_calls = |m: &str, suffix: &str| {
+        calls
+            .iter()
+            .filter(|c| c[0] == m)
+            .filter(|c| {
+                let p = c[1].as_str().unwrap();
+                p.starts_with("/collections/drctl_verify_") && p.ends_with(suffix)
+            })
+            .count()
+    };
+    assert_eq!(scratch_calls("POST", "/snapshots/upload"), 2);
+    assert_eq!(scratch_calls("POST", "/points/count"), 2);
+    assert_eq!(scratch_calls("DELETE", ""), 2);
+
     // Restore from the S3 region beside the originals.
     w.restore_job_ok(
         "vectors",
@@ -135,7 +173,11 @@ fn qdrant_contract_snapshots_back_up_and_restore_renamed() {
     let uploads: Vec<_> = stub
         .calls()
         .into_iter()
-        .filter(|c| c[1].as_str().unwrap().ends_with("/snapshots/upload"))
+        .filter(|c| {
+            c[1].as_str()
+                .unwrap()
+                .ends_with("-restored/snapshots/upload")
+        })
         .collect();
     assert_eq!(uploads.len(), 2);
     for u in &uploads {

@@ -179,3 +179,48 @@ fn damage_fails_the_level_that_can_see_it_in_the_region_where_it_is() {
     assert_eq!(s[0]["rpo_breached"], true);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn sql_assertions_run_on_the_scratch_copy_and_one_that_does_not_hold_fails() {
+    let (pg, _src, w) = seeded_world("verify_sql", 2);
+    let base = std::fs::read_to_string(&w.config).unwrap();
+    let scratch = pg.url("postgres");
+    let with = |assertions: &str| {
+        w.write_config(&format!(
+            "{base}    verify:\n      level: restore\n      scratch: \"{scratch}\"\n      assertions:\n{assertions}"
+        ));
+    };
+    with(
+        r#"        - name: every order has its customer
+          sql: SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL
+          expect: 0
+        - sql: SELECT sum(v) > 30000 FROM billing."Invoice Lines"
+          expect: true
+"#,
+    );
+    w.backup_ok();
+    let (code, r, err) = verify_json(&w, &[]);
+    assert_eq!(code, Some(0), "{err}\n{r:#}");
+    assert!(
+        r["restore"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 assertion(s) held"),
+        "{r:#}"
+    );
+
+    with(
+        r#"        - name: orders total
+          sql: SELECT count(*) FROM orders
+          expect: 4999
+"#,
+    );
+    let (code, r, err) = verify_json(&w, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(r["restore"]["ok"], false, "{r:#}");
+    assert!(
+        err.contains(r#""orders total" (verify.assertions[0]) does not hold: `SELECT count(*) FROM orders` returned 5000, expected 4999"#),
+        "{err}"
+    );
+    assert_eq!(scratch_dbs().trim(), "", "scratch database left behind");
+}

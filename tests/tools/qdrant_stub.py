@@ -9,6 +9,8 @@ Endpoints (Qdrant's):
   GET    /                                        version
   GET    /collections                             list
   GET    /collections/{c}                         info (points_count), 404 when missing
+  DELETE /collections/{c}                         delete the collection
+  POST   /collections/{c}/points/count            {"exact": true} -> {"count": N}
   POST   /collections/{c}/snapshots?wait=true     create a snapshot
   GET    /collections/{c}/snapshots               list snapshots
   GET    /collections/{c}/snapshots/{s}           download
@@ -124,6 +126,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, error=f"Collection `{name}` doesn't exist!")
         if not rest and method == "GET":
             return self.reply(200, {"status": "green", "points_count": len(collections[name])})
+        if not rest and method == "DELETE":
+            del collections[name]
+            return self.reply(200, True)
+        if rest == ["points", "count"] and method == "POST":
+            if json.loads(body or b"{}").get("exact") is not True:
+                return self.reply(400, error="drctl must ask for an exact count")
+            return self.reply(200, {"count": len(collections[name])})
         if rest == ["snapshots"] and method == "POST":
             with lock:
                 counter[0] += 1
