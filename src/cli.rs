@@ -59,6 +59,14 @@ pub enum Command {
         after_help = "Examples:\n  drctl prune --dry-run\n  drctl prune app-db\n  drctl prune --dry-run -o json\n  drctl prune --grace 6h\n\nA job without `retention` keeps everything. Whatever the policy, prune keeps the newest\ncomplete backup, the newest verified one, the newest held by min_copies regions, anything\nnewer than a running job's lease, and each region's copy covering a kept backup missing there.\nIt deletes nothing while any region cannot be read."
     )]
     Prune(PruneArgs),
+    /// The daemon: run backups, verifications and prunes on their cron schedules.
+    #[command(
+        after_help = "Examples:\n  drctl schedule\n  drctl -c /etc/drctl/drctl.yaml schedule --listen 0.0.0.0:9477\n\nServes /healthz, /readyz and /metrics (Prometheus) on the listen address.\nSIGTERM/SIGINT: no new runs; running ones get scheduler.shutdown_grace to finish, then\nare aborted (they clean up); exit 0. A second signal aborts at once.\nSIGHUP: re-read and validate the config; an invalid one is refused and the old one kept."
+    )]
+    Schedule(ScheduleArgs),
+    /// Kubernetes manifests from the config.
+    #[command(subcommand)]
+    K8s(K8sCmd),
     /// Check and describe the config file.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -80,6 +88,10 @@ pub enum BackupCmd {
         /// When another run of the job holds its lease: `fail` (exit 1) or `skip` (exit 0).
         #[arg(long, value_enum, default_value_t = IfRunning::Fail)]
         if_running: IfRunning,
+        /// Push this run's metrics to a Prometheus Pushgateway (one group per job:
+        /// /metrics/job/<job>); a push that fails is logged and does not change the exit code.
+        #[arg(long, value_name = "URL")]
+        pushgateway: Option<String>,
     },
     /// List complete backups and the regions holding each.
     #[command(after_help = "Examples:\n  drctl backup list\n  drctl backup list app-db -o json")]
@@ -156,6 +168,48 @@ pub struct PruneArgs {
     /// Partial backups (no manifest) younger than this are left alone.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub grace: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    /// Address for /healthz, /readyz, /metrics [default: scheduler.listen, else 127.0.0.1:9477]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum K8sCmd {
+    /// One CronJob per scheduled job (and the daemon as a Deployment alternative), as YAML.
+    #[command(
+        after_help = "Examples:\n  drctl k8s render > drctl.k8s.yaml\n  drctl k8s render --image registry.example/drctl:0.1.0 --namespace backups --secret drctl-env\n  drctl k8s render --daemon\n\nThe config goes into a ConfigMap as is: ${VAR} references stay references, and every\nvariable it names is taken from the Secret (--secret) as an environment variable."
+    )]
+    Render(RenderArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// Container image of drctl.
+    #[arg(long, default_value = "drctl:latest")]
+    pub image: String,
+    /// Namespace of every object.
+    #[arg(long, default_value = "drctl")]
+    pub namespace: String,
+    /// Secret whose keys provide the config's ${VAR} references.
+    #[arg(long, default_value = "drctl-env")]
+    pub secret: String,
+    /// Also render the daemon (`drctl schedule`) as a Deployment, instead of CronJobs.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Annotation for the ServiceAccount (cloud IAM), e.g.
+    /// eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/drctl
+    #[arg(long = "sa-annotation", value_name = "KEY=VALUE")]
+    pub sa_annotations: Vec<String>,
+    /// Backup CronJobs push their metrics to this Prometheus Pushgateway.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
+    /// A CronJob's activeDeadlineSeconds: a run longer than this is killed.
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    pub deadline: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]

@@ -47,6 +47,42 @@ pub fn open_regions(cfg: &Config) -> Result<Vec<Region>> {
     cfg.regions.iter().map(Region::open).collect()
 }
 
+/// The outcome of a run that first took the job's lease.
+pub enum Leased {
+    Done(BackupReport),
+    /// Another run (here or on another host) holds the job's lease; nothing was done.
+    Held(crate::store::lease::LeaseInfo),
+}
+
+/// One run per job at a time, across hosts: take the job's lease in the repository, back up,
+/// release. Shared by `backup run` and the daemon.
+pub async fn run_leased(
+    cfg: &Config,
+    regions: &[Region],
+    job: &JobSpec,
+    cancel: &CancellationToken,
+    show_progress: bool,
+) -> Result<Leased> {
+    use crate::store::lease::{self, Refused};
+    let lease = match lease::acquire(
+        regions,
+        &format!("backup-{}", job.name),
+        &format!("backup {}", job.name),
+        cfg.lease_ttl,
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(Refused::Held(h)) => return Ok(Leased::Held(h)),
+        Err(Refused::Error(e)) => {
+            return Err(e.context(format!("job {}: cannot take its lease", job.name)))
+        }
+    };
+    let result = run(cfg, job, cancel, show_progress).await;
+    lease.release().await;
+    result.map(Leased::Done)
+}
+
 pub async fn run(
     cfg: &Config,
     job: &JobSpec,

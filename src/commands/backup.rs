@@ -4,7 +4,6 @@ use crate::cli::{BackupCmd, IfRunning, Output};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::store::lease::{self, Refused};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -15,7 +14,8 @@ pub async fn run(cfg: &Config, cmd: BackupCmd, out: Output) -> Result<()> {
             jobs,
             all,
             if_running,
-        } => run_jobs(cfg, jobs, all, if_running, out).await,
+            pushgateway,
+        } => run_jobs(cfg, jobs, all, if_running, pushgateway, out).await,
         BackupCmd::List { job } => list(cfg, job.as_deref(), out).await,
         BackupCmd::Show { id } => show(cfg, &id, out).await,
     }
@@ -26,6 +26,7 @@ async fn run_jobs(
     names: Vec<String>,
     all: bool,
     if_running: IfRunning,
+    pushgateway: Option<String>,
     out: Output,
 ) -> Result<()> {
     let jobs: Vec<_> = if all {
@@ -38,21 +39,13 @@ async fn run_jobs(
     let bars = is_text(out) && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     let mut failures = Vec::new();
+    let notifiers = crate::notify::Notifiers::new(&cfg.notifications);
     for job in jobs {
         if cancel.is_cancelled() {
             break;
         }
-        // One run per job at a time, across hosts: the repository lease.
-        let lease = match lease::acquire(
-            &regions,
-            &format!("backup-{}", job.name),
-            &format!("backup {}", job.name),
-            cfg.lease_ttl,
-        )
-        .await
-        {
-            Ok(l) => l,
-            Err(Refused::Held(h)) if if_running == IfRunning::Skip => {
+        let result = match backup::run_leased(cfg, &regions, job, &cancel, bars).await {
+            Ok(backup::Leased::Held(h)) if if_running == IfRunning::Skip => {
                 tracing::warn!(job = %job.name, holder = %h.describe(), "already running; skipped");
                 if is_text(out) {
                     println!("{}: skipped, already running: {}", job.name, h.describe());
@@ -60,23 +53,15 @@ async fn run_jobs(
                 reports.push(serde_json::json!({"job": job.name.0, "skipped": true, "held_by": h}));
                 continue;
             }
-            Err(Refused::Held(h)) => {
-                let e = Error::failed(format!("job {} is already running: {}", job.name, h.describe()))
-                    .hint("wait for that run to finish; in a CronJob, `--if-running skip` exits 0 instead. A crashed run's lease is taken over once it expires");
-                tracing::error!(job = %job.name, error = %e, "backup not started");
-                reports.push(serde_json::json!({"job": job.name.0, "error": e.to_string()}));
-                failures.push(e);
-                continue;
-            }
-            Err(Refused::Error(e)) => {
-                let e = e.context(format!("job {}: cannot take its lease", job.name));
-                reports.push(serde_json::json!({"job": job.name.0, "error": e.to_string()}));
-                failures.push(e);
-                continue;
-            }
+            Ok(backup::Leased::Held(h)) => Err(Error::failed(format!("job {} is already running: {}", job.name, h.describe()))
+                .hint("wait for that run to finish; in a CronJob, `--if-running skip` exits 0 instead. A crashed run's lease is taken over once it expires")),
+            Ok(backup::Leased::Done(r)) => Ok(r),
+            Err(e) => Err(e),
         };
-        let result = backup::run(cfg, job, &cancel, bars).await;
-        lease.release().await;
+        crate::notify::backup_outcome(&notifiers, &job.name.0, &result).await;
+        if let Some(url) = &pushgateway {
+            push_metrics(cfg, &regions, job, &result, url).await;
+        }
         match result {
             Ok(r) => {
                 if is_text(out) {
@@ -125,6 +110,27 @@ async fn run_jobs(
                 .collect::<Vec<_>>()
                 .join("; ")
         ))),
+    }
+}
+
+/// CronJob mode: this run's metrics and the job's RPO exposure, pushed as the job's group.
+async fn push_metrics(
+    cfg: &Config,
+    regions: &[crate::store::Region],
+    job: &crate::config::JobSpec,
+    result: &Result<backup::BackupReport>,
+    url: &str,
+) {
+    let reg = crate::metrics::Registry::default();
+    crate::metrics::record_backup(&reg, &job.name.0, result);
+    if let Ok(s) = crate::status::job_status(cfg, regions, job, chrono::Utc::now()).await {
+        crate::metrics::record_status(&reg, &[s]);
+    }
+    match crate::metrics::push(url, &job.name.0, &reg).await {
+        Ok(()) => tracing::info!(job = %job.name, "metrics pushed to the Pushgateway"),
+        Err(e) => {
+            tracing::warn!(job = %job.name, error = %e, "cannot push metrics (the exit code is unaffected)")
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod backup;
 mod config_cmd;
+mod k8s;
 mod prune;
 mod restore;
 mod status;
@@ -25,6 +26,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(&Config::load(&cfg_path)?, args, out).await,
         Command::Status => status::run(&Config::load(&cfg_path)?, out).await,
         Command::Prune(args) => prune::run(&Config::load(&cfg_path)?, args, out).await,
+        Command::Schedule(args) => crate::schedule::run(&cfg_path, args.listen).await,
+        Command::K8s(crate::cli::K8sCmd::Render(args)) => k8s::run(&cfg_path, args),
         Command::Config(cmd) => config_cmd::run(&cfg_path, cmd, out),
     }
 }

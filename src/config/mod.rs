@@ -4,6 +4,7 @@
 //! same serde API, errors with line, column and field path, and libyaml's bound on alias
 //! expansion, so a "billion laughs" file is an error rather than an out-of-memory.
 
+pub mod daemon;
 pub mod env;
 pub mod spec;
 mod validate;
@@ -21,6 +22,8 @@ pub struct Config {
     pub min_copies: usize,
     pub lease_ttl: std::time::Duration,
     pub jobs: Vec<JobSpec>,
+    pub scheduler: daemon::SchedulerSpec,
+    pub notifications: Vec<daemon::NotifierSpec>,
 }
 
 impl Config {

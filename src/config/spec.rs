@@ -23,6 +23,12 @@ pub struct ConfigSpec {
     #[schemars(with = "Option<String>")]
     pub lease_ttl: Option<Duration>,
     pub jobs: Vec<JobSpec>,
+    /// How `drctl schedule` runs the jobs' schedules (all optional).
+    #[serde(default)]
+    pub scheduler: super::daemon::SchedulerSpec,
+    /// Webhooks told about failures, RPO breaches, failed verifications (and successes).
+    #[serde(default)]
+    pub notifications: Vec<super::daemon::NotifierSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -395,16 +401,21 @@ impl std::fmt::Display for Name {
 #[schemars(transparent)]
 pub struct Schedule(pub String);
 
+/// `@daily` and friends as the 5-field expressions Kubernetes also expands them to.
+pub fn expand_macro(s: &str) -> &str {
+    match s.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other => other,
+    }
+}
+
 impl Schedule {
     pub fn parse(s: &str) -> Result<Schedule, String> {
-        let expr = match s.trim() {
-            "@yearly" | "@annually" => "0 0 1 1 *",
-            "@monthly" => "0 0 1 * *",
-            "@weekly" => "0 0 * * 0",
-            "@daily" | "@midnight" => "0 0 * * *",
-            "@hourly" => "0 * * * *",
-            other => other,
-        };
+        let expr = expand_macro(s);
         let fields = expr.split_whitespace().count();
         if fields != 5 {
             return Err(format!(
@@ -417,6 +428,12 @@ impl Schedule {
         <croner::Cron as std::str::FromStr>::from_str(expr)
             .map_err(|e| format!("invalid schedule {s:?}: {e}"))?;
         Ok(Schedule(s.to_string()))
+    }
+
+    /// The parsed expression (it was checked when the config was read).
+    pub fn cron(&self) -> croner::Cron {
+        <croner::Cron as std::str::FromStr>::from_str(expand_macro(&self.0))
+            .unwrap_or_else(|e| unreachable!("schedule {:?} was validated: {e}", self.0))
     }
 }
 

@@ -168,12 +168,43 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
         ));
     }
 
+    let sch = &spec.scheduler;
+    if sch.max_concurrent == 0 {
+        return Err(err(
+            "max_concurrent",
+            "0",
+            "scheduler.max_concurrent".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    if sch.attempts == 0 {
+        return Err(err(
+            "attempts",
+            "0",
+            "scheduler.attempts".into(),
+            "must be at least 1 (1 = no retry)".into(),
+        ));
+    }
+    for (i, n) in spec.notifications.iter().enumerate() {
+        let u = n.url.expose();
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(err(
+                "url",
+                "",
+                format!("notifications[{i}].url"),
+                "not an http:// or https:// URL".into(),
+            ));
+        }
+    }
+
     Ok(Config {
         path: path.to_path_buf(),
         regions: spec.regions,
         min_copies,
         lease_ttl,
         jobs: spec.jobs,
+        scheduler: spec.scheduler,
+        notifications: spec.notifications,
     })
 }
 

@@ -250,7 +250,7 @@ async fn renew(regions: Vec<Region>, mut info: LeaseInfo, ttl: Duration, stop: C
     }
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
