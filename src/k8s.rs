@@ -45,7 +45,7 @@ pub fn render(cfg: &Config, raw: &str, args: &RenderArgs) -> Result<String> {
         docs.push(yaml(&r.service())?);
     } else {
         let mut names = std::collections::BTreeSet::new();
-        for (name, schedule, cmd) in r.cron_tasks() {
+        for (name, schedule, cmd) in r.cron_tasks()? {
             let obj = r.cron_job(&name, &schedule, cmd)?;
             if !names.insert(name.clone()) {
                 return Err(Error::usage(format!(
@@ -139,7 +139,18 @@ impl Renderer<'_> {
     }
 
     /// (object name, schedule, drctl arguments after the global flags)
-    fn cron_tasks(&self) -> Vec<(String, String, Vec<String>)> {
+    fn cron_tasks(&self) -> Result<Vec<(String, String, Vec<String>)>> {
+        let five = |s: &crate::config::Schedule| {
+            if s.has_seconds() {
+                Err(Error::usage(format!(
+                    "schedule {:?} has a seconds field: a Kubernetes CronJob takes 5 fields",
+                    s.0
+                ))
+                .hint("use a 5-field schedule, or run the daemon instead (--daemon)"))
+            } else {
+                Ok(crate::config::expand_macro(&s.0).to_string())
+            }
+        };
         let mut out = Vec::new();
         for j in &self.cfg.jobs {
             let n = &j.name.0;
@@ -154,28 +165,20 @@ impl Renderer<'_> {
                 if let Some(p) = &self.args.pushgateway {
                     args.extend(["--pushgateway".into(), p.clone()]);
                 }
-                out.push((
-                    format!("drctl-backup-{}", k8s_name(n)),
-                    crate::config::expand_macro(&s.0).to_string(),
-                    args,
-                ));
+                out.push((format!("drctl-backup-{}", k8s_name(n)), five(s)?, args));
             }
             if let Some(s) = j.verify.as_ref().and_then(|v| v.schedule.as_ref()) {
                 out.push((
                     format!("drctl-verify-{}", k8s_name(n)),
-                    crate::config::expand_macro(&s.0).to_string(),
+                    five(s)?,
                     vec!["verify".into(), n.clone()],
                 ));
             }
         }
         if let Some(s) = &self.cfg.scheduler.prune {
-            out.push((
-                "drctl-prune".into(),
-                crate::config::expand_macro(&s.0).to_string(),
-                vec!["prune".into()],
-            ));
+            out.push(("drctl-prune".into(), five(s)?, vec!["prune".into()]));
         }
-        out
+        Ok(out)
     }
 
     fn container(&self, args: Vec<String>, memory_limit: &str) -> Container {

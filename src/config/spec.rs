@@ -417,7 +417,9 @@ impl Schedule {
     pub fn parse(s: &str) -> Result<Schedule, String> {
         let expr = expand_macro(s);
         let fields = expr.split_whitespace().count();
-        if fields != 5 {
+        // Six fields = a leading seconds field, for sub-minute schedules of the daemon only
+        // (`k8s render` refuses them: a CronJob takes exactly five).
+        if fields != 5 && fields != 6 {
             return Err(format!(
                 "invalid schedule {s:?}: expected 5 cron fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly, found {fields} field(s)"
             ));
@@ -428,6 +430,11 @@ impl Schedule {
         <croner::Cron as std::str::FromStr>::from_str(expr)
             .map_err(|e| format!("invalid schedule {s:?}: {e}"))?;
         Ok(Schedule(s.to_string()))
+    }
+
+    /// Whether it has a seconds field (six fields): the daemon runs it, a CronJob cannot.
+    pub fn has_seconds(&self) -> bool {
+        expand_macro(&self.0).split_whitespace().count() == 6
     }
 
     /// The parsed expression (it was checked when the config was read).
@@ -548,9 +555,11 @@ mod tests {
         ] {
             assert!(Schedule::parse(ok).is_ok(), "{ok}");
         }
-        assert!(Schedule::parse("0 0 * * * *")
+        assert!(Schedule::parse("*/5 * * * * *").unwrap().has_seconds());
+        assert!(!Schedule::parse("@daily").unwrap().has_seconds());
+        assert!(Schedule::parse("0 0 * * * * *")
             .unwrap_err()
-            .contains("found 6 field(s)"));
+            .contains("found 7 field(s)"));
         assert!(Schedule::parse("61 * * * *")
             .unwrap_err()
             .contains("invalid schedule"));
