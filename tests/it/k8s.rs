@@ -1,4 +1,5 @@
-//! `drctl k8s render`: golden files, and each rendered document read back into its
+//! `drctl k8s render`: golden files — the example in `deploy/kubernetes/`, so the shipped
+//! example is always what drctl renders — and each rendered document read back into its
 //! Kubernetes type (k8s-openapi) and written out again unchanged — so no field is misspelled,
 //! misplaced or unknown to the API, which comparing strings alone would not show.
 
@@ -8,12 +9,12 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use std::path::Path;
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
 
 fn render(extra: &[&str]) -> std::process::Output {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_drctl"));
     c.arg("-c")
-        .arg(Path::new(GOLDEN).join("k8s.drctl.yaml"))
+        .arg(Path::new(GOLDEN).join("drctl.yaml"))
         .args([
             "k8s",
             "render",
@@ -76,7 +77,7 @@ fn check(extra: &[&str], golden: &str) -> Vec<String> {
 fn cronjobs_render_as_golden_and_as_valid_kubernetes_objects() {
     let kinds = check(
         &["--pushgateway", "http://pushgateway.monitoring:9091"],
-        "k8s-cronjobs.yaml",
+        "cronjobs.yaml",
     );
     // app-db backup + verify, sessions backup, prune; embeddings has no schedule.
     assert_eq!(
@@ -90,7 +91,7 @@ fn cronjobs_render_as_golden_and_as_valid_kubernetes_objects() {
             "CronJob"
         ]
     );
-    let text = std::fs::read_to_string(Path::new(GOLDEN).join("k8s-cronjobs.yaml")).unwrap();
+    let text = std::fs::read_to_string(Path::new(GOLDEN).join("cronjobs.yaml")).unwrap();
     let jobs: Vec<CronJob> = text
         .split("---\n")
         .filter(|d| d.contains("kind: CronJob"))
@@ -153,7 +154,7 @@ fn cronjobs_render_as_golden_and_as_valid_kubernetes_objects() {
 
 #[test]
 fn the_daemon_renders_as_a_deployment_with_probes() {
-    let kinds = check(&["--daemon"], "k8s-daemon.yaml");
+    let kinds = check(&["--daemon"], "daemon.yaml");
     assert_eq!(
         kinds,
         ["ServiceAccount", "ConfigMap", "Deployment", "Service"]
