@@ -57,6 +57,12 @@ impl Registry {
         *s.entry(name).or_default().entry(key(labels)).or_insert(0.0) += v;
     }
 
+    /// Forget every series of `name` (a task removed by a reload must not linger).
+    pub fn clear(&self, name: &str) {
+        let mut s = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        s.remove(name);
+    }
+
     pub fn get(&self, name: &str, labels: &[(&'static str, &str)]) -> Option<f64> {
         let s = self.series.lock().unwrap_or_else(|p| p.into_inner());
         s.get(name)?.get(&key(labels)).copied()

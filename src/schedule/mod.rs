@@ -123,6 +123,7 @@ pub async fn run(path: &Path, listen: Option<SocketAddr>) -> Result<()> {
                         *state.notifiers.write().unwrap_or_else(|p| p.into_inner()) =
                             Arc::new(Notifiers::new(&cfg.notifications));
                         next = plan_ticks(&cfg, Utc::now(), false).await;
+                        state.metrics.clear("drctl_schedule_next_run_timestamp_seconds");
                         tracing::info!(tasks = next.len(), "SIGHUP: config re-read and applied");
                     }
                     Err(e) => tracing::error!(error = %e, "SIGHUP: the new config is invalid; still running the previous one"),

@@ -503,3 +503,124 @@ fn cronjob_mode_pushes_the_runs_metrics_to_a_pushgateway() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot push metrics"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_failed_scheduled_verification_is_counted_and_told() {
+    let dir = tempdir("sched-verify-");
+    let r = Redis::start(&dir.join("redis"), &[]);
+    assert!(r.cli(&["DEBUG", "POPULATE", "300"]).contains("OK"));
+    let hook = Receiver::start();
+    let w = World::with_job(
+        "sched_verify",
+        "cache",
+        &format!("{{ kind: redis, url: \"{}\" }}", r.url()),
+    );
+    let id = w.backup_ok_job("cache")["id"].as_str().unwrap().to_string();
+    // Flip one byte of the fs copy: checksum fails in `local`.
+    let art = std::fs::read_dir(w.fs_root.join(format!("backups/cache/{id}")))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| !p.ends_with("manifest.json"))
+        .unwrap();
+    let mut bytes = std::fs::read(&art).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&art, bytes).unwrap();
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    // Never verified: the verification catches up at start.
+    w.write_config(&format!(
+        "{cfg}    verify: {{ level: checksum, schedule: \"@weekly\" }}\nscheduler: {{ attempts: 1 }}\nnotifications:\n  - {{ kind: webhook, url: \"{}\" }}\n",
+        hook.url("/v")
+    ));
+    let d = Daemon::start(&w);
+    let start = Instant::now();
+    while d
+        .metric("drctl_verify_failures_total{job=\"cache\"}")
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no verification ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        d.metric("drctl_verify_failures_total{job=\"cache\"}"),
+        Some(1.0)
+    );
+    let (code, err) = d.term(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{err}");
+    let told: Vec<serde_json::Value> = hook
+        .bodies("/v")
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let v: Vec<_> = told
+        .iter()
+        .filter(|e| e["event"] == "verify_failure")
+        .collect();
+    assert_eq!(v.len(), 1, "{told:?}");
+    assert!(
+        v[0]["message"].as_str().unwrap().contains("region local"),
+        "{:?}",
+        v[0]
+    );
+}
+
+#[test]
+fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
+    let dir = tempdir("sched-hup-");
+    let r = Redis::start(&dir.join("redis"), &[]);
+    let w = World::with_job(
+        "sched_hup",
+        "cache",
+        &format!("{{ kind: redis, url: \"{}\" }}", r.url()),
+    );
+    let base = std::fs::read_to_string(&w.config).unwrap();
+    w.write_config(&format!("{base}    schedule: \"0 3 * * *\"\n"));
+    let d = Daemon::start(&w);
+    let next = |d: &Daemon| {
+        d.metric("drctl_schedule_next_run_timestamp_seconds{job=\"cache\",task=\"backup\"}")
+    };
+    let start = Instant::now();
+    while next(&d).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let hup = |d: &Daemon| unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+
+    // Invalid: refused, the old schedule stays.
+    let before = next(&d);
+    w.write_config(&format!("{base}    schedule: \"0 3 * *\"\n"));
+    hup(&d);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(d.get("/healthz").0, 200);
+    assert_eq!(next(&d), before);
+
+    // Valid: a second job appears in the plan.
+    w.write_config(&format!(
+        "{base}    schedule: \"0 3 * * *\"\n  - name: cache2\n    source: {{ kind: redis, url: \"{}\" }}\n    schedule: \"0 4 * * *\"\n",
+        r.url()
+    ));
+    hup(&d);
+    let start = Instant::now();
+    while d
+        .metric("drctl_schedule_next_run_timestamp_seconds{job=\"cache2\",task=\"backup\"}")
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the new config was not applied"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, err) = d.term(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("the new config is invalid; still running the previous one"),
+        "{err}"
+    );
+    assert!(err.contains("expected 5 cron fields"), "{err}");
+    assert!(err.contains("config re-read and applied"), "{err}");
+}
