@@ -63,11 +63,6 @@ impl Registry {
         s.remove(name);
     }
 
-    pub fn get(&self, name: &str, labels: &[(&'static str, &str)]) -> Option<f64> {
-        let s = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        s.get(name)?.get(&key(labels)).copied()
-    }
-
     /// The text exposition format. `drop_label` leaves one label out of every series (the
     /// Pushgateway takes `job` from its URL's grouping key and refuses it in the body).
     pub fn render(&self, drop_label: Option<&str>) -> String {
