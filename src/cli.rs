@@ -64,6 +64,9 @@ pub enum Command {
         after_help = "Examples:\n  drctl schedule\n  drctl -c /etc/drctl/drctl.yaml schedule --listen 0.0.0.0:9477\n\nServes /healthz, /readyz and /metrics (Prometheus) on the listen address.\nSIGTERM/SIGINT: no new runs; running ones get scheduler.shutdown_grace to finish, then\nare aborted (they clean up); exit 0. A second signal aborts at once.\nSIGHUP: re-read and validate the config; an invalid one is refused and the old one kept."
     )]
     Schedule(ScheduleArgs),
+    /// DR drills: run a playbook, measure RTO and RPO, keep the evidence.
+    #[command(subcommand)]
+    Drill(DrillCmd),
     /// Kubernetes manifests from the config.
     #[command(subcommand)]
     K8s(K8sCmd),
@@ -219,4 +222,87 @@ pub enum ConfigCmd {
     Validate,
     /// Print the config's JSON Schema.
     Schema,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillCmd {
+    /// Run a playbook: steps with owners and hard timeouts; RTO and RPO against the targets.
+    #[command(
+        after_help = "Examples:\n  drctl drill run region-failure --var dns_server=10.0.0.53:53 --var standby=postgres://...\n  drctl drill run ./playbooks/pg-primary-failure.yaml --dry-run\n  drctl drill run dr-checklist.yaml --scenario '数据库主库故障' --yes\n  drctl -c drctl.yaml drill run restore-from-backup --var job=app-db -o json\n\nPLAYBOOK is a file, a name in ./playbooks, or a shipped playbook (`drctl drill list`).\nManual steps wait for y / n / skip on a terminal; off a terminal pass --yes.\nCtrl-C aborts the drill and runs its rollback steps; a second Ctrl-C stops those too.\nEvidence: <evidence-dir>/<playbook>/<run-id>/ (journal.jsonl, report.json|md|html), and\ndrills/<playbook>/<run-id>/ in every region when a config is given.\nExit 0 when every step passed and the targets were met; 1 otherwise; 2 invalid playbook."
+    )]
+    Run(DrillRunArgs),
+    /// Check a playbook: every problem with file:line:column and step id; runs nothing.
+    #[command(after_help = "Examples:\n  drctl drill validate playbooks/region-failure.yaml\n  drctl drill validate checklist.yaml --scenario 'Region outage'")]
+    Validate(DrillValidateArgs),
+    /// Shipped playbooks and those in ./playbooks.
+    #[command(after_help = "Example:\n  drctl drill list -o json")]
+    List,
+    /// Show one run's report (text, markdown, html or json).
+    #[command(after_help = "Examples:\n  drctl drill report 20261123T101500Z-3fa2c1\n  drctl drill report 20261123T1015 --format html > drill.html")]
+    Report(DrillReportArgs),
+    /// Every recorded run: verdict, RTO and RPO, and the trend against the previous run.
+    #[command(after_help = "Examples:\n  drctl drill history\n  drctl -c drctl.yaml drill history region-failure -o json")]
+    History(DrillHistoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DrillSelect {
+    /// A file, a name in ./playbooks, or a shipped playbook.
+    pub playbook: String,
+    /// The scenario to run, for checklist files with `scenarios:`.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Set a playbook variable (overrides `vars:`); repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillRunArgs {
+    #[command(flatten)]
+    pub select: DrillSelect,
+    /// Print the resolved plan (steps, owners, timeouts, targets) and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirm every manual step without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Run the rollback steps at the end even when the drill passed.
+    #[arg(long)]
+    pub rollback: bool,
+    /// Local folder for journals and reports.
+    #[arg(long, default_value = "drills", env = "DRCTL_EVIDENCE_DIR")]
+    pub evidence_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillValidateArgs {
+    #[command(flatten)]
+    pub select: DrillSelect,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillReportArgs {
+    /// Run id (or a unique prefix of one).
+    pub run: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    #[arg(long, default_value = "drills", env = "DRCTL_EVIDENCE_DIR")]
+    pub evidence_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillHistoryArgs {
+    /// Only this playbook.
+    pub playbook: Option<String>,
+    #[arg(long, default_value = "drills", env = "DRCTL_EVIDENCE_DIR")]
+    pub evidence_dir: PathBuf,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Markdown,
+    Html,
+    Json,
 }

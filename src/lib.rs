@@ -7,6 +7,7 @@ pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod k8s;
 pub mod logging;

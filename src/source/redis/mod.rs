@@ -14,7 +14,7 @@
 //! in `restore.rs`. Files: `conn` (RESP), `stream` (de-framing, CRC64, walker tee), `rdb`
 //! (the RDB parser).
 
-mod conn;
+pub mod conn;
 pub mod rdb;
 mod restore;
 mod scan;
@@ -63,7 +63,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target> {
+    pub fn parse(url: &str) -> Result<Target> {
         check_url(url).map_err(Error::usage)?;
         let u = url::Url::parse(url).map_err(|e| Error::usage(e.to_string()))?;
         let host = u.host_str().unwrap_or("localhost").to_string();

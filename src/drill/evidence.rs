@@ -1,0 +1,133 @@
+//! Where a drill's evidence lives: a local folder (`<evidence-dir>/<playbook>/<run-id>/`,
+//! written while the drill runs) and, when a config is at hand, `drills/<playbook>/<run-id>/`
+//! in every region of the repository, the system of record.
+
+use super::record::RunRecord;
+use super::report;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::Region;
+use std::path::{Path, PathBuf};
+
+pub const FILES: &[&str] = &["journal.jsonl", "report.json", "report.md", "report.html"];
+
+pub fn run_dir(base: &Path, playbook: &str, run_id: &str) -> PathBuf {
+    base.join(playbook).join(run_id)
+}
+
+/// Write the three reports beside the journal.
+pub fn write_local(dir: &Path, r: &RunRecord) -> Result<()> {
+    let w = |name: &str, body: String| {
+        std::fs::write(dir.join(name), body)
+            .map_err(|e| Error::failed(format!("cannot write {}: {e}", dir.join(name).display())))
+    };
+    w("report.json", report::json(r))?;
+    w("report.md", report::markdown(r))?;
+    w("report.html", report::html(r))?;
+    Ok(())
+}
+
+/// Copy the run's folder into every region; returns one line per region that failed.
+pub async fn publish(cfg: &Config, dir: &Path, r: &RunRecord) -> Vec<String> {
+    let regions = match crate::backup::open_regions(cfg) {
+        Ok(r) => r,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut failed = Vec::new();
+    for region in &regions {
+        for f in FILES {
+            let path = format!("drills/{}/{}/{f}", r.playbook, r.run_id);
+            let body = match std::fs::read(dir.join(f)) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed.push(format!("{}: cannot read {f}: {e}", region.name));
+                    continue;
+                }
+            };
+            if let Err(e) = region.op.write(&path, body).await {
+                failed.push(format!("region {}: {}", region.name, region.err(e, &path)));
+                break;
+            }
+        }
+    }
+    failed
+}
+
+async fn region_records(region: &Region) -> Result<Vec<RunRecord>> {
+    let entries = region
+        .op
+        .list_with("drills/")
+        .recursive(true)
+        .await
+        .map_err(|e| region.err(e, "drills/"))?;
+    let mut out = Vec::new();
+    for e in entries {
+        if e.path().ends_with("/report.json") {
+            let body = region.op.read(e.path()).await.map_err(|x| region.err(x, e.path()))?;
+            match serde_json::from_slice::<RunRecord>(&body.to_vec()) {
+                Ok(r) => out.push(r),
+                Err(err) => tracing::warn!(region = %region.name, path = e.path(), error = %err, "unreadable drill report skipped"),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn local_records(base: &Path) -> Vec<RunRecord> {
+    let mut out = Vec::new();
+    let Ok(playbooks) = std::fs::read_dir(base) else { return out };
+    for p in playbooks.flatten() {
+        let Ok(runs) = std::fs::read_dir(p.path()) else { continue };
+        for run in runs.flatten() {
+            if let Ok(b) = std::fs::read(run.path().join("report.json")) {
+                if let Ok(r) = serde_json::from_slice::<RunRecord>(&b) {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every run known locally or in any region, oldest first, each once. A region that cannot
+/// be read is reported, not fatal: history should show what it can.
+pub async fn all(cfg: Option<&Config>, base: &Path) -> (Vec<RunRecord>, Vec<String>) {
+    let mut runs = local_records(base);
+    let mut warnings = Vec::new();
+    if let Some(cfg) = cfg {
+        match crate::backup::open_regions(cfg) {
+            Ok(regions) => {
+                for r in &regions {
+                    match region_records(r).await {
+                        Ok(mut v) => runs.append(&mut v),
+                        Err(e) => warnings.push(format!("region {}: {e}", r.name)),
+                    }
+                }
+            }
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
+    runs.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+    runs.dedup_by(|a, b| a.run_id == b.run_id && a.playbook == b.playbook);
+    (runs, warnings)
+}
+
+/// One run by id (or a unique prefix), and where it was found.
+pub async fn find(cfg: Option<&Config>, base: &Path, run: &str) -> Result<RunRecord> {
+    let (runs, warnings) = all(cfg, base).await;
+    let matches: Vec<&RunRecord> = runs.iter().filter(|r| r.run_id.starts_with(run)).collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Error::failed(format!(
+            "no drill run {run:?} in {} or the repository{}",
+            base.display(),
+            if warnings.is_empty() { String::new() } else { format!(" ({})", warnings.join("; ")) }
+        ))
+        .hint("list runs with `drctl drill history`")),
+        many => Err(Error::usage(format!(
+            "{run:?} matches {} runs: {}",
+            many.len(),
+            many.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,89 @@
+//! DR drills: YAML playbooks run step by step with owners and hard timeouts, measuring RTO
+//! and RPO exactly as DESIGN.md defines them, with a journal and reports as evidence.
+//!
+//! parse (text → validated `plan::Playbook`, every problem at file:line:column) → engine
+//! (runs it, journaling each event) → record (what happened) → measure (RTO/RPO, pure) →
+//! report (JSON, Markdown, HTML) → evidence (local folder and the repository).
+
+pub mod engine;
+pub mod evidence;
+pub mod journal;
+pub mod measure;
+pub mod parse;
+pub mod plan;
+pub mod record;
+pub mod report;
+pub mod steps;
+pub mod vars;
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Playbooks built into the binary, so `drctl drill run region-failure` works anywhere.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("pg-primary-failure", include_str!("../../playbooks/pg-primary-failure.yaml")),
+    ("region-failure", include_str!("../../playbooks/region-failure.yaml")),
+    ("redis-failover", include_str!("../../playbooks/redis-failover.yaml")),
+    ("restore-from-backup", include_str!("../../playbooks/restore-from-backup.yaml")),
+];
+
+/// A playbook's text and where it came from.
+pub struct Located {
+    pub display: String,
+    pub stem: String,
+    pub text: String,
+}
+
+/// A path to a file; else `./playbooks/<name>.yaml`; else a shipped playbook by name.
+pub fn locate(arg: &str) -> Result<Located> {
+    let read = |p: &Path| -> Result<Located> {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Error::usage(format!("cannot read playbook {}: {e}", p.display())))?;
+        Ok(Located {
+            display: p.display().to_string(),
+            stem: p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            text,
+        })
+    };
+    let p = Path::new(arg);
+    if p.is_file() {
+        return read(p);
+    }
+    for ext in ["yaml", "yml"] {
+        let local = Path::new("playbooks").join(format!("{arg}.{ext}"));
+        if local.is_file() {
+            return read(&local);
+        }
+    }
+    if let Some((name, text)) = SHIPPED.iter().find(|(n, _)| *n == arg) {
+        return Ok(Located {
+            display: format!("shipped:{name}"),
+            stem: name.to_string(),
+            text: text.to_string(),
+        });
+    }
+    Err(Error::usage(format!("no playbook {arg:?}: not a file, not in ./playbooks, not shipped"))
+        .hint(format!(
+            "shipped playbooks: {}; `drctl drill list` shows local ones too",
+            SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        )))
+}
+
+/// Locate, parse and validate. Problems become one usage error (exit 2) listing them all.
+pub fn load(arg: &str, opts: &parse::Options) -> Result<plan::Playbook> {
+    let l = locate(arg)?;
+    parse::parse(&l.display, &l.text, &l.stem, opts).map_err(|p| {
+        let n = p.list.len();
+        Error::usage(format!(
+            "playbook {} is invalid ({n} problem{}):\n{p}",
+            l.display,
+            if n == 1 { "" } else { "s" }
+        ))
+        .hint("fix it and check with `drctl drill validate`; nothing was run")
+    })
+}
+
+/// A UTC run id, lexically ordered like backup ids: `YYYYMMDDTHHMMSSZ-<6 hex>`.
+pub fn new_run_id() -> String {
+    crate::manifest::new_backup_id(chrono::Utc::now())
+}
