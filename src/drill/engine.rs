@@ -60,7 +60,20 @@ struct Shared {
     config: Option<Arc<Config>>,
     /// Why the drill was stopped from outside the step sequence (guard, interrupt).
     stop_reason: Mutex<Option<String>>,
+    interrupt: CancellationToken,
 }
+
+impl Shared {
+    fn reason(&self) -> Option<String> {
+        let mut r = self.stop_reason.lock().unwrap();
+        if self.interrupt.is_cancelled() && r.is_none() {
+            *r = Some(INTERRUPTED.into());
+        }
+        r.clone()
+    }
+}
+
+const INTERRUPTED: &str = "interrupted (Ctrl-C / SIGTERM)";
 
 pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunRecord {
     let started_at = Utc::now();
@@ -69,6 +82,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
         prompter: Arc::new(Prompter::new(opts.yes, opts.interactive)),
         config: opts.config.clone(),
         stop_reason: Mutex::new(None),
+        interrupt: opts.interrupt.clone(),
     });
     journal.event(
         "drill_started",
@@ -86,8 +100,9 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
         let (interrupt, stop2, sh) = (opts.interrupt.clone(), stop.clone(), shared.clone());
         tokio::spawn(async move {
             tokio::select! {
+                biased;
                 _ = interrupt.cancelled() => {
-                    sh.stop_reason.lock().unwrap().get_or_insert_with(|| "interrupted (Ctrl-C / SIGTERM)".into());
+                    sh.reason();
                     sh.journal.event("interrupted", json!({}));
                 }
                 _ = stop2.cancelled() => {}
@@ -134,7 +149,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
     let mut aborted: Option<String> = None;
     for item in &pb.items {
         if aborted.is_none() && stop.is_cancelled() {
-            aborted = shared.stop_reason.lock().unwrap().clone().or(Some("stopped".into()));
+            aborted = shared.reason().or(Some("stopped".into()));
         }
         if aborted.is_some() {
             for s in item.steps() {
@@ -159,7 +174,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
             }
             if !rec.status.ok() && aborted.is_none() {
                 if rec.status == Status::Cancelled {
-                    aborted = shared.stop_reason.lock().unwrap().clone().or(Some("stopped".into()));
+                    aborted = shared.reason().or(Some("stopped".into()));
                 } else if step.on_failure == OnFailure::Abort {
                     aborted = Some(format!(
                         "step `{}` {}: {}",
@@ -367,7 +382,7 @@ async fn run_step(
     match result {
         None => {
             rec.status = Status::Cancelled;
-            rec.error = Some(sh.stop_reason.lock().unwrap().clone().unwrap_or_else(|| "the drill was stopped".into()));
+            rec.error = Some(sh.reason().unwrap_or_else(|| "the drill was stopped".into()));
         }
         Some(Err(_)) => {
             rec.status = Status::TimedOut;

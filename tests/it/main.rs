@@ -3,6 +3,7 @@
 mod chroma;
 mod common;
 mod config_errors;
+mod drill;
 mod failures;
 mod k8s;
 mod lease;
