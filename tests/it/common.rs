@@ -90,7 +90,7 @@ pub struct Pg {
     pub dir: PathBuf,
 }
 
-fn pg_bindir() -> PathBuf {
+pub fn pg_bindir() -> PathBuf {
     let out = Command::new("pg_config").arg("--bindir").output();
     if let Ok(o) = out {
         let p = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
@@ -108,7 +108,7 @@ fn pg_bindir() -> PathBuf {
 }
 
 /// uid/gid to run PostgreSQL as: ourselves, or `nobody` when we are root.
-fn pg_user() -> Option<(u32, u32)> {
+pub fn pg_user() -> Option<(u32, u32)> {
     if unsafe { libc::geteuid() } != 0 {
         return None;
     }
@@ -150,6 +150,13 @@ impl Pg {
             .stdout(Stdio::null());
         as_user(&mut initdb);
         run(&mut initdb);
+        Pg::serve(dir, &data)
+    }
+
+    /// Start `postgres` on a data directory, on a free loopback port.
+    fn serve(dir: PathBuf, data: &Path) -> Pg {
+        let user = pg_user();
+        let bin = pg_bindir();
         let port = free_port();
         let mut pg = Command::new(bin.join("postgres"));
         pg.args([
@@ -170,7 +177,9 @@ impl Pg {
         ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("postgres.log")).unwrap());
-        as_user(&mut pg);
+        if let Some((uid, gid)) = user {
+            pg.uid(uid).gid(gid);
+        }
         spawn_server(pg);
         let pg = Pg { port, dir };
         wait_for("postgres", Duration::from_secs(30), || {
@@ -181,6 +190,33 @@ impl Pg {
                 .is_ok_and(|s| s.success())
         });
         pg
+    }
+
+    /// A streaming standby of this server (pg_basebackup -R), on its own port.
+    pub fn start_standby(&self) -> Pg {
+        let dir = tempdir("pg-standby-");
+        let data = dir.join("data");
+        let user = pg_user();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let mut bb = Command::new(pg_bindir().join("pg_basebackup"));
+        bb.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-D", data.to_str().unwrap(), "-R", "-X", "stream", "--no-sync"])
+            .stdout(Stdio::null());
+        if let Some((uid, gid)) = user {
+            bb.uid(uid).gid(gid);
+        }
+        run(&mut bb);
+        Pg::serve(dir, &data)
+    }
+
+    /// `pg_ctl` as the user owning the data directory, for playbooks that stop a server.
+    pub fn pg_ctl() -> String {
+        let bin = pg_bindir().join("pg_ctl").display().to_string();
+        match pg_user() {
+            Some(_) => format!("runuser -u nobody -- {bin}"),
+            None => bin,
+        }
     }
 
     pub fn url(&self, db: &str) -> String {

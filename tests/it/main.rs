@@ -4,6 +4,7 @@ mod chroma;
 mod common;
 mod config_errors;
 mod drill;
+mod drill_playbooks;
 mod failures;
 mod k8s;
 mod lease;
