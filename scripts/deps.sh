@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what drctl's demo, tests and benchmark need, from the package registries only:
-# PostgreSQL server + client (apt), zstd, redis-server and openssl (apt), Garage (cargo, cached in ~/.cargo/bin),
+# PostgreSQL server + client (apt), zstd, redis-server, openssl, knot + kdig (apt), Garage (cargo, cached in ~/.cargo/bin),
 # the aws CLI (pip), Chroma (pip, in its own venv so its pins never touch the aws CLI's).
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: scripts/deps.sh [--bench]   (--bench adds restic and GNU time for bench/)
@@ -14,6 +14,9 @@ command -v pg_dump >/dev/null || need_apt+=(postgresql-client)
 command -v zstd >/dev/null || need_apt+=(zstd)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v openssl >/dev/null || need_apt+=(openssl)  # test certificates for rediss://
+command -v knotd >/dev/null || need_apt+=(knot)        # authoritative DNS for the drill tests (RFC 2136 + TSIG)
+command -v kdig >/dev/null || need_apt+=(knot-dnsutils) # the tests' independent DNS observer
+command -v script >/dev/null || need_apt+=(bsdutils)   # a pseudo-terminal for manual drill steps
 if [[ "${1:-}" == "--bench" ]]; then
   command -v restic >/dev/null || need_apt+=(restic)
   [[ -x /usr/bin/time ]] || need_apt+=(time)

@@ -115,7 +115,7 @@ fn list(out: Output) -> Result<()> {
         let t = |k: &str, n: &str| r[k].as_f64().map(|s| format!("{n} {}", measure::fmt_secs(s)));
         let targets = [t("rto_target_seconds", "RTO"), t("rpo_target_seconds", "RPO")].into_iter().flatten().collect::<Vec<_>>().join(", ");
         let desc = r["description"].as_str().unwrap_or("");
-        let desc = crate::drill::steps::excerpt(desc, 70);
+        let desc: String = desc.split(". ").next().unwrap_or("").chars().take(80).collect();
         println!("{:<24} {:<40} {:>5}  {:<10} {}", r["name"].as_str().unwrap_or(""), r["source"].as_str().unwrap_or(""),
             r["steps"].as_u64().map(|n| n.to_string()).unwrap_or_else(|| "?".into()), targets, desc.replace('\n', " "));
     }

@@ -135,9 +135,11 @@ pub fn describe(name: &str, m: &Metric) -> String {
     }
 }
 
-/// Seconds as a short human duration: 0.4s, 12.3s, 4m05s, 1h02m.
+/// Seconds as a short human duration: 45ms, 12.3s, 4m05s, 1h02m.
 pub fn fmt_secs(s: f64) -> String {
-    if s < 60.0 {
+    if s < 1.0 && s > 0.0 {
+        format!("{}ms", (s * 1000.0).round() as u64)
+    } else if s < 60.0 {
         format!("{s:.1}s")
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)

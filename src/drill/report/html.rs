@@ -20,13 +20,22 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// At most `n` characters, with an ellipsis when cut.
+fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
 fn secs_since(r: &RunRecord, t: chrono::DateTime<chrono::Utc>) -> f64 {
     (t - r.started_at).num_milliseconds() as f64 / 1000.0
 }
 
 /// A tick step giving 4–10 ticks over `span` seconds.
 fn tick_step(span: f64) -> f64 {
-    for s in [0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0] {
+    for s in [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0] {
         if span / s <= 10.0 {
             return s;
         }
@@ -47,8 +56,11 @@ pub fn html(r: &RunRecord) -> String {
         (Some(f), Some(t)) => Some(f + t),
         _ => None,
     };
-    let end = secs_since(r, r.finished_at);
-    let span = [Some(end), rto_line].into_iter().flatten().fold(0.1_f64, f64::max) * 1.04;
+    let end = secs_since(r, r.finished_at).max(0.1);
+    // The axis covers the run, and the RTO target when it is near enough to be drawn without
+    // squashing every bar into a sliver; otherwise the target is noted at the right edge.
+    let target_on_scale = rto_line.is_some_and(|t| t <= end * 3.0);
+    let span = if target_on_scale { end.max(rto_line.unwrap_or(0.0)) } else { end } * 1.04;
 
     let (label_w, chart_w, row_h, top) = (300.0, 620.0, 28.0, 40.0);
     let height = top + row_h * steps.len() as f64 + 30.0;
@@ -70,7 +82,7 @@ pub fn html(r: &RunRecord) -> String {
             let _ = write!(svg, r##"<rect x="0" y="{y}" width="{w}" height="{row_h}" fill="#f7f7f9"/>"##, w = label_w + chart_w + 20.0);
         }
         let prefix = if s.phase == Phase::Rollback { "↩ " } else { "" };
-        let label = super::super::steps::excerpt(&format!("{prefix}{} — {}", s.id, s.name), 46);
+        let label = short(&format!("{prefix}{} — {}", s.id, s.name), 40);
         let _ = write!(svg, r#"<text x="8" y="{:.1}" class="label">{}</text>"#, y + row_h * 0.65, esc(&label));
         let color = owners.get(s.owner.as_str()).copied().unwrap_or("#888");
         match (s.started_at, s.finished_at) {
@@ -90,17 +102,24 @@ pub fn html(r: &RunRecord) -> String {
             }
         }
     }
+    // Fault label to the left of its line, recovery to the right, so close marks stay legible.
     let marks = [
-        (fault, "#c0392b", "fault", "6 3"),
-        (recovered, "#27ae60", "recovered", "0"),
-        (rto_line, "#e67e22", "RTO target", "2 3"),
+        (fault, "#c0392b", "fault".to_string(), "6 3", "end", -4.0),
+        (recovered, "#27ae60", "recovered".to_string(), "0", "start", 4.0),
+        (rto_line.filter(|_| target_on_scale), "#e67e22", "RTO target".to_string(), "2 3", "end", -4.0),
     ];
-    for (i, (at, color, name, dash)) in marks.iter().enumerate() {
+    for (at, color, name, dash, anchor, dx) in marks.iter() {
         if let Some(t) = at {
             let px = x(*t);
-            let _ = write!(svg, r#"<line x1="{px:.1}" y1="{}" x2="{px:.1}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{px:.1}" y="{}" class="mark" fill="{color}">{name}</text>"#,
-                top - 4.0, height - 22.0, height - 8.0 - (i as f64 % 2.0) * 0.0);
+            // Near the right edge a label goes on the left of its line, to stay visible.
+            let (anchor, dx) = if px + 70.0 > label_w + chart_w { ("end", -4.0) } else { (*anchor, *dx) };
+            let _ = write!(svg, r#"<line x1="{px:.1}" y1="{}" x2="{px:.1}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{:.1}" y="{}" class="mark" fill="{color}" text-anchor="{anchor}">{name}</text>"#,
+                top - 4.0, height - 22.0, px + dx, height - 8.0);
         }
+    }
+    if let (Some(t), false) = (r.rto.target_seconds, target_on_scale) {
+        let _ = write!(svg, r##"<text x="{:.1}" y="14" class="mark" fill="#e67e22" text-anchor="end">RTO target {} (beyond this scale)</text>"##,
+            label_w + chart_w, fmt_secs(t));
     }
     svg.push_str("</svg>");
 
@@ -149,7 +168,7 @@ h1{{font-size:22px;margin:0 0 4px}} h2{{font-size:16px;margin:22px 0 8px}}
 .metrics{{display:flex;gap:12px;margin:14px 0}} .metric{{flex:1;border:1px solid #ddd;border-radius:6px;padding:10px 12px}}
 .metric b{{display:block;font-size:15px}} .metric small{{color:#666}} .metric.ok{{border-left:5px solid #27ae60}} .metric.bad{{border-left:5px solid #c0392b}} .metric.na{{border-left:5px solid #aaa}}
 svg{{display:block;border:1px solid #e5e5e5;border-radius:6px;background:#fff;max-width:100%;height:auto}}
-svg .label{{font-size:12px;fill:#222}} svg .tick{{font-size:10px;fill:#888;text-anchor:middle}} svg .dur{{font-size:11px;fill:#444}} svg .mark{{font-size:11px;font-weight:600;text-anchor:middle}}
+svg .label{{font-size:12px;fill:#222}} svg .tick{{font-size:10px;fill:#888;text-anchor:middle}} svg .dur{{font-size:11px;fill:#444}} svg .mark{{font-size:11px;font-weight:600}}
 .legend{{margin:8px 0}} .chip{{display:inline-flex;align-items:center;margin-right:14px}} .chip i{{width:12px;height:12px;border-radius:2px;margin-right:5px;display:inline-block}}
 table{{border-collapse:collapse;width:100%;font-size:13px}} th,td{{border-bottom:1px solid #eee;padding:5px 6px;text-align:left;vertical-align:top}} th{{background:#fafafa}}
 td.detail{{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wrap;word-break:break-word;max-width:320px}}
