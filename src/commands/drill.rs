@@ -89,8 +89,17 @@ fn list(out: Output) -> Result<()> {
                 "steps": pb.items.iter().map(|i| i.steps().len()).sum::<usize>(),
                 "rto_target_seconds": pb.targets.rto.map(|d| d.as_secs_f64()),
                 "rpo_target_seconds": pb.targets.rpo.map(|d| d.as_secs_f64()) }),
-            // Checklists with several scenarios, or playbooks needing --var, still list.
-            Err(p) => json!({ "name": name, "source": source, "description": "", "note": p.list.first().map(|x| x.message.clone()) }),
+            // Checklists with several scenarios, or playbooks needing --var or an environment
+            // variable, still list, from their raw text.
+            Err(p) => {
+                let raw: serde_norway::Value = serde_norway::from_str(text).unwrap_or_default();
+                let t = |k: &str| raw.get("targets").and_then(|t| t.get(k)).and_then(|v| v.as_str()).and_then(|v| humantime::parse_duration(v).ok()).map(|d| d.as_secs_f64());
+                json!({ "name": name, "source": source,
+                    "description": raw.get("description").and_then(|d| d.as_str()).unwrap_or(""),
+                    "steps": raw.get("steps").and_then(|s| s.as_sequence()).map(|s| s.len()),
+                    "rto_target_seconds": t("rto"), "rpo_target_seconds": t("rpo"),
+                    "note": p.list.first().map(|x| x.message.clone()) })
+            }
         };
         rows.push(entry);
     };
