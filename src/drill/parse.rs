@@ -57,7 +57,7 @@ pub struct Options {
 /// Outputs a step may produce, for `${steps.<id>.<output>}`.
 const OUTPUTS: &[&str] = &[
     "stdout", "value", "exit_code", "status", "body", "rows", "backup", "consistent_at",
-    "region", "answer",
+    "region", "answer", "change_id",
 ];
 
 const COMMON: &[&str] = &[

@@ -6,6 +6,7 @@
 pub mod lease;
 pub mod multipart;
 pub mod repo;
+pub mod sigv4;
 
 use crate::config::{RegionKind, RegionSpec};
 use crate::error::{Error, Result};

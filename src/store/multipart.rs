@@ -9,8 +9,7 @@
 use crate::config::{RegionKind, RegionSpec};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use super::sigv4::{self, uri_encode};
 
 /// What signing needs, taken from an S3 region's config.
 #[derive(Clone, Debug)]
@@ -110,10 +109,6 @@ impl S3Access {
         query: &[(String, String)],
     ) -> Result<String> {
         let now = Utc::now();
-        let (amz_date, date) = (
-            now.format("%Y%m%dT%H%M%SZ").to_string(),
-            now.format("%Y%m%d").to_string(),
-        );
         let path = format!(
             "/{}/{}",
             uri_encode(&self.bucket, false),
@@ -136,27 +131,20 @@ impl S3Access {
             .join("&");
         let url = url::Url::parse(&self.endpoint)
             .map_err(|e| Error::usage(format!("endpoint {}: {e}", self.endpoint)))?;
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_string(),
+        let keys = sigv4::Keys {
+            id: self.key.clone(),
+            secret: self.secret.clone(),
         };
-        let payload = hex::encode(Sha256::digest(b""));
-        let canonical = format!(
-            "{method}\n{path}\n{query_string}\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload}"
-        );
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
-        let mut k = hmac(format!("AWS4{}", self.secret).as_bytes(), date.as_bytes());
-        for part in [self.region.as_str(), "s3", "aws4_request"] {
-            k = hmac(&k, part.as_bytes());
-        }
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={}",
-            self.key,
-            hex::encode(hmac(&k, to_sign.as_bytes()))
+        let signed = sigv4::sign(
+            method.as_str(),
+            &sigv4::host(&url),
+            &path,
+            &query_string,
+            b"",
+            &self.region,
+            "s3",
+            &keys,
+            now,
         );
         let full = format!(
             "{}{path}{}{query_string}",
@@ -165,9 +153,9 @@ impl S3Access {
         );
         let resp = reqwest::Client::new()
             .request(method.clone(), &full)
-            .header("x-amz-date", &amz_date)
-            .header("x-amz-content-sha256", &payload)
-            .header("authorization", auth)
+            .header("x-amz-date", &signed.amz_date)
+            .header("x-amz-content-sha256", &signed.content_sha256)
+            .header("authorization", signed.authorization)
             .timeout(std::time::Duration::from_secs(60))
             .send()
             .await
@@ -182,28 +170,6 @@ impl S3Access {
         }
         Ok(body)
     }
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-/// SigV4's URI encoding: unreserved characters stay, everything else is %XX (and `/` too
-/// unless it separates key segments).
-fn uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// The bodies of every `<tag>…</tag>` in a flat S3 XML response.

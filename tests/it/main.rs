@@ -11,6 +11,7 @@ mod lease;
 mod prune;
 mod qdrant;
 mod redis;
+mod route53;
 mod roundtrip;
 mod schedule;
 mod verify;

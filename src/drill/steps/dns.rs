@@ -3,6 +3,8 @@
 //! - `update`: an RFC 2136 UPDATE signed with TSIG (hickory-dns) that replaces the record
 //!   set of `name` with `data`, in one message (delete the set, add the new records), so no
 //!   resolver ever sees the name without an address.
+//!   With `route53:` instead of `server`/`zone`/`tsig`, the same update is a Route53 UPSERT
+//!   followed by GetChange polling until INSYNC (`route53.rs`).
 //! - `resolve`: ask `server` for `name` and compare the answer with `expect`; with
 //!   `until_success` this is "wait until the cutover is visible".
 
@@ -28,8 +30,11 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct Dns {
     /// The server to send to, `host:port` (default port 53); an authoritative primary for
-    /// `update`.
-    pub server: String,
+    /// `update`. Not with `route53`.
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub route53: Option<super::route53::Route53>,
     #[serde(default)]
     pub zone: Option<String>,
     #[serde(default)]
@@ -160,17 +165,20 @@ async fn exchange(server: SocketAddr, signer: Option<TSigner>, msg: Message, tim
 #[async_trait::async_trait]
 impl StepKind for Dns {
     fn describe(&self) -> String {
-        if let Some(u) = &self.update {
+        let server = self.server.clone().unwrap_or_default();
+        if let (Some(u), Some(r)) = (&self.update, &self.route53) {
+            format!("Route53 UPSERT in zone {}: {} {} → {}, until INSYNC", r.hosted_zone_id, u.name, u.rtype, u.data.join(", "))
+        } else if let Some(u) = &self.update {
             format!(
                 "RFC 2136 update at {}: {} {} → {}{}",
-                self.server,
+                server,
                 u.name,
                 u.rtype,
                 u.data.join(", "),
                 self.tsig.as_ref().map(|t| format!(" (TSIG key {})", t.name)).unwrap_or_default()
             )
         } else if let Some(r) = &self.resolve {
-            format!("resolve {} {} at {}, expect {}", r.name, r.rtype, self.server, r.expect.join(", "))
+            format!("resolve {} {} at {server}, expect {}", r.name, r.rtype, r.expect.join(", "))
         } else {
             "dns".into()
         }
@@ -180,8 +188,12 @@ impl StepKind for Dns {
         match (&self.update, &self.resolve) {
             (Some(u), None) => {
                 rtype(&u.rtype)?;
-                if self.zone.is_none() {
-                    return Err("`update` needs `zone` (the zone the name is in)".into());
+                if self.route53.is_some() {
+                    if self.server.is_some() || self.zone.is_some() || self.tsig.is_some() {
+                        return Err("with `route53`, leave out `server`, `zone` and `tsig`".into());
+                    }
+                } else if self.zone.is_none() || self.server.is_none() {
+                    return Err("`update` needs `server` (the primary) and `zone` (the zone the name is in), or `route53`".into());
                 }
                 if u.data.is_empty() {
                     return Err("`update.data` is empty: give the new address(es)".into());
@@ -189,6 +201,9 @@ impl StepKind for Dns {
             }
             (None, Some(r)) => {
                 rtype(&r.rtype)?;
+                if self.server.is_none() || self.route53.is_some() {
+                    return Err("`resolve` asks a named `server` (not `route53`)".into());
+                }
             }
             _ => return Err("give exactly one of `update` and `resolve`".into()),
         }
@@ -199,7 +214,16 @@ impl StepKind for Dns {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Outcome> {
-        let server = server_addr(&ctx.expand("server", &self.server)?)?;
+        if let (Some(r53), Some(u)) = (&self.route53, &self.update) {
+            let name = fqdn(&ctx.expand("update.name", &u.name)?)?.to_ascii();
+            let t = rtype(&u.rtype).map_err(Error::usage)?;
+            let mut values = Vec::new();
+            for (i, d) in u.data.iter().enumerate() {
+                values.push(ctx.expand(&format!("update.data[{i}]"), d)?);
+            }
+            return super::route53::upsert(r53, ctx, &name, &t.to_string(), u.ttl, &values).await;
+        }
+        let server = server_addr(&ctx.expand("server", self.server.as_deref().unwrap_or_default())?)?;
         let per_try = ctx.timeout.min(Duration::from_secs(5));
         if let Some(r) = &self.resolve {
             let name = fqdn(&ctx.expand("resolve.name", &r.name)?)?;

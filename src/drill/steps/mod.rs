@@ -11,6 +11,7 @@ mod http;
 mod manual;
 mod postgres;
 mod redis;
+mod route53;
 mod shell;
 mod sleep;
 
