@@ -343,3 +343,44 @@ fn region_failure_cuts_dns_over_with_tsig_promotes_and_rolls_back() {
         assert!(html.contains(want), "{want} missing from the HTML report");
     }
 }
+
+#[test]
+fn redis_sentinel_failover_step_waits_for_the_new_master() {
+    let dir = tempdir("drill-sentinel-");
+    let master = Redis::start(&dir.join("m"), &[]);
+    let port = master.port.to_string();
+    let replica = Redis::start(&dir.join("r"), &["--replicaof", "127.0.0.1", &port]);
+    wait_until("replica in sync", || replica.cli(&["INFO", "replication"]).contains("master_link_status:up"));
+    let sport = free_port();
+    let sdir = dir.join("s");
+    std::fs::create_dir_all(&sdir).unwrap();
+    let conf = sdir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!("port {sport}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {port} 1\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n", sdir.display()),
+    )
+    .unwrap();
+    let mut cmd = Command::new("redis-server");
+    cmd.arg(&conf).arg("--sentinel").stdout(Stdio::null());
+    spawn_server(cmd);
+    let sentinel = |args: &[&str]| {
+        let o = Command::new("redis-cli").args(["-p", &sport.to_string()]).args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    wait_until("sentinel knows the replica", || sentinel(&["SENTINEL", "replicas", "mymaster"]).contains(&replica.port.to_string()));
+    std::fs::write(
+        dir.join("s.yaml"),
+        "name: sentinel\nsteps:\n  - { id: failover, owner: SRE, timeout: 30s, kind: redis, url: \"${sentinel}\", sentinel_failover: mymaster, until_success: { every: 1s }, recovered: true }\n  - { id: writes, owner: QA, timeout: 10s, kind: redis, url: \"${replica}\", command: [SET, k, v], expect: OK, until_success: { every: 200ms } }\n",
+    )
+    .unwrap();
+    let out = drill_cmd(&dir, &["run", "s.yaml", "--var", &format!("sentinel=redis://127.0.0.1:{sport}"), "--var", &format!("replica={}", replica.url())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let r = report(&runs(&dir.join("ev"))[0]);
+    let got = step(&r, "failover")["output"].as_str().unwrap().to_string();
+    assert!(got.contains(&format!("127.0.0.1:{port} → 127.0.0.1:{}", replica.port)), "{got}");
+    // Sentinel itself and the promoted server agree.
+    assert!(sentinel(&["SENTINEL", "get-master-addr-by-name", "mymaster"]).contains(&replica.port.to_string()));
+    assert!(replica.cli(&["INFO", "replication"]).contains("role:master"));
+}
