@@ -300,7 +300,20 @@ impl StepKind for Dns {
             msg.add_update(rec);
             values.push(v);
         }
-        let resp = exchange(server, signer, msg, per_try).await?;
+        let signed = signer.is_some();
+        let resp = exchange(server, signer, msg, per_try).await.map_err(|e| {
+            // A server rejecting the signature answers with a TSIG error record (BADSIG,
+            // BADKEY) that the client cannot verify; say what that means.
+            let text = e.to_string();
+            if signed && (text.contains("HMAC") || text.contains("TSIG") || text.contains("tsig")) {
+                Error::failed(format!(
+                    "{server} refused the update of {name}: its answer is a TSIG error (wrong key name, secret or algorithm)"
+                ))
+                .hint(format!("check the TSIG key name, secret and algorithm, and that the server allows updates to {zone}"))
+            } else {
+                e
+            }
+        })?;
         match resp.response_code() {
             ResponseCode::NoError => Ok(Outcome {
                 excerpt: format!("{name} {t} → {} (zone {zone}, server {server})", values.join(", ")),
