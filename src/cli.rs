@@ -232,16 +232,22 @@ pub enum DrillCmd {
     )]
     Run(DrillRunArgs),
     /// Check a playbook: every problem with file:line:column and step id; runs nothing.
-    #[command(after_help = "Examples:\n  drctl drill validate playbooks/region-failure.yaml\n  drctl drill validate checklist.yaml --scenario 'Region outage'")]
+    #[command(
+        after_help = "Examples:\n  drctl drill validate playbooks/region-failure.yaml\n  drctl drill validate checklist.yaml --scenario 'Region outage'"
+    )]
     Validate(DrillValidateArgs),
     /// Shipped playbooks and those in ./playbooks.
     #[command(after_help = "Example:\n  drctl drill list -o json")]
     List,
     /// Show one run's report (text, markdown, html or json).
-    #[command(after_help = "Examples:\n  drctl drill report 20261123T101500Z-3fa2c1\n  drctl drill report 20261123T1015 --format html > drill.html")]
+    #[command(
+        after_help = "Examples:\n  drctl drill report 20261123T101500Z-3fa2c1\n  drctl drill report 20261123T1015 --format html > drill.html"
+    )]
     Report(DrillReportArgs),
     /// Every recorded run: verdict, RTO and RPO, and the trend against the previous run.
-    #[command(after_help = "Examples:\n  drctl drill history\n  drctl -c drctl.yaml drill history region-failure -o json")]
+    #[command(
+        after_help = "Examples:\n  drctl drill history\n  drctl -c drctl.yaml drill history region-failure -o json"
+    )]
     History(DrillHistoryArgs),
 }
 

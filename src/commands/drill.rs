@@ -11,7 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(explicit: Option<&Path>, cfg_path: &Path, cmd: DrillCmd, out: Output) -> Result<()> {
+pub async fn run(
+    explicit: Option<&Path>,
+    cfg_path: &Path,
+    cmd: DrillCmd,
+    out: Output,
+) -> Result<()> {
     // A drill needs the config only for engine steps and to store evidence in the
     // repository; without one (and none named) it runs with local evidence only.
     let config = || -> Result<Option<Arc<Config>>> {
@@ -36,7 +41,9 @@ pub async fn run(explicit: Option<&Path>, cfg_path: &Path, cmd: DrillCmd, out: O
             let cfg = config()?;
             let r = evidence::find(cfg.as_deref(), &a.evidence_dir, &a.run).await?;
             match (a.format, out) {
-                (ReportFormat::Json, _) | (ReportFormat::Text, Output::Json) => println!("{}", report::json(&r)),
+                (ReportFormat::Json, _) | (ReportFormat::Text, Output::Json) => {
+                    println!("{}", report::json(&r))
+                }
                 (ReportFormat::Markdown, _) => print!("{}", report::markdown(&r)),
                 (ReportFormat::Html, _) => print!("{}", report::html(&r)),
                 (ReportFormat::Text, Output::Text) => print!("{}", report::summary(&r)),
@@ -58,7 +65,10 @@ fn options(sel: &DrillSelect) -> Result<parse::Options> {
             .ok_or_else(|| Error::usage(format!("--var {v:?}: write NAME=VALUE")))?;
         vars.push((k.trim().to_string(), val.to_string()));
     }
-    Ok(parse::Options { scenario: sel.scenario.clone(), vars })
+    Ok(parse::Options {
+        scenario: sel.scenario.clone(),
+        vars,
+    })
 }
 
 fn validate(sel: &DrillSelect, out: Output) -> Result<()> {
@@ -75,8 +85,10 @@ fn validate(sel: &DrillSelect, out: Output) -> Result<()> {
             pb.guard.as_ref().map(|_| ", a guard").unwrap_or_default()
         );
     } else {
-        print_json(&json!({ "valid": true, "playbook": pb.name, "source": pb.source, "scenario": pb.scenario,
-            "steps": steps.len(), "manual_steps": manual, "rollback_steps": pb.rollback.len() }))?;
+        print_json(
+            &json!({ "valid": true, "playbook": pb.name, "source": pb.source, "scenario": pb.scenario,
+            "steps": steps.len(), "manual_steps": manual, "rollback_steps": pb.rollback.len() }),
+        )?;
     }
     Ok(())
 }
@@ -93,7 +105,13 @@ fn list(out: Output) -> Result<()> {
             // variable, still list, from their raw text.
             Err(p) => {
                 let raw: serde_norway::Value = serde_norway::from_str(text).unwrap_or_default();
-                let t = |k: &str| raw.get("targets").and_then(|t| t.get(k)).and_then(|v| v.as_str()).and_then(|v| humantime::parse_duration(v).ok()).map(|d| d.as_secs_f64());
+                let t = |k: &str| {
+                    raw.get("targets")
+                        .and_then(|t| t.get(k))
+                        .and_then(|v| v.as_str())
+                        .and_then(|v| humantime::parse_duration(v).ok())
+                        .map(|d| d.as_secs_f64())
+                };
                 json!({ "name": name, "source": source,
                     "description": raw.get("description").and_then(|d| d.as_str()).unwrap_or(""),
                     "steps": raw.get("steps").and_then(|s| s.as_sequence()).map(|s| s.len()),
@@ -107,11 +125,18 @@ fn list(out: Output) -> Result<()> {
         add(name.to_string(), format!("shipped:{name}"), text, name);
     }
     if let Ok(dir) = std::fs::read_dir("playbooks") {
-        let mut files: Vec<_> = dir.flatten().map(|e| e.path()).filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))).collect();
+        let mut files: Vec<_> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
         files.sort();
         for f in files {
             if let Ok(text) = std::fs::read_to_string(&f) {
-                let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let stem = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 add(stem.clone(), f.display().to_string(), &text, &stem);
             }
         }
@@ -119,14 +144,42 @@ fn list(out: Output) -> Result<()> {
     if !is_text(out) {
         return print_json(&rows);
     }
-    println!("{:<24} {:<40} {:>5}  {:<10} description", "name", "source", "steps", "targets");
+    println!(
+        "{:<24} {:<40} {:>5}  {:<10} description",
+        "name", "source", "steps", "targets"
+    );
     for r in &rows {
-        let t = |k: &str, n: &str| r[k].as_f64().map(|s| format!("{n} {}", measure::fmt_secs(s)));
-        let targets = [t("rto_target_seconds", "RTO"), t("rpo_target_seconds", "RPO")].into_iter().flatten().collect::<Vec<_>>().join(", ");
+        let t = |k: &str, n: &str| {
+            r[k].as_f64()
+                .map(|s| format!("{n} {}", measure::fmt_secs(s)))
+        };
+        let targets = [
+            t("rto_target_seconds", "RTO"),
+            t("rpo_target_seconds", "RPO"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
         let desc = r["description"].as_str().unwrap_or("");
-        let desc: String = desc.split(". ").next().unwrap_or("").chars().take(80).collect();
-        println!("{:<24} {:<40} {:>5}  {:<10} {}", r["name"].as_str().unwrap_or(""), r["source"].as_str().unwrap_or(""),
-            r["steps"].as_u64().map(|n| n.to_string()).unwrap_or_else(|| "?".into()), targets, desc.replace('\n', " "));
+        let desc: String = desc
+            .split(". ")
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(80)
+            .collect();
+        println!(
+            "{:<24} {:<40} {:>5}  {:<10} {}",
+            r["name"].as_str().unwrap_or(""),
+            r["source"].as_str().unwrap_or(""),
+            r["steps"]
+                .as_u64()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+            targets,
+            desc.replace('\n', " ")
+        );
     }
     Ok(())
 }
@@ -134,7 +187,11 @@ fn list(out: Output) -> Result<()> {
 /// Variables whose values look secret are masked in the plan.
 fn shown(name: &str, value: &str) -> String {
     let n = name.to_lowercase();
-    if ["secret", "password", "token", "key"].iter().any(|w| n.contains(w)) && !n.ends_with("_key") {
+    if ["secret", "password", "token", "key"]
+        .iter()
+        .any(|w| n.contains(w))
+        && !n.ends_with("_key")
+    {
         "***".into()
     } else if value.contains("://") {
         crate::drill::steps::redact_url(value)
@@ -144,28 +201,48 @@ fn shown(name: &str, value: &str) -> String {
 }
 
 fn dry_run(pb: &plan::Playbook, out: Output) -> Result<()> {
-    let step_json = |s: &plan::Step| json!({ "id": s.id, "name": s.name, "owner": s.owner, "kind": s.kind_name,
+    let step_json = |s: &plan::Step| {
+        json!({ "id": s.id, "name": s.name, "owner": s.owner, "kind": s.kind_name,
         "timeout_seconds": s.timeout.as_secs_f64(), "retries": s.retries, "until_success_every_seconds": s.until_success.map(|d| d.as_secs_f64()),
         "on_failure": format!("{:?}", s.on_failure).to_lowercase(), "fault": s.fault, "recovered": s.recovered, "rpo_probe": s.rpo_probe,
-        "target": s.kind.describe() });
+        "target": s.kind.describe() })
+    };
     if !is_text(out) {
         let items: Vec<_> = pb.items.iter().map(|i| match i {
             plan::Item::Step(s) => step_json(s),
             plan::Item::Parallel { id, name, steps } => json!({ "parallel": id, "name": name, "steps": steps.iter().map(step_json).collect::<Vec<_>>() }),
         }).collect();
-        let vars: serde_json::Map<String, serde_json::Value> = pb.vars.iter().map(|(k, v)| (k.clone(), json!(shown(k, v)))).collect();
-        return print_json(&json!({ "dry_run": true, "playbook": pb.name, "scenario": pb.scenario, "source": pb.source,
+        let vars: serde_json::Map<String, serde_json::Value> = pb
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(shown(k, v))))
+            .collect();
+        return print_json(
+            &json!({ "dry_run": true, "playbook": pb.name, "scenario": pb.scenario, "source": pb.source,
             "targets": { "rto_seconds": pb.targets.rto.map(|d| d.as_secs_f64()), "rpo_seconds": pb.targets.rpo.map(|d| d.as_secs_f64()) },
             "vars": vars, "steps": items, "rollback": pb.rollback.iter().map(step_json).collect::<Vec<_>>(),
-            "guard": pb.guard.as_ref().map(|g| json!({ "every_seconds": g.every.as_secs_f64(), "failures": g.failures, "step": step_json(&g.step) })) }));
+            "guard": pb.guard.as_ref().map(|g| json!({ "every_seconds": g.every.as_secs_f64(), "failures": g.failures, "step": step_json(&g.step) })) }),
+        );
     }
     let fmt = |d: std::time::Duration| humantime::format_duration(d).to_string();
     println!("DRY RUN: nothing will be touched.");
-    println!("playbook {}{} ({})", pb.name, pb.scenario.as_ref().map(|s| format!(" — {s}")).unwrap_or_default(), pb.source);
+    println!(
+        "playbook {}{} ({})",
+        pb.name,
+        pb.scenario
+            .as_ref()
+            .map(|s| format!(" — {s}"))
+            .unwrap_or_default(),
+        pb.source
+    );
     if !pb.description.is_empty() {
         println!("  {}", pb.description.trim());
     }
-    println!("targets: RTO {}, RPO {}", pb.targets.rto.map(fmt).unwrap_or_else(|| "none".into()), pb.targets.rpo.map(fmt).unwrap_or_else(|| "none".into()));
+    println!(
+        "targets: RTO {}, RPO {}",
+        pb.targets.rto.map(fmt).unwrap_or_else(|| "none".into()),
+        pb.targets.rpo.map(fmt).unwrap_or_else(|| "none".into())
+    );
     if !pb.vars.is_empty() {
         println!("vars:");
         for (k, v) in &pb.vars {
@@ -174,14 +251,36 @@ fn dry_run(pb: &plan::Playbook, out: Output) -> Result<()> {
     }
     let line = |n: String, s: &plan::Step| {
         let mut marks = Vec::new();
-        if s.fault { marks.push("FAULT (RTO/RPO start)".to_string()); }
-        if s.recovered { marks.push("RECOVERED (RTO stop)".to_string()); }
-        if s.rpo_probe { marks.push("RPO probe".to_string()); }
-        if let Some(e) = s.until_success { marks.push(format!("until success every {}", fmt(e))); }
-        if s.retries > 0 { marks.push(format!("{} retries", s.retries)); }
-        if s.on_failure == plan::OnFailure::Continue { marks.push("continue on failure".into()); }
-        println!("{n:>4} {:<22} [{}] {} · timeout {}{}", s.id, s.owner, s.kind_name, fmt(s.timeout),
-            if marks.is_empty() { String::new() } else { format!(" · {}", marks.join(" · ")) });
+        if s.fault {
+            marks.push("FAULT (RTO/RPO start)".to_string());
+        }
+        if s.recovered {
+            marks.push("RECOVERED (RTO stop)".to_string());
+        }
+        if s.rpo_probe {
+            marks.push("RPO probe".to_string());
+        }
+        if let Some(e) = s.until_success {
+            marks.push(format!("until success every {}", fmt(e)));
+        }
+        if s.retries > 0 {
+            marks.push(format!("{} retries", s.retries));
+        }
+        if s.on_failure == plan::OnFailure::Continue {
+            marks.push("continue on failure".into());
+        }
+        println!(
+            "{n:>4} {:<22} [{}] {} · timeout {}{}",
+            s.id,
+            s.owner,
+            s.kind_name,
+            fmt(s.timeout),
+            if marks.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", marks.join(" · "))
+            }
+        );
         println!("       {}", s.name);
         println!("       → {}", s.kind.describe());
     };
@@ -204,7 +303,12 @@ fn dry_run(pb: &plan::Playbook, out: Output) -> Result<()> {
         }
     }
     if let Some(g) = &pb.guard {
-        println!("guard: every {}, abort after {} failures in a row: {}", fmt(g.every), g.failures, g.step.kind.describe());
+        println!(
+            "guard: every {}, abort after {} failures in a row: {}",
+            fmt(g.every),
+            g.failures,
+            g.step.kind.describe()
+        );
     }
     Ok(())
 }
@@ -215,7 +319,12 @@ fn signals() -> (CancellationToken, CancellationToken) {
     let (i, h) = (interrupt.clone(), hard.clone());
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
         for token in [i, h] {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             tracing::warn!("interrupt received: aborting (a second one stops the rollback too)");
@@ -225,7 +334,14 @@ fn signals() -> (CancellationToken, CancellationToken) {
     (interrupt, hard)
 }
 
-async fn run_drill(pb: &plan::Playbook, cfg: Option<Arc<Config>>, yes: bool, rollback: bool, base: &Path, out: Output) -> Result<()> {
+async fn run_drill(
+    pb: &plan::Playbook,
+    cfg: Option<Arc<Config>>,
+    yes: bool,
+    rollback: bool,
+    base: &Path,
+    out: Output,
+) -> Result<()> {
     let (interrupt, hard_stop) = signals();
     let opts = engine::RunOptions {
         run_id: drill::new_run_id(),
@@ -247,9 +363,19 @@ async fn run_drill(pb: &plan::Playbook, cfg: Option<Arc<Config>>, yes: bool, rol
         for f in &failed {
             tracing::warn!(error = %f, "drill evidence not stored in a region");
         }
-        let ok: Vec<_> = cfg.regions.iter().map(|r| r.name.0.clone()).filter(|n| !failed.iter().any(|f| f.contains(&format!("region {n}:")))).collect();
+        let ok: Vec<_> = cfg
+            .regions
+            .iter()
+            .map(|r| r.name.0.clone())
+            .filter(|n| !failed.iter().any(|f| f.contains(&format!("region {n}:"))))
+            .collect();
         if !ok.is_empty() {
-            stored.push(format!("drills/{}/{}/ in {}", rec.playbook, rec.run_id, ok.join(", ")));
+            stored.push(format!(
+                "drills/{}/{}/ in {}",
+                rec.playbook,
+                rec.run_id,
+                ok.join(", ")
+            ));
         }
     }
     if is_text(out) {
@@ -261,21 +387,34 @@ async fn run_drill(pb: &plan::Playbook, cfg: Option<Arc<Config>>, yes: bool, rol
     if rec.passed {
         Ok(())
     } else {
-        Err(Error::failed(format!("drill {} run {} failed", rec.playbook, rec.run_id))
-            .hint(format!("see {}", dir.join("report.html").display())))
+        Err(
+            Error::failed(format!("drill {} run {} failed", rec.playbook, rec.run_id))
+                .hint(format!("see {}", dir.join("report.html").display())),
+        )
     }
 }
 
-async fn history(cfg: Option<&Config>, base: &Path, playbook: Option<&str>, out: Output) -> Result<()> {
+async fn history(
+    cfg: Option<&Config>,
+    base: &Path,
+    playbook: Option<&str>,
+    out: Output,
+) -> Result<()> {
     let (runs, warnings) = evidence::all(cfg, base).await;
     for w in &warnings {
         tracing::warn!(error = %w, "drill history incomplete");
     }
-    let runs: Vec<_> = runs.into_iter().filter(|r| playbook.is_none_or(|p| r.playbook == p)).collect();
+    let runs: Vec<_> = runs
+        .into_iter()
+        .filter(|r| playbook.is_none_or(|p| r.playbook == p))
+        .collect();
     // Trend: this run's RTO against the previous run of the same playbook.
     let mut rows = Vec::new();
     for (i, r) in runs.iter().enumerate() {
-        let prev = runs[..i].iter().rev().find(|p| p.playbook == r.playbook && p.scenario == r.scenario);
+        let prev = runs[..i]
+            .iter()
+            .rev()
+            .find(|p| p.playbook == r.playbook && p.scenario == r.scenario);
         let delta = match (prev.and_then(|p| p.rto.seconds), r.rto.seconds) {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
@@ -288,14 +427,46 @@ async fn history(cfg: Option<&Config>, base: &Path, playbook: Option<&str>, out:
         return print_json(&v);
     }
     if rows.is_empty() {
-        println!("no drill runs recorded (in {} or the repository)", base.display());
+        println!(
+            "no drill runs recorded (in {} or the repository)",
+            base.display()
+        );
         return Ok(());
     }
-    println!("{:<24} {:<22} {:<7} {:>10} {:>10} {:>10}", "run", "playbook", "result", "RTO", "RPO", "RTO trend");
+    println!(
+        "{:<24} {:<22} {:<7} {:>10} {:>10} {:>10}",
+        "run", "playbook", "result", "RTO", "RPO", "RTO trend"
+    );
     for (r, d) in rows {
-        let m = |x: &crate::drill::record::Metric| x.seconds.map(measure::fmt_secs).unwrap_or_else(|| "n/m".into());
-        let trend = d.map(|d| format!("{}{}", if d > 0.0 { "+" } else if d < 0.0 { "-" } else { "±" }, measure::fmt_secs(d.abs()))).unwrap_or_default();
-        println!("{:<24} {:<22} {:<7} {:>10} {:>10} {:>10}", r.run_id, r.playbook, if r.passed { "passed" } else { "FAILED" }, m(&r.rto), m(&r.rpo), trend);
+        let m = |x: &crate::drill::record::Metric| {
+            x.seconds
+                .map(measure::fmt_secs)
+                .unwrap_or_else(|| "n/m".into())
+        };
+        let trend = d
+            .map(|d| {
+                format!(
+                    "{}{}",
+                    if d > 0.0 {
+                        "+"
+                    } else if d < 0.0 {
+                        "-"
+                    } else {
+                        "±"
+                    },
+                    measure::fmt_secs(d.abs())
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<22} {:<7} {:>10} {:>10} {:>10}",
+            r.run_id,
+            r.playbook,
+            if r.passed { "passed" } else { "FAILED" },
+            m(&r.rto),
+            m(&r.rpo),
+            trend
+        );
     }
     Ok(())
 }

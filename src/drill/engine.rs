@@ -113,7 +113,10 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
         let (stop, sh, vars) = (stop.clone(), shared.clone(), pb.vars.clone());
         tokio::spawn(async move {
             let mut failures = 0;
-            let scope = Scope { vars, ..Default::default() };
+            let scope = Scope {
+                vars,
+                ..Default::default()
+            };
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -124,16 +127,25 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
                 let err = match r {
                     Ok(Ok(_)) => None,
                     Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("no answer within {}", humantime::format_duration(g.step.timeout))),
+                    Err(_) => Some(format!(
+                        "no answer within {}",
+                        humantime::format_duration(g.step.timeout)
+                    )),
                 };
                 match err {
                     None => failures = 0,
                     Some(e) => {
                         failures += 1;
-                        sh.journal.event("guard_failed", json!({"failures": failures, "of": g.failures, "error": e}));
+                        sh.journal.event(
+                            "guard_failed",
+                            json!({"failures": failures, "of": g.failures, "error": e}),
+                        );
                         tracing::warn!(failures, of = g.failures, error = %e, "guard probe failed");
                         if failures >= g.failures {
-                            let reason = format!("guard `{}` failed {failures} times in a row: {e}", g.step.id);
+                            let reason = format!(
+                                "guard `{}` failed {failures} times in a row: {e}",
+                                g.step.id
+                            );
                             sh.stop_reason.lock().unwrap().get_or_insert(reason);
                             stop.cancel();
                             return;
@@ -144,7 +156,10 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
         })
     });
 
-    let mut scope = Scope { vars: pb.vars.clone(), ..Default::default() };
+    let mut scope = Scope {
+        vars: pb.vars.clone(),
+        ..Default::default()
+    };
     let mut records: Vec<StepRecord> = Vec::new();
     let mut aborted: Option<String> = None;
     for item in &pb.items {
@@ -157,15 +172,16 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
             }
             continue;
         }
-        let results: Vec<(StepRecord, Option<Outcome>)> = match item {
-            Item::Step(s) => vec![run_step(s, Phase::Main, None, &scope, &stop, &shared).await],
-            Item::Parallel { id, .. } => {
-                futures::future::join_all(
-                    item.steps().into_iter().map(|s| run_step(s, Phase::Main, Some(id.clone()), &scope, &stop, &shared)),
-                )
-                .await
-            }
-        };
+        let results: Vec<(StepRecord, Option<Outcome>)> =
+            match item {
+                Item::Step(s) => vec![run_step(s, Phase::Main, None, &scope, &stop, &shared).await],
+                Item::Parallel { id, .. } => {
+                    futures::future::join_all(item.steps().into_iter().map(|s| {
+                        run_step(s, Phase::Main, Some(id.clone()), &scope, &stop, &shared)
+                    }))
+                    .await
+                }
+            };
         for ((rec, outcome), step) in results.into_iter().zip(item.steps()) {
             if let Some(o) = outcome {
                 for (k, v) in o.outputs {
@@ -200,14 +216,18 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
     }
 
     if !pb.rollback.is_empty() && (aborted.is_some() || opts.rollback) {
-        journal.event("rollback_started", json!({ "because": if aborted.is_some() { "aborted" } else { "--rollback" } }));
+        journal.event(
+            "rollback_started",
+            json!({ "because": if aborted.is_some() { "aborted" } else { "--rollback" } }),
+        );
         tracing::info!(steps = pb.rollback.len(), "rolling back");
         for s in &pb.rollback {
             if opts.hard_stop.is_cancelled() {
                 records.push(not_run(s, Phase::Rollback, None));
                 continue;
             }
-            let (rec, outcome) = run_step(s, Phase::Rollback, None, &scope, &opts.hard_stop, &shared).await;
+            let (rec, outcome) =
+                run_step(s, Phase::Rollback, None, &scope, &opts.hard_stop, &shared).await;
             if let Some(o) = outcome {
                 for (k, v) in o.outputs {
                     scope.outputs.insert(format!("steps.{}.{k}", s.id), v);
@@ -220,9 +240,22 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
     let finished_at = Utc::now();
     let m = measure::measure(&records, started_at, pb.targets.rto, pb.targets.rpo);
     let mut failures = Vec::new();
-    for r in records.iter().filter(|r| !r.status.ok() && r.status != Status::NotRun) {
-        let phase = if r.phase == Phase::Rollback { "rollback step" } else { "step" };
-        failures.push(format!("{phase} `{}` ({}) {}: {}", r.id, r.owner, r.status.as_str(), r.error.clone().unwrap_or_default()));
+    for r in records
+        .iter()
+        .filter(|r| !r.status.ok() && r.status != Status::NotRun)
+    {
+        let phase = if r.phase == Phase::Rollback {
+            "rollback step"
+        } else {
+            "step"
+        };
+        failures.push(format!(
+            "{phase} `{}` ({}) {}: {}",
+            r.id,
+            r.owner,
+            r.status.as_str(),
+            r.error.clone().unwrap_or_default()
+        ));
     }
     if let Some(a) = &aborted {
         // A failed step is listed already; a guard or an interrupt is not.
@@ -355,7 +388,7 @@ async fn run_step(
                         return Err(e);
                     }
                     if let Some(every) = s.until_success {
-                        if n == 1 || n % 10 == 0 {
+                        if n == 1 || n.is_multiple_of(10) {
                             sh.journal.event("attempt_failed", json!({"id": s.id, "attempt": n, "error": e.to_string(), "polling": true}));
                         }
                         tokio::time::sleep(every).await;
@@ -382,14 +415,24 @@ async fn run_step(
     match result {
         None => {
             rec.status = Status::Cancelled;
-            rec.error = Some(sh.reason().unwrap_or_else(|| "the drill was stopped".into()));
+            rec.error = Some(
+                sh.reason()
+                    .unwrap_or_else(|| "the drill was stopped".into()),
+            );
         }
         Some(Err(_)) => {
             rec.status = Status::TimedOut;
             let last = last_error.lock().unwrap().clone();
             rec.error = Some(match last {
-                Some(e) => format!("no success within {} ({} attempts); last error: {e}", humantime::format_duration(s.timeout), rec.attempts),
-                None => format!("did not finish within {}; it was stopped", humantime::format_duration(s.timeout)),
+                Some(e) => format!(
+                    "no success within {} ({} attempts); last error: {e}",
+                    humantime::format_duration(s.timeout),
+                    rec.attempts
+                ),
+                None => format!(
+                    "did not finish within {}; it was stopped",
+                    humantime::format_duration(s.timeout)
+                ),
             });
         }
         Some(Ok(Err(e))) => {
@@ -419,10 +462,17 @@ async fn run_step(
     }
     rec.finished_at = Some(Utc::now());
     let secs = rec.seconds().unwrap_or(0.0);
-    sh.journal.event("step_finished", serde_json::to_value(&rec).unwrap_or_default());
+    sh.journal.event(
+        "step_finished",
+        serde_json::to_value(&rec).unwrap_or_default(),
+    );
     match rec.status {
-        Status::Passed | Status::Skipped => tracing::info!(step = %s.id, owner = %s.owner, seconds = secs, status = rec.status.as_str(), "✓ {}", s.name),
-        _ => tracing::error!(step = %s.id, owner = %s.owner, seconds = secs, status = rec.status.as_str(), error = rec.error.as_deref().unwrap_or(""), "✗ {}", s.name),
+        Status::Passed | Status::Skipped => {
+            tracing::info!(step = %s.id, owner = %s.owner, seconds = secs, status = rec.status.as_str(), "✓ {}", s.name)
+        }
+        _ => {
+            tracing::error!(step = %s.id, owner = %s.owner, seconds = secs, status = rec.status.as_str(), error = rec.error.as_deref().unwrap_or(""), "✗ {}", s.name)
+        }
     }
     (rec, outcome)
 }

@@ -63,10 +63,16 @@ async fn region_records(region: &Region) -> Result<Vec<RunRecord>> {
     let mut out = Vec::new();
     for e in entries {
         if e.path().ends_with("/report.json") {
-            let body = region.op.read(e.path()).await.map_err(|x| region.err(x, e.path()))?;
+            let body = region
+                .op
+                .read(e.path())
+                .await
+                .map_err(|x| region.err(x, e.path()))?;
             match serde_json::from_slice::<RunRecord>(&body.to_vec()) {
                 Ok(r) => out.push(r),
-                Err(err) => tracing::warn!(region = %region.name, path = e.path(), error = %err, "unreadable drill report skipped"),
+                Err(err) => {
+                    tracing::warn!(region = %region.name, path = e.path(), error = %err, "unreadable drill report skipped")
+                }
             }
         }
     }
@@ -75,9 +81,13 @@ async fn region_records(region: &Region) -> Result<Vec<RunRecord>> {
 
 fn local_records(base: &Path) -> Vec<RunRecord> {
     let mut out = Vec::new();
-    let Ok(playbooks) = std::fs::read_dir(base) else { return out };
+    let Ok(playbooks) = std::fs::read_dir(base) else {
+        return out;
+    };
     for p in playbooks.flatten() {
-        let Ok(runs) = std::fs::read_dir(p.path()) else { continue };
+        let Ok(runs) = std::fs::read_dir(p.path()) else {
+            continue;
+        };
         for run in runs.flatten() {
             if let Ok(b) = std::fs::read(run.path().join("report.json")) {
                 if let Ok(r) = serde_json::from_slice::<RunRecord>(&b) {
@@ -121,13 +131,20 @@ pub async fn find(cfg: Option<&Config>, base: &Path, run: &str) -> Result<RunRec
         [] => Err(Error::failed(format!(
             "no drill run {run:?} in {} or the repository{}",
             base.display(),
-            if warnings.is_empty() { String::new() } else { format!(" ({})", warnings.join("; ")) }
+            if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", warnings.join("; "))
+            }
         ))
         .hint("list runs with `drctl drill history`")),
         many => Err(Error::usage(format!(
             "{run:?} matches {} runs: {}",
             many.len(),
-            many.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|r| r.run_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }

@@ -17,15 +17,20 @@ impl Journal {
     pub fn create(path: &Path) -> Result<Journal> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
-                Error::failed(format!("cannot create the evidence folder {}: {e}", dir.display()))
-                    .hint("pass --evidence-dir DIR with a writable folder")
+                Error::failed(format!(
+                    "cannot create the evidence folder {}: {e}",
+                    dir.display()
+                ))
+                .hint("pass --evidence-dir DIR with a writable folder")
             })?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| Error::failed(format!("cannot open the journal {}: {e}", path.display())))?;
+            .map_err(|e| {
+                Error::failed(format!("cannot open the journal {}: {e}", path.display()))
+            })?;
         Ok(Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
@@ -46,7 +51,11 @@ impl Journal {
         let mut line = v.to_string();
         line.push('\n');
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()).and_then(|_| f.sync_data()) {
+        if let Err(e) = f
+            .write_all(line.as_bytes())
+            .and_then(|_| f.flush())
+            .and_then(|_| f.sync_data())
+        {
             tracing::error!(journal = %self.path.display(), error = %e, "cannot write the drill journal");
         }
     }

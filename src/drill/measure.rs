@@ -34,7 +34,10 @@ pub fn measure(
     let main: Vec<&StepRecord> = steps.iter().filter(|s| s.phase == Phase::Main).collect();
 
     let (fault_at, fault_note) = match main.iter().find(|s| s.fault) {
-        None => (Some(drill_start), "from the drill's start (no fault step)".to_string()),
+        None => (
+            Some(drill_start),
+            "from the drill's start (no fault step)".to_string(),
+        ),
         Some(s) => match s.started_at {
             Some(t) => (Some(t), format!("from the start of fault step `{}`", s.id)),
             None => (None, format!("the fault step `{}` did not run", s.id)),
@@ -44,7 +47,10 @@ pub fn measure(
     let marked: Vec<&&StepRecord> = main.iter().filter(|s| s.recovered).collect();
     let (recovered_at, rec_note) = if marked.is_empty() {
         let last = main.iter().filter_map(|s| s.finished_at).max();
-        (last, "to the end of the last step (no step marked recovered)".to_string())
+        (
+            last,
+            "to the end of the last step (no step marked recovered)".to_string(),
+        )
     } else {
         let ok = marked
             .iter()
@@ -55,7 +61,10 @@ pub fn measure(
             Some((t, id)) => (Some(t), format!("to the end of recovery step `{id}`")),
             None => {
                 let ids: Vec<_> = marked.iter().map(|s| format!("`{}`", s.id)).collect();
-                (None, format!("recovery step {} did not succeed", ids.join(", ")))
+                (
+                    None,
+                    format!("recovery step {} did not succeed", ids.join(", ")),
+                )
             }
         }
     };
@@ -80,7 +89,10 @@ pub fn measure(
     let (rpo_secs, rpo_note) = match (fault_at, durable) {
         (Some(f), Some((d, id))) => (
             Some(secs(f - d).max(0.0)),
-            format!("{fault_note}, back to data proven by `{id}` at {}", d.to_rfc3339()),
+            format!(
+                "{fault_note}, back to data proven by `{id}` at {}",
+                d.to_rfc3339()
+            ),
         ),
         (None, _) => (None, fault_note),
         (_, None) => (
@@ -121,7 +133,7 @@ fn metric(seconds: Option<f64>, target: Option<Duration>, note: String) -> Metri
 pub fn describe(name: &str, m: &Metric) -> String {
     let target = m
         .target_seconds
-        .map(|t| fmt_secs(t))
+        .map(fmt_secs)
         .map(|t| match (m.met, m.missed_by_seconds) {
             (Some(true), _) => format!(" (target {t}: met)"),
             (Some(false), Some(by)) => format!(" (target {t}: MISSED by {})", fmt_secs(by)),
@@ -144,7 +156,11 @@ pub fn fmt_secs(s: f64) -> String {
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     }
 }
 
@@ -203,7 +219,10 @@ mod tests {
     #[test]
     fn nothing_marked_counts_from_start_to_last_end_and_rpo_is_not_measured() {
         let m = measure(
-            &[step("a", 100, 200, Status::Passed), step("b", 200, 2_600, Status::Passed)],
+            &[
+                step("a", 100, 200, Status::Passed),
+                step("b", 200, 2_600, Status::Passed),
+            ],
             t(0),
             None,
             Some(Duration::from_secs(60)),

@@ -5,6 +5,7 @@
 //! (runs it, journaling each event) → record (what happened) → measure (RTO/RPO, pure) →
 //! report (JSON, Markdown, HTML) → evidence (local folder and the repository).
 
+mod checklist;
 pub mod engine;
 pub mod evidence;
 pub mod journal;
@@ -21,10 +22,22 @@ use std::path::Path;
 
 /// Playbooks built into the binary, so `drctl drill run region-failure` works anywhere.
 pub const SHIPPED: &[(&str, &str)] = &[
-    ("pg-primary-failure", include_str!("../../playbooks/pg-primary-failure.yaml")),
-    ("region-failure", include_str!("../../playbooks/region-failure.yaml")),
-    ("redis-failover", include_str!("../../playbooks/redis-failover.yaml")),
-    ("restore-from-backup", include_str!("../../playbooks/restore-from-backup.yaml")),
+    (
+        "pg-primary-failure",
+        include_str!("../../playbooks/pg-primary-failure.yaml"),
+    ),
+    (
+        "region-failure",
+        include_str!("../../playbooks/region-failure.yaml"),
+    ),
+    (
+        "redis-failover",
+        include_str!("../../playbooks/redis-failover.yaml"),
+    ),
+    (
+        "restore-from-backup",
+        include_str!("../../playbooks/restore-from-backup.yaml"),
+    ),
 ];
 
 /// A playbook's text and where it came from.
@@ -41,7 +54,10 @@ pub fn locate(arg: &str) -> Result<Located> {
             .map_err(|e| Error::usage(format!("cannot read playbook {}: {e}", p.display())))?;
         Ok(Located {
             display: p.display().to_string(),
-            stem: p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            stem: p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             text,
         })
     };
@@ -62,11 +78,17 @@ pub fn locate(arg: &str) -> Result<Located> {
             text: text.to_string(),
         });
     }
-    Err(Error::usage(format!("no playbook {arg:?}: not a file, not in ./playbooks, not shipped"))
-        .hint(format!(
-            "shipped playbooks: {}; `drctl drill list` shows local ones too",
-            SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-        )))
+    Err(Error::usage(format!(
+        "no playbook {arg:?}: not a file, not in ./playbooks, not shipped"
+    ))
+    .hint(format!(
+        "shipped playbooks: {}; `drctl drill list` shows local ones too",
+        SHIPPED
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// Locate, parse and validate. Problems become one usage error (exit 2) listing them all.

@@ -56,25 +56,46 @@ pub struct Options {
 
 /// Outputs a step may produce, for `${steps.<id>.<output>}`.
 const OUTPUTS: &[&str] = &[
-    "stdout", "value", "exit_code", "status", "body", "rows", "backup", "consistent_at",
-    "region", "answer", "change_id",
+    "stdout",
+    "value",
+    "exit_code",
+    "status",
+    "body",
+    "rows",
+    "backup",
+    "consistent_at",
+    "region",
+    "answer",
+    "change_id",
 ];
 
 const COMMON: &[&str] = &[
-    "id", "name", "owner", "timeout", "retries", "backoff", "until_success", "on_failure",
-    "fault", "recovered", "rpo_probe", "kind",
+    "id",
+    "name",
+    "owner",
+    "timeout",
+    "retries",
+    "backoff",
+    "until_success",
+    "on_failure",
+    "fault",
+    "recovered",
+    "rpo_probe",
+    "kind",
 ];
 
 fn pos(span: &Span) -> (usize, usize) {
-    span.start().map(|m| (m.line(), m.column())).unwrap_or((1, 1))
+    span.start()
+        .map(|m| (m.line(), m.column()))
+        .unwrap_or((1, 1))
 }
 
-struct Parser {
-    problems: Vec<Problem>,
+pub(super) struct Parser {
+    pub(super) problems: Vec<Problem>,
 }
 
 impl Parser {
-    fn problem(&mut self, span: &Span, step: Option<&str>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, span: &Span, step: Option<&str>, message: impl Into<String>) {
         let (line, column) = pos(span);
         self.problems.push(Problem {
             line,
@@ -84,13 +105,23 @@ impl Parser {
         });
     }
 
-    fn unknown_keys(&mut self, m: &MarkedMappingNode, allowed: &[&str], step: Option<&str>, what: &str) {
+    pub(super) fn unknown_keys(
+        &mut self,
+        m: &MarkedMappingNode,
+        allowed: &[&str],
+        step: Option<&str>,
+        what: &str,
+    ) {
         for k in m.keys() {
             if !allowed.contains(&k.as_str()) {
                 self.problem(
                     k.span(),
                     step,
-                    format!("unknown field `{}` in {what}; expected one of: {}", k.as_str(), allowed.join(", ")),
+                    format!(
+                        "unknown field `{}` in {what}; expected one of: {}",
+                        k.as_str(),
+                        allowed.join(", ")
+                    ),
                 );
             }
         }
@@ -107,7 +138,12 @@ impl Parser {
         }
     }
 
-    fn duration(&mut self, m: &MarkedMappingNode, key: &str, step: Option<&str>) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        m: &MarkedMappingNode,
+        key: &str,
+        step: Option<&str>,
+    ) -> Option<Duration> {
         let n = m.get_node(key)?;
         let text = match n {
             Node::Scalar(s) => s.as_str().to_string(),
@@ -149,7 +185,10 @@ impl Parser {
 
     fn number(&mut self, m: &MarkedMappingNode, key: &str, step: Option<&str>) -> Option<u32> {
         let n = m.get_node(key)?;
-        match n.as_scalar().and_then(|s| s.as_str().trim().parse::<u32>().ok()) {
+        match n
+            .as_scalar()
+            .and_then(|s| s.as_str().trim().parse::<u32>().ok())
+        {
             Some(v) => Some(v),
             None => {
                 self.problem(n.span(), step, format!("`{key}` must be a whole number"));
@@ -161,7 +200,11 @@ impl Parser {
     /// One step mapping → a Step (or nothing, with problems recorded).
     fn step(&mut self, node: &Node) -> Option<Step> {
         let Some(m) = node.as_mapping() else {
-            self.problem(node.span(), None, "a step must be a mapping with at least id, owner, timeout and kind");
+            self.problem(
+                node.span(),
+                None,
+                "a step must be a mapping with at least id, owner, timeout and kind",
+            );
             return None;
         };
         let id = self.string(m, "id", None);
@@ -170,39 +213,75 @@ impl Parser {
             self.problem(m.span(), None, "a step needs an `id`");
             return None;
         };
-        if id.is_empty() || !id.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
-            self.problem(m.get_node("id").map(|n| n.span()).unwrap_or(m.span()), sid, "`id` may hold only letters, digits, `-` and `_`");
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        {
+            self.problem(
+                m.get_node("id").map(|n| n.span()).unwrap_or(m.span()),
+                sid,
+                "`id` may hold only letters, digits, `-` and `_`",
+            );
         }
         let owner = self.string(m, "owner", sid);
         if owner.as_deref().map(str::trim).unwrap_or("").is_empty() {
-            self.problem(m.span(), sid, "a step needs an `owner` (who acts: a team or a role)");
+            self.problem(
+                m.span(),
+                sid,
+                "a step needs an `owner` (who acts: a team or a role)",
+            );
         }
         let timeout = self.duration(m, "timeout", sid);
         if m.get_node("timeout").is_none() {
-            self.problem(m.span(), sid, "a step needs a `timeout` (e.g. 5m): drills must not hang");
+            self.problem(
+                m.span(),
+                sid,
+                "a step needs a `timeout` (e.g. 5m): drills must not hang",
+            );
         }
         let retries = self.number(m, "retries", sid).unwrap_or(0);
-        let backoff = self.duration(m, "backoff", sid).unwrap_or(Duration::from_secs(1));
+        let backoff = self
+            .duration(m, "backoff", sid)
+            .unwrap_or(Duration::from_secs(1));
         let until_success = match m.get_node("until_success") {
             None => None,
             Some(Node::Mapping(u)) => {
                 self.unknown_keys(u, &["every"], sid, "until_success");
-                Some(self.duration(u, "every", sid).unwrap_or(Duration::from_secs(1)))
+                Some(
+                    self.duration(u, "every", sid)
+                        .unwrap_or(Duration::from_secs(1)),
+                )
             }
             Some(n) => {
-                self.problem(n.span(), sid, "`until_success` is a mapping, e.g. { every: 1s }");
+                self.problem(
+                    n.span(),
+                    sid,
+                    "`until_success` is a mapping, e.g. { every: 1s }",
+                );
                 None
             }
         };
         if until_success.is_some() && m.get_node("retries").is_some() {
-            self.problem(m.span(), sid, "`until_success` polls until the timeout; `retries` cannot be combined with it");
+            self.problem(
+                m.span(),
+                sid,
+                "`until_success` polls until the timeout; `retries` cannot be combined with it",
+            );
         }
         let on_failure = match self.string(m, "on_failure", sid).as_deref() {
             None | Some("abort") => OnFailure::Abort,
             Some("continue") => OnFailure::Continue,
             Some(other) => {
-                let span = m.get_node("on_failure").map(|n| n.span().clone()).unwrap_or_else(|| m.span().clone());
-                self.problem(&span, sid, format!("`on_failure: {other}`: use abort or continue"));
+                let span = m
+                    .get_node("on_failure")
+                    .map(|n| *n.span())
+                    .unwrap_or_else(|| *m.span());
+                self.problem(
+                    &span,
+                    sid,
+                    format!("`on_failure: {other}`: use abort or continue"),
+                );
                 OnFailure::Abort
             }
         };
@@ -212,12 +291,26 @@ impl Parser {
 
         let kind_name = self.string(m, "kind", sid);
         let Some(kind_name) = kind_name else {
-            self.problem(m.span(), sid, format!("a step needs a `kind`: one of {}", KINDS.join(", ")));
+            self.problem(
+                m.span(),
+                sid,
+                format!("a step needs a `kind`: one of {}", KINDS.join(", ")),
+            );
             return None;
         };
         if !KINDS.contains(&kind_name.as_str()) {
-            let span = m.get_node("kind").map(|n| n.span().clone()).unwrap_or_else(|| m.span().clone());
-            self.problem(&span, sid, format!("unknown kind `{kind_name}`; known kinds: {}", KINDS.join(", ")));
+            let span = m
+                .get_node("kind")
+                .map(|n| *n.span())
+                .unwrap_or_else(|| *m.span());
+            self.problem(
+                &span,
+                sid,
+                format!(
+                    "unknown kind `{kind_name}`; known kinds: {}",
+                    KINDS.join(", ")
+                ),
+            );
             return None;
         }
         let mut rest = m.clone();
@@ -228,10 +321,13 @@ impl Parser {
         let kind = match steps::build(&kind_name, &rest) {
             Ok(k) => k,
             Err(e) => {
-                let mut span = e.start_mark().map(Span::new_start).unwrap_or_else(|| m.span().clone());
+                let mut span = e
+                    .start_mark()
+                    .map(Span::new_start)
+                    .unwrap_or_else(|| *m.span());
                 if let marked_yaml::Error::UnknownFieldError(field, _, _) = &*e {
                     if let Some((k, _)) = m.iter().find(|(k, _)| k.as_str() == field) {
-                        span = k.span().clone();
+                        span = *k.span();
                     }
                 }
                 let msg = e.to_string();
@@ -263,8 +359,15 @@ impl Parser {
     fn item(&mut self, node: &Node) -> Option<(Item, Vec<Node>)> {
         if let Some(m) = node.as_mapping() {
             if let Some(children) = m.get_node("parallel") {
-                let gid = self.string(m, "id", None).unwrap_or_else(|| format!("parallel-{}", pos(m.span()).0));
-                self.unknown_keys(m, &["id", "name", "parallel"], Some(&gid), "a parallel group");
+                let gid = self
+                    .string(m, "id", None)
+                    .unwrap_or_else(|| format!("parallel-{}", pos(m.span()).0));
+                self.unknown_keys(
+                    m,
+                    &["id", "name", "parallel"],
+                    Some(&gid),
+                    "a parallel group",
+                );
                 let Some(seq) = children.as_sequence() else {
                     self.problem(children.span(), Some(&gid), "`parallel` is a list of steps");
                     return None;
@@ -272,7 +375,10 @@ impl Parser {
                 let mut steps = Vec::new();
                 let mut nodes = Vec::new();
                 for c in seq.iter() {
-                    if c.as_mapping().and_then(|cm| cm.get_node("parallel")).is_some() {
+                    if c.as_mapping()
+                        .and_then(|cm| cm.get_node("parallel"))
+                        .is_some()
+                    {
                         self.problem(c.span(), Some(&gid), "parallel groups cannot be nested");
                         continue;
                     }
@@ -281,16 +387,34 @@ impl Parser {
                         nodes.push(c.clone());
                     }
                 }
-                let name = self.string(m, "name", Some(&gid)).unwrap_or_else(|| gid.clone());
-                return Some((Item::Parallel { id: gid, name, steps }, nodes));
+                let name = self
+                    .string(m, "name", Some(&gid))
+                    .unwrap_or_else(|| gid.clone());
+                return Some((
+                    Item::Parallel {
+                        id: gid,
+                        name,
+                        steps,
+                    },
+                    nodes,
+                ));
             }
         }
         self.step(node).map(|s| (Item::Step(s), vec![node.clone()]))
     }
 
-    fn steps_list(&mut self, node: Option<&Node>, what: &str, top: &MarkedMappingNode) -> (Vec<Item>, Vec<Vec<Node>>) {
+    fn steps_list(
+        &mut self,
+        node: Option<&Node>,
+        what: &str,
+        top: &MarkedMappingNode,
+    ) -> (Vec<Item>, Vec<Vec<Node>>) {
         let Some(node) = node else {
-            self.problem(top.span(), None, format!("the playbook needs `{what}:` (a list of steps)"));
+            self.problem(
+                top.span(),
+                None,
+                format!("the playbook needs `{what}:` (a list of steps)"),
+            );
             return (vec![], vec![]);
         };
         let Some(seq) = node.as_sequence() else {
@@ -313,40 +437,86 @@ fn strings<'a>(node: &'a Node, out: &mut Vec<&'a MarkedScalarNode>) {
 /// Parse and validate playbook text. `file` names it in messages; `stem` is its name when
 /// it does not give one.
 pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playbook, Problems> {
-    let fail = |list: Vec<Problem>| Problems { file: file.to_string(), list };
-    let root = marked_yaml::parse_yaml_with_options(0, text, LoaderOptions::default().error_on_duplicate_keys(true))
-        .map_err(|e| {
-            let (line, column) = match &e {
-                marked_yaml::LoadError::TopLevelMustBeMapping(m)
-                | marked_yaml::LoadError::UnexpectedAnchor(m)
-                | marked_yaml::LoadError::MappingKeyMustBeScalar(m)
-                | marked_yaml::LoadError::UnexpectedTag(m)
-                | marked_yaml::LoadError::ScanError(m, _) => (m.line(), m.column()),
-                marked_yaml::LoadError::DuplicateKey(d) => pos(d.key.span()),
-                _ => (1, 1),
-            };
-            let msg = e.to_string();
-            let msg = msg.split_once(": ").map(|(_, m)| m.to_string()).filter(|_| !matches!(e, marked_yaml::LoadError::DuplicateKey(_))).unwrap_or(msg);
-            fail(vec![Problem { line, column, step: None, message: format!("not valid playbook YAML: {msg}") }])
-        })?;
-    let Some(top) = root.as_mapping() else {
-        return Err(fail(vec![Problem { line: 1, column: 1, step: None, message: "a playbook is a mapping".into() }]));
+    let fail = |list: Vec<Problem>| Problems {
+        file: file.to_string(),
+        list,
     };
-    let mut p = Parser { problems: Vec::new() };
+    let root = marked_yaml::parse_yaml_with_options(
+        0,
+        text,
+        LoaderOptions::default().error_on_duplicate_keys(true),
+    )
+    .map_err(|e| {
+        let (line, column) = match &e {
+            marked_yaml::LoadError::TopLevelMustBeMapping(m)
+            | marked_yaml::LoadError::UnexpectedAnchor(m)
+            | marked_yaml::LoadError::MappingKeyMustBeScalar(m)
+            | marked_yaml::LoadError::UnexpectedTag(m)
+            | marked_yaml::LoadError::ScanError(m, _) => (m.line(), m.column()),
+            marked_yaml::LoadError::DuplicateKey(d) => pos(d.key.span()),
+            _ => (1, 1),
+        };
+        let msg = e.to_string();
+        let msg = msg
+            .split_once(": ")
+            .map(|(_, m)| m.to_string())
+            .filter(|_| !matches!(e, marked_yaml::LoadError::DuplicateKey(_)))
+            .unwrap_or(msg);
+        fail(vec![Problem {
+            line,
+            column,
+            step: None,
+            message: format!("not valid playbook YAML: {msg}"),
+        }])
+    })?;
+    let Some(top) = root.as_mapping() else {
+        return Err(fail(vec![Problem {
+            line: 1,
+            column: 1,
+            step: None,
+            message: "a playbook is a mapping".into(),
+        }]));
+    };
+    let mut p = Parser {
+        problems: Vec::new(),
+    };
 
     let (top, scenario) = if top.get_node("scenarios").is_some() {
-        match checklist(&mut p, top, opts) {
+        match super::checklist::native(&mut p, top, opts) {
             Some(x) => x,
             None => return Err(fail(p.problems)),
         }
     } else {
-        p.unknown_keys(top, &["name", "description", "targets", "vars", "steps", "rollback", "guard"], None, "a playbook");
+        p.unknown_keys(
+            top,
+            &[
+                "name",
+                "description",
+                "targets",
+                "vars",
+                "steps",
+                "rollback",
+                "guard",
+            ],
+            None,
+            "a playbook",
+        );
         (top.clone(), None)
     };
 
-    let name = p.string(&top, "name", None).unwrap_or_else(|| stem.to_string());
-    if scenario.is_none() && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))) {
-        let span = top.get_node("name").map(|n| n.span().clone()).unwrap_or_else(|| top.span().clone());
+    let name = p
+        .string(&top, "name", None)
+        .unwrap_or_else(|| stem.to_string());
+    if scenario.is_none()
+        && (name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    {
+        let span = top
+            .get_node("name")
+            .map(|n| *n.span())
+            .unwrap_or_else(|| *top.span());
         p.problem(&span, None, format!("name {name:?} may hold only ASCII letters, digits, `-`, `_` and `.` (it names the evidence folder)"));
     }
     let description = p.string(&top, "description", None).unwrap_or_default();
@@ -358,7 +528,11 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
             targets.rto = p.duration(t, "rto", None);
             targets.rpo = p.duration(t, "rpo", None);
         }
-        Some(n) => p.problem(n.span(), None, "`targets` is a mapping, e.g. { rto: 20m, rpo: 1m }"),
+        Some(n) => p.problem(
+            n.span(),
+            None,
+            "`targets` is a mapping, e.g. { rto: 20m, rpo: 1m }",
+        ),
     }
     let mut vars = BTreeMap::new();
     match top.get_node("vars") {
@@ -369,7 +543,11 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
                     Node::Scalar(s) => {
                         vars.insert(k.as_str().to_string(), s.as_str().to_string());
                     }
-                    _ => p.problem(n.span(), None, format!("variable `{}` must be a string", k.as_str())),
+                    _ => p.problem(
+                        n.span(),
+                        None,
+                        format!("variable `{}` must be a string", k.as_str()),
+                    ),
                 }
             }
         }
@@ -379,7 +557,12 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     // config does; `--var` overrides it without needing that variable.
     if let Some(Node::Mapping(v)) = top.get_node("vars") {
         for (k, n) in v.iter() {
-            let (Some(s), false) = (n.as_scalar(), opts.vars.iter().any(|(o, _)| o == k.as_str())) else { continue };
+            let (Some(s), false) = (
+                n.as_scalar(),
+                opts.vars.iter().any(|(o, _)| o == k.as_str()),
+            ) else {
+                continue;
+            };
             match vars::scan(s.as_str()) {
                 Err(e) => p.problem(s.span(), None, format!("variable `{}`: {e}", k.as_str())),
                 Ok(refs) if refs.is_empty() => {}
@@ -409,7 +592,12 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
                 rollback_pairs.push((s.clone(), nodes[0].clone()));
                 rollback.push(s);
             }
-            Item::Parallel { id, .. } => p.problems.push(Problem { line: 1, column: 1, step: Some(id), message: "rollback steps run in order; `parallel` is not allowed there".into() }),
+            Item::Parallel { id, .. } => p.problems.push(Problem {
+                line: 1,
+                column: 1,
+                step: Some(id),
+                message: "rollback steps run in order; `parallel` is not allowed there".into(),
+            }),
         }
     }
     let guard = top.get_node("guard").and_then(|g| guard(&mut p, g));
@@ -418,8 +606,17 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     let mut ids: HashSet<String> = HashSet::new();
     let mut raw: Vec<&Node> = Vec::new();
     for key in ["steps", "rollback"] {
-        for n in top.get_node(key).and_then(|n| n.as_sequence()).map(|q| q.iter().collect::<Vec<_>>()).unwrap_or_default() {
-            match n.as_mapping().and_then(|m| m.get_node("parallel")).and_then(|c| c.as_sequence()) {
+        for n in top
+            .get_node(key)
+            .and_then(|n| n.as_sequence())
+            .map(|q| q.iter().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            match n
+                .as_mapping()
+                .and_then(|m| m.get_node("parallel"))
+                .and_then(|c| c.as_sequence())
+            {
                 Some(children) => raw.extend(children.iter()),
                 None => raw.push(n),
             }
@@ -428,7 +625,11 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     for n in raw {
         if let Some(id) = n.as_mapping().and_then(|m| m.get_scalar("id")) {
             if !ids.insert(id.as_str().to_string()) {
-                p.problem(id.span(), Some(id.as_str()), format!("duplicate step id `{}`", id.as_str()));
+                p.problem(
+                    id.span(),
+                    Some(id.as_str()),
+                    format!("duplicate step id `{}`", id.as_str()),
+                );
             }
         }
     }
@@ -436,7 +637,9 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     // Cross-step checks, in execution order.
     let mut before: HashSet<String> = HashSet::new();
     let mut fault_seen: Option<String> = None;
-    let known = |v: &str, vars: &BTreeMap<String, String>| vars.contains_key(v) || std::env::var_os(v).is_some();
+    let known = |v: &str, vars: &BTreeMap<String, String>| {
+        vars.contains_key(v) || std::env::var_os(v).is_some()
+    };
     let check_refs = |p: &mut Parser, step: &Step, node: &Node, earlier: &HashSet<String>| {
         let mut ss = Vec::new();
         if let Some(m) = node.as_mapping() {
@@ -478,7 +681,6 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     for (item, nodes) in items.iter().zip(&item_nodes) {
         let mut group_ids = Vec::new();
         for (s, n) in item.steps().into_iter().zip(nodes) {
-
             if s.fault {
                 if let Some(first) = &fault_seen {
                     p.problem(n.span(), Some(&s.id), format!("a second `fault: true` step (the first is `{first}`): a drill has one fault instant"));
@@ -486,10 +688,11 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
                     fault_seen = Some(s.id.clone());
                 }
             }
-            if s.recovered {
-                if fault_seen.is_none() && (s.fault || items.iter().flat_map(|i| i.steps()).any(|x| x.fault)) {
-                    recovered_before_fault.push((n.span().clone(), s.id.clone()));
-                }
+            if s.recovered
+                && fault_seen.is_none()
+                && (s.fault || items.iter().flat_map(|i| i.steps()).any(|x| x.fault))
+            {
+                recovered_before_fault.push((*n.span(), s.id.clone()));
             }
             check_refs(&mut p, s, n, &before);
             group_ids.push(s.id.clone());
@@ -497,11 +700,19 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
         before.extend(group_ids);
     }
     for (span, id) in recovered_before_fault {
-        p.problem(&span, Some(&id), "a `recovered: true` step must come after the `fault: true` step");
+        p.problem(
+            &span,
+            Some(&id),
+            "a `recovered: true` step must come after the `fault: true` step",
+        );
     }
     for (st, n) in &rollback_pairs {
         if st.fault || st.recovered {
-            p.problem(n.span(), Some(&st.id), "rollback steps cannot be marked fault or recovered");
+            p.problem(
+                n.span(),
+                Some(&st.id),
+                "rollback steps cannot be marked fault or recovered",
+            );
         }
         check_refs(&mut p, st, n, &before);
     }
@@ -532,106 +743,37 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
 /// `guard: { every, failures, <a step without id/owner/timeout> }`.
 fn guard(p: &mut Parser, node: &Node) -> Option<Guard> {
     let Some(m) = node.as_mapping() else {
-        p.problem(node.span(), Some("guard"), "`guard` is a mapping: { every: 5s, failures: 3, kind: http, url: ... }");
+        p.problem(
+            node.span(),
+            Some("guard"),
+            "`guard` is a mapping: { every: 5s, failures: 3, kind: http, url: ... }",
+        );
         return None;
     };
-    let every = p.duration(m, "every", Some("guard")).unwrap_or(Duration::from_secs(5));
+    let every = p
+        .duration(m, "every", Some("guard"))
+        .unwrap_or(Duration::from_secs(5));
     let failures = p.number(m, "failures", Some("guard")).unwrap_or(3).max(1);
     let mut rest = m.clone();
     rest.remove("every");
     rest.remove("failures");
-    let span = m.span().clone();
-    for (k, v) in [("id", "guard".to_string()), ("owner", "drctl".to_string()), ("timeout", format!("{}ms", every.as_millis().max(1)))] {
+    let span = *m.span();
+    for (k, v) in [
+        ("id", "guard".to_string()),
+        ("owner", "drctl".to_string()),
+        ("timeout", format!("{}ms", every.as_millis().max(1))),
+    ] {
         if rest.get_node(k).is_none() {
-            rest.insert(MarkedScalarNode::new(span.clone(), k), Node::from(MarkedScalarNode::new(span.clone(), v)));
+            rest.insert(
+                MarkedScalarNode::new(span, k),
+                Node::from(MarkedScalarNode::new(span, v)),
+            );
         }
     }
     let step = p.step(&Node::from(rest))?;
-    Some(Guard { step, every, failures })
-}
-
-/// The checklist shape → a native mapping for the chosen scenario.
-fn checklist(p: &mut Parser, top: &MarkedMappingNode, opts: &Options) -> Option<(MarkedMappingNode, Option<String>)> {
-    p.unknown_keys(top, &["scenarios", "name", "description", "version", "vars"], None, "a checklist");
-    let Some(list) = top.get_node("scenarios").and_then(|n| n.as_sequence()) else {
-        p.problem(top.span(), None, "`scenarios` is a list of {name, description, steps, recovery_time_target}");
-        return None;
-    };
-    let names: Vec<String> = list
-        .iter()
-        .filter_map(|s| s.as_mapping()?.get_scalar("name").map(|n| n.as_str().to_string()))
-        .collect();
-    let chosen = match &opts.scenario {
-        Some(want) => list.iter().find(|s| s.as_mapping().and_then(|m| m.get_scalar("name")).map(|n| n.as_str()) == Some(want.as_str())),
-        None if list.len() == 1 => list.first(),
-        None => None,
-    };
-    let Some(sc) = chosen.and_then(|n| n.as_mapping()) else {
-        let msg = match &opts.scenario {
-            Some(w) => format!("no scenario named {w:?}; scenarios: {}", names.join(", ")),
-            None => format!("this checklist has {} scenarios: pick one with --scenario NAME ({})", list.len(), names.join(", ")),
-        };
-        p.problem(top.get_node("scenarios").map(|n| n.span()).unwrap_or(top.span()), None, msg);
-        return None;
-    };
-    p.unknown_keys(sc, &["name", "description", "steps", "recovery_time_target", "recovery_point_target"], None, "a scenario");
-    let span = sc.span().clone();
-    let key = |k: &str| MarkedScalarNode::new(span.clone(), k);
-    let mut out = MarkedMappingNode::new_empty(span.clone());
-    if let Some(n) = top.get_node("name") {
-        out.insert(key("name"), n.clone());
-    }
-    if let Some(n) = sc.get_node("description") {
-        out.insert(key("description"), n.clone());
-    }
-    if let Some(n) = top.get_node("vars") {
-        out.insert(key("vars"), n.clone());
-    }
-    let mut targets = MarkedMappingNode::new_empty(span.clone());
-    if let Some(n) = sc.get_node("recovery_time_target") {
-        targets.insert(key("rto"), n.clone());
-    }
-    if let Some(n) = sc.get_node("recovery_point_target") {
-        targets.insert(key("rpo"), n.clone());
-    }
-    out.insert(key("targets"), Node::from(targets));
-    let Some(steps) = sc.get_node("steps").and_then(|n| n.as_mapping()) else {
-        p.problem(&span, None, "a scenario's `steps` is a mapping keyed 1, 2, 3… of {action, owner, timeout}");
-        return None;
-    };
-    let mut numbered: Vec<(u64, Node)> = Vec::new();
-    for (k, v) in steps.iter() {
-        let Ok(n) = k.as_str().trim().parse::<u64>() else {
-            p.problem(k.span(), Some(k.as_str()), "checklist steps are keyed by number (1, 2, 3…)");
-            continue;
-        };
-        let Some(vm) = v.as_mapping() else {
-            p.problem(v.span(), Some(k.as_str()), "a checklist step is a mapping {action, owner, timeout}");
-            continue;
-        };
-        let mut s = vm.clone();
-        let sspan = vm.span().clone();
-        let skey = |x: &str| MarkedScalarNode::new(sspan.clone(), x);
-        s.insert(skey("id"), Node::from(MarkedScalarNode::new(k.span().clone(), k.as_str().trim())));
-        if s.get_node("kind").is_none() {
-            if s.get_node("action").is_none() {
-                p.problem(&sspan, Some(k.as_str()), "a checklist step needs an `action` (or a `kind`)");
-            }
-            s.insert(skey("kind"), Node::from(MarkedScalarNode::new(sspan.clone(), "manual")));
-        }
-        if s.get_node("name").is_none() {
-            if let Some(a) = vm.get_node("action") {
-                if s.get_node("kind").and_then(|n| n.as_scalar()).map(|x| x.as_str()) != Some("manual") {
-                    s.remove("action");
-                }
-                s.insert(skey("name"), a.clone());
-            }
-        }
-        numbered.push((n, Node::from(s)));
-    }
-    numbered.sort_by_key(|(n, _)| *n);
-    out.insert(key("steps"), Node::from(numbered.into_iter().map(|(_, n)| n).collect::<Vec<Node>>()));
-    // The evidence folder is named by the file (or its `name:`); the scenario is recorded.
-    let scenario = sc.get_scalar("name").map(|n| n.as_str().to_string());
-    Some((out, scenario))
+    Some(Guard {
+        step,
+        every,
+        failures,
+    })
 }

@@ -39,7 +39,11 @@ pub struct Step {
 pub enum Item {
     Step(Step),
     /// Children run concurrently; the group fails if any child that may abort fails.
-    Parallel { id: String, name: String, steps: Vec<Step> },
+    Parallel {
+        id: String,
+        name: String,
+        steps: Vec<Step>,
+    },
 }
 
 impl Item {

@@ -20,8 +20,8 @@ pub fn scan(s: &str) -> Result<Vec<Ref>, String> {
     let mut rest = s;
     while let Some(i) = rest.find('$') {
         let after = &rest[i + 1..];
-        if after.starts_with("${") {
-            rest = &after[2..];
+        if let Some(r) = after.strip_prefix("${") {
+            rest = r;
             continue;
         }
         if !after.starts_with('{') {

@@ -6,10 +6,10 @@
 //! SigV4 (path-style URLs, which S3 and the S3-compatible stores accept). Only S3 regions
 //! with static keys in the config are covered; others are skipped with a note in the plan.
 
+use super::sigv4::{self, uri_encode};
 use crate::config::{RegionKind, RegionSpec};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
-use super::sigv4::{self, uri_encode};
 
 /// What signing needs, taken from an S3 region's config.
 #[derive(Clone, Debug)]

@@ -201,8 +201,21 @@ impl Pg {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
         }
         let mut bb = Command::new(pg_bindir().join("pg_basebackup"));
-        bb.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-D", data.to_str().unwrap(), "-R", "-X", "stream", "--no-sync"])
-            .stdout(Stdio::null());
+        bb.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+            data.to_str().unwrap(),
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+        ])
+        .stdout(Stdio::null());
         if let Some((uid, gid)) = user {
             bb.uid(uid).gid(gid);
         }

@@ -65,7 +65,10 @@ pub fn at(v: &Value) -> chrono::DateTime<chrono::Utc> {
 /// Running (a zombie waiting for a reaper does not count: it was killed).
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')).unwrap_or(false),
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -120,28 +123,62 @@ steps:
     assert_eq!(r["passed"], true);
     // Parallel: both ran for ~1s and their intervals overlap.
     let (l, rt) = (step(&r, "left"), step(&r, "right"));
-    assert!(at(&l["started_at"]) < at(&rt["finished_at"]) && at(&rt["started_at"]) < at(&l["finished_at"]), "{l} {rt}");
+    assert!(
+        at(&l["started_at"]) < at(&rt["finished_at"])
+            && at(&rt["started_at"]) < at(&l["finished_at"]),
+        "{l} {rt}"
+    );
     assert_eq!(l["group"], "both");
     // Retries: two failures, then success on the third attempt.
     assert_eq!(step(&r, "flaky")["attempts"], 3);
-    assert_eq!(std::fs::read_to_string(dir.join("count")).unwrap().trim(), "3");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("count")).unwrap().trim(),
+        "3"
+    );
     // Polling: failed until the flag appeared, then passed.
     assert!(step(&r, "appears")["attempts"].as_u64().unwrap() > 1);
     // Outputs: `${steps.greet.stdout}` fed the later step.
     assert_eq!(step(&r, "uses-output")["status"], "passed");
     // RTO: no fault step ⇒ from the drill's start, to the end of the recovered step.
     let rto = r["rto"]["seconds"].as_f64().unwrap();
-    let expect = (at(&step(&r, "uses-output")["finished_at"]) - at(&r["started_at"])).num_milliseconds() as f64 / 1000.0;
+    let expect = (at(&step(&r, "uses-output")["finished_at"]) - at(&r["started_at"]))
+        .num_milliseconds() as f64
+        / 1000.0;
     assert!((rto - expect).abs() < 0.002, "{rto} vs {expect}");
-    assert_eq!(r["rpo"]["seconds"], Value::Null, "no probe: RPO is not measured, not 0");
-    assert!(stdout(&out).contains("RPO not measured"), "{}", stdout(&out));
+    assert_eq!(
+        r["rpo"]["seconds"],
+        Value::Null,
+        "no probe: RPO is not measured, not 0"
+    );
+    assert!(
+        stdout(&out).contains("RPO not measured"),
+        "{}",
+        stdout(&out)
+    );
     // The journal has one start and one end per step, flushed as JSON lines.
     let j = journal(run);
     for id in ["greet", "left", "right", "flaky", "appears", "uses-output"] {
-        assert_eq!(j.iter().filter(|e| e["event"] == "step_started" && e["id"] == id).count(), 1, "{id}");
-        assert_eq!(j.iter().filter(|e| e["event"] == "step_finished" && e["id"] == id).count(), 1, "{id}");
+        assert_eq!(
+            j.iter()
+                .filter(|e| e["event"] == "step_started" && e["id"] == id)
+                .count(),
+            1,
+            "{id}"
+        );
+        assert_eq!(
+            j.iter()
+                .filter(|e| e["event"] == "step_finished" && e["id"] == id)
+                .count(),
+            1,
+            "{id}"
+        );
     }
-    assert_eq!(j.iter().filter(|e| e["event"] == "attempt_failed" && e["id"] == "flaky").count(), 2);
+    assert_eq!(
+        j.iter()
+            .filter(|e| e["event"] == "attempt_failed" && e["id"] == "flaky")
+            .count(),
+        2
+    );
     for f in ["report.md", "report.html"] {
         assert!(run.join(f).is_file(), "{f}");
     }
@@ -186,11 +223,24 @@ rollback:
     .unwrap();
     let t = Instant::now();
     let out = drill(&dir, &["run", "p.yaml"]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(t.elapsed() < Duration::from_secs(10));
-    let pid: i32 = std::fs::read_to_string(dir.join("child.pid")).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(dir.join("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!alive(pid), "the timed-out step's background child {pid} survived");
+    assert!(
+        !alive(pid),
+        "the timed-out step's background child {pid} survived"
+    );
     assert!(!dir.join("never-ran").exists());
     assert!(dir.join("rolled-back").exists());
     let r = report(&runs(&dir.join("ev"))[0]);
@@ -198,12 +248,19 @@ rollback:
     assert_eq!(step(&r, "never")["status"], "not_run");
     assert_eq!(step(&r, "undo")["status"], "passed");
     assert_eq!(step(&r, "undo")["phase"], "rollback");
-    assert!(r["aborted"].as_str().unwrap().contains("`hangs` timed out"), "{}", r["aborted"]);
+    assert!(
+        r["aborted"].as_str().unwrap().contains("`hangs` timed out"),
+        "{}",
+        r["aborted"]
+    );
     // The recovery step never ran: RTO is not measured, and its target is not met.
     assert_eq!(r["rto"]["seconds"], Value::Null);
     assert_eq!(r["rto"]["met"], false);
     let text = stdout(&out);
-    assert!(text.contains("FAILED") && text.contains("`hangs` (DBA) timed out"), "{text}");
+    assert!(
+        text.contains("FAILED") && text.contains("`hangs` (DBA) timed out"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -222,7 +279,11 @@ rollback:
         ),
     )
     .unwrap();
-    let mut child = drill_cmd(&dir, &["run", "long.yaml"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = drill_cmd(&dir, &["run", "long.yaml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pidfile = dir.join("sleep.pid");
     let t = Instant::now();
     while !pidfile.exists() {
@@ -233,10 +294,17 @@ rollback:
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
     assert!(t.elapsed() < Duration::from_secs(10));
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert!(!alive(pid), "the interrupted step's child survived");
-    assert!(dir.join("undone").exists(), "rollback did not run after Ctrl-C");
+    assert!(
+        dir.join("undone").exists(),
+        "rollback did not run after Ctrl-C"
+    );
     let run = &runs(&dir.join("ev"))[0];
     let r = report(run);
     assert_eq!(step(&r, "wait")["status"], "cancelled");
@@ -257,18 +325,42 @@ rollback:
         ),
     )
     .unwrap();
-    let mut child = drill_cmd(&dir, &["run", "guarded.yaml"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = drill_cmd(&dir, &["run", "guarded.yaml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     std::fs::write(dir.join("error-rate-high"), "").unwrap();
     let t = Instant::now();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
-    assert!(t.elapsed() < Duration::from_secs(5), "guard took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "guard took {:?}",
+        t.elapsed()
+    );
     assert!(dir.join("guard-undone").exists());
-    let run = runs(&dir.join("ev")).into_iter().find(|p| p.parent().unwrap().ends_with("guarded")).unwrap();
+    let run = runs(&dir.join("ev"))
+        .into_iter()
+        .find(|p| p.parent().unwrap().ends_with("guarded"))
+        .unwrap();
     let r = report(&run);
-    assert!(r["aborted"].as_str().unwrap().contains("guard `guard` failed 2 times"), "{}", r["aborted"]);
-    assert_eq!(journal(&run).iter().filter(|e| e["event"] == "guard_failed").count(), 2);
+    assert!(
+        r["aborted"]
+            .as_str()
+            .unwrap()
+            .contains("guard `guard` failed 2 times"),
+        "{}",
+        r["aborted"]
+    );
+    assert_eq!(
+        journal(&run)
+            .iter()
+            .filter(|e| e["event"] == "guard_failed")
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -308,7 +400,10 @@ steps:
         ),
     )
     .unwrap();
-    for args in [&["validate", "bad.yaml"][..], &["run", "bad.yaml", "--yes"][..]] {
+    for args in [
+        &["validate", "bad.yaml"][..],
+        &["run", "bad.yaml", "--yes"][..],
+    ] {
         let out = drill(&dir, args);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         let e = stderr(&out);
@@ -326,19 +421,38 @@ steps:
         }
         assert!(e.contains("(8 problems)"), "{e}");
         assert!(!dir.join("ran").exists(), "an invalid playbook ran a step");
-        assert!(!dir.join("ev").exists(), "an invalid playbook left evidence");
+        assert!(
+            !dir.join("ev").exists(),
+            "an invalid playbook left evidence"
+        );
     }
     // Malformed YAML is one clear problem too.
-    std::fs::write(dir.join("broken.yaml"), "name: x\nsteps:\n  - id: a\n   owner: b\n").unwrap();
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "name: x\nsteps:\n  - id: a\n   owner: b\n",
+    )
+    .unwrap();
     let out = drill(&dir, &["validate", "broken.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("broken.yaml:4:"), "{}", stderr(&out));
     // The shipped playbooks are valid (the one needing a secret gets it from --var).
-    for p in ["pg-primary-failure", "redis-failover", "restore-from-backup"] {
+    for p in [
+        "pg-primary-failure",
+        "redis-failover",
+        "restore-from-backup",
+    ] {
         let out = drill(&dir, &["validate", p]);
         assert!(out.status.success(), "{p}: {}", stderr(&out));
     }
-    let out = drill(&dir, &["validate", "region-failure", "--var", "tsig_secret=c2VjcmV0"]);
+    let out = drill(
+        &dir,
+        &[
+            "validate",
+            "region-failure",
+            "--var",
+            "tsig_secret=c2VjcmV0",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = drill(&dir, &["list", "-o", "json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -359,10 +473,20 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     let out = drill(&dir, &["run", "p.yaml", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for want in ["DRY RUN", "targets: RTO 20m, RPO 1m", "boom", "[SRE] shell · timeout 1m · FAULT", "[DBA] postgres · timeout 5m", "promote on ${standby}"] {
+    for want in [
+        "DRY RUN",
+        "targets: RTO 20m, RPO 1m",
+        "boom",
+        "[SRE] shell · timeout 1m · FAULT",
+        "[DBA] postgres · timeout 5m",
+        "promote on ${standby}",
+    ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
-    assert!(!text.contains("hunter2") && !text.contains(":pw@"), "a secret leaked:\n{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains(":pw@"),
+        "a secret leaked:\n{text}"
+    );
     assert!(!dir.join("touched").exists() && !dir.join("ev").exists());
     let out = drill(&dir, &["-o", "json", "run", "p.yaml", "--dry-run"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -391,27 +515,46 @@ fn checklists_run_as_manual_steps_on_and_off_a_terminal() {
     // Two scenarios and none chosen: a usage error naming them.
     let out = drill(&dir, &["validate", "dr.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("数据库主库故障, Region outage"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("数据库主库故障, Region outage"),
+        "{}",
+        stderr(&out)
+    );
     // Off a terminal without --yes: refuse at once, run nothing.
     let t = Instant::now();
     let out = drill(&dir, &["run", "dr.yaml", "--scenario", "数据库主库故障"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(t.elapsed() < Duration::from_secs(5));
     let e = stderr(&out);
-    assert!(e.contains("step `1` is manual (值班经理 must confirm it)") && e.contains("--yes"), "{e}");
+    assert!(
+        e.contains("step `1` is manual (值班经理 must confirm it)") && e.contains("--yes"),
+        "{e}"
+    );
     assert!(!dir.join("ev").exists());
     // --yes: runs in key order, target checked.
-    let out = drill(&dir, &["run", "dr.yaml", "--scenario", "数据库主库故障", "--yes"]);
+    let out = drill(
+        &dir,
+        &["run", "dr.yaml", "--scenario", "数据库主库故障", "--yes"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let r = report(&runs(&dir.join("ev"))[0]);
-    let ids: Vec<_> = r["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<_> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, ["1", "2", "3"]);
     assert_eq!(step(&r, "1")["owner"], "值班经理");
     assert_eq!(step(&r, "2")["name"], "确认备库已提升为主库");
     assert_eq!(r["scenario"], "数据库主库故障");
     assert_eq!(r["rto"]["target_seconds"], 1800.0);
     assert_eq!(r["rto"]["met"], true);
-    assert!(std::fs::read_to_string(runs(&dir.join("ev"))[0].join("report.html")).unwrap().contains("数据库主库故障"));
+    assert!(
+        std::fs::read_to_string(runs(&dir.join("ev"))[0].join("report.html"))
+            .unwrap()
+            .contains("数据库主库故障")
+    );
 }
 
 /// Run `drctl drill run` under a pseudo-terminal (`script`), feeding `input` after `delay`.
@@ -449,12 +592,19 @@ fn manual_steps_on_a_terminal_wait_for_an_answer_within_their_timeout() {
     // Nobody answers: the 2s timeout is enforced and the drill fails.
     let (code, took) = on_a_terminal(&dir, "dr.yaml --scenario 'Region outage'", None);
     assert_eq!(code, 1);
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
     let r = report(&runs(&dir.join("ev"))[0]);
     assert_eq!(step(&r, "1")["status"], "timed_out");
     // An answer after 1.5s: the step passes, the person's time is on the timeline, and the
     // 1s recovery target is missed by about half a second.
-    let (code, _) = on_a_terminal(&dir, "dr.yaml --scenario 'Region outage'", Some(("y\n", Duration::from_millis(1500))));
+    let (code, _) = on_a_terminal(
+        &dir,
+        "dr.yaml --scenario 'Region outage'",
+        Some(("y\n", Duration::from_millis(1500))),
+    );
     assert_eq!(code, 1);
     let r = report(runs(&dir.join("ev")).last().unwrap());
     let s = step(&r, "1");
@@ -464,5 +614,9 @@ fn manual_steps_on_a_terminal_wait_for_an_answer_within_their_timeout() {
     assert_eq!(r["rto"]["met"], false);
     let by = r["rto"]["missed_by_seconds"].as_f64().unwrap();
     assert!((0.2..2.6).contains(&by), "{by}");
-    assert!(r["failures"].to_string().contains("MISSED by"), "{}", r["failures"]);
+    assert!(
+        r["failures"].to_string().contains("MISSED by"),
+        "{}",
+        r["failures"]
+    );
 }

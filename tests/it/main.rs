@@ -11,7 +11,7 @@ mod lease;
 mod prune;
 mod qdrant;
 mod redis;
-mod route53;
 mod roundtrip;
+mod route53;
 mod schedule;
 mod verify;

@@ -23,21 +23,41 @@ fn hmac(k: &[u8], d: &str) -> Vec<u8> {
 }
 
 /// The signature AWS would compute for this request, from the documented algorithm.
-fn expected_signature(method: &str, path: &str, h: &HashMap<String, String>, body: &str) -> Option<String> {
+fn expected_signature(
+    method: &str,
+    path: &str,
+    h: &HashMap<String, String>,
+    body: &str,
+) -> Option<String> {
     let auth = h.get("authorization")?;
-    let scope = auth.split("Credential=").nth(1)?.split(',').next()?.splitn(2, '/').nth(1)?.to_string();
+    let scope = auth
+        .split("Credential=")
+        .nth(1)?
+        .split(',')
+        .next()?
+        .split_once('/')?
+        .1
+        .to_string();
     let (date, region, service) = {
         let p: Vec<&str> = scope.split('/').collect();
         (p[0].to_string(), p[1].to_string(), p[2].to_string())
     };
-    assert_eq!((region.as_str(), service.as_str()), ("us-east-1", "route53"), "{auth}");
+    assert_eq!(
+        (region.as_str(), service.as_str()),
+        ("us-east-1", "route53"),
+        "{auth}"
+    );
     let payload = hex::encode(Sha256::digest(body.as_bytes()));
     assert_eq!(h.get("x-amz-content-sha256"), Some(&payload));
     let canonical = format!(
         "{method}\n{path}\n\nhost:{}\nx-amz-content-sha256:{payload}\nx-amz-date:{}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload}",
         h["host"], h["x-amz-date"]
     );
-    let to_sign = format!("AWS4-HMAC-SHA256\n{}\n{scope}\n{}", h["x-amz-date"], hex::encode(Sha256::digest(canonical.as_bytes())));
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
+        h["x-amz-date"],
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
     let mut k = hmac(format!("AWS4{SECRET}").as_bytes(), &date);
     for p in [region.as_str(), service.as_str(), "aws4_request"] {
         k = hmac(&k, p);
@@ -60,7 +80,10 @@ fn stub() -> (u16, Seen) {
                 continue;
             }
             let mut it = line.split_whitespace();
-            let (method, path) = (it.next().unwrap_or("").to_string(), it.next().unwrap_or("").to_string());
+            let (method, path) = (
+                it.next().unwrap_or("").to_string(),
+                it.next().unwrap_or("").to_string(),
+            );
             let mut h = HashMap::new();
             loop {
                 let mut l = String::new();
@@ -71,12 +94,21 @@ fn stub() -> (u16, Seen) {
                     h.insert(k.trim().to_lowercase(), v.trim().to_string());
                 }
             }
-            let mut body = vec![0; h.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0)];
+            let mut body = vec![
+                0;
+                h.get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            ];
             let _ = r.read_exact(&mut body);
             let body = String::from_utf8_lossy(&body).into_owned();
-            let sig_ok = expected_signature(&method, &path, &h, &body)
-                .is_some_and(|sig| h["authorization"].ends_with(&format!("Signature={sig}")) && h["authorization"].contains(&format!("Credential={KEY_ID}/")));
-            s.lock().unwrap().push((method.clone(), path.clone(), body.clone()));
+            let sig_ok = expected_signature(&method, &path, &h, &body).is_some_and(|sig| {
+                h["authorization"].ends_with(&format!("Signature={sig}"))
+                    && h["authorization"].contains(&format!("Credential={KEY_ID}/"))
+            });
+            s.lock()
+                .unwrap()
+                .push((method.clone(), path.clone(), body.clone()));
             let (status, reply) = if !sig_ok {
                 ("403 Forbidden", "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message></Error></ErrorResponse>".to_string())
             } else if method == "POST" && path == "/2013-04-01/hostedzone/Z0123456789ABC/rrset/" {
@@ -115,10 +147,17 @@ fn route53_change_is_signed_and_polled_until_insync() {
     let dir = tempdir("drill-r53-");
     std::fs::write(dir.join("r53.yaml"), PLAYBOOK).unwrap();
     let endpoint = format!("--var=endpoint=http://127.0.0.1:{port}");
-    let out = drill_cmd(&dir, &["run", "r53.yaml", &endpoint]).env("R53_KEY_ID", KEY_ID).env("R53_SECRET", SECRET).output().unwrap();
+    let out = drill_cmd(&dir, &["run", "r53.yaml", &endpoint])
+        .env("R53_KEY_ID", KEY_ID)
+        .env("R53_SECRET", SECRET)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let calls = seen.lock().unwrap().clone();
-    let shape: Vec<(&str, &str)> = calls.iter().map(|(m, p, _)| (m.as_str(), p.as_str())).collect();
+    let shape: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|(m, p, _)| (m.as_str(), p.as_str()))
+        .collect();
     assert_eq!(
         shape,
         [
@@ -128,17 +167,37 @@ fn route53_change_is_signed_and_polled_until_insync() {
         ]
     );
     let body = &calls[0].2;
-    for want in ["<Action>UPSERT</Action>", "<Name>app.example.com.</Name>", "<Type>A</Type>", "<TTL>30</TTL>", "<Value>10.0.2.10</Value>"] {
+    for want in [
+        "<Action>UPSERT</Action>",
+        "<Name>app.example.com.</Name>",
+        "<Type>A</Type>",
+        "<TTL>30</TTL>",
+        "<Value>10.0.2.10</Value>",
+    ] {
         assert!(body.contains(want), "{want} not in {body}");
     }
     let r = report(&runs(&dir.join("ev"))[0]);
-    assert!(step(&r, "cutover")["output"].as_str().unwrap().contains("INSYNC after 2 poll(s)"));
+    assert!(step(&r, "cutover")["output"]
+        .as_str()
+        .unwrap()
+        .contains("INSYNC after 2 poll(s)"));
 
     // A wrong secret: Route53's 403 and its code reach the user, with what to check.
     seen.lock().unwrap().clear();
-    let out = drill_cmd(&dir, &["run", "r53.yaml", &endpoint]).env("R53_KEY_ID", KEY_ID).env("R53_SECRET", "wrong").output().unwrap();
+    let out = drill_cmd(&dir, &["run", "r53.yaml", &endpoint])
+        .env("R53_KEY_ID", KEY_ID)
+        .env("R53_SECRET", "wrong")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("403 Forbidden SignatureDoesNotMatch"), "{text}");
-    assert_eq!(seen.lock().unwrap().len(), 1, "nothing is polled after a refused change");
+    assert!(
+        text.contains("403 Forbidden SignatureDoesNotMatch"),
+        "{text}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "nothing is polled after a refused change"
+    );
 }

@@ -35,7 +35,10 @@ fn secs_since(r: &RunRecord, t: chrono::DateTime<chrono::Utc>) -> f64 {
 
 /// A tick step giving 4–10 ticks over `span` seconds.
 fn tick_step(span: f64) -> f64 {
-    for s in [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0] {
+    for s in [
+        0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+        600.0, 900.0, 1800.0, 3600.0, 7200.0,
+    ] {
         if span / s <= 10.0 {
             return s;
         }
@@ -48,7 +51,9 @@ pub fn html(r: &RunRecord) -> String {
     let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
     for s in &steps {
         let n = owners.len();
-        owners.entry(s.owner.as_str()).or_insert(PALETTE[n % PALETTE.len()]);
+        owners
+            .entry(s.owner.as_str())
+            .or_insert(PALETTE[n % PALETTE.len()]);
     }
     let fault = r.fault_at.map(|t| secs_since(r, t));
     let recovered = r.recovered_at.map(|t| secs_since(r, t));
@@ -60,82 +65,189 @@ pub fn html(r: &RunRecord) -> String {
     // The axis covers the run, and the RTO target when it is near enough to be drawn without
     // squashing every bar into a sliver; otherwise the target is noted at the right edge.
     let target_on_scale = rto_line.is_some_and(|t| t <= end * 3.0);
-    let span = if target_on_scale { end.max(rto_line.unwrap_or(0.0)) } else { end } * 1.04;
+    let span = if target_on_scale {
+        end.max(rto_line.unwrap_or(0.0))
+    } else {
+        end
+    } * 1.04;
 
     let (label_w, chart_w, row_h, top) = (300.0, 620.0, 28.0, 40.0);
     let height = top + row_h * steps.len() as f64 + 30.0;
     let x = |t: f64| label_w + (t / span) * chart_w;
     let mut svg = String::new();
-    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" viewBox="0 0 {w} {height}" role="img" aria-label="timeline">"#, w = label_w + chart_w + 20.0);
-    let _ = write!(svg, r##"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#c0392b" fill-opacity="0.55"/></pattern></defs>"##);
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" viewBox="0 0 {w} {height}" role="img" aria-label="timeline">"#,
+        w = label_w + chart_w + 20.0
+    );
+    let _ = write!(
+        svg,
+        r##"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#c0392b" fill-opacity="0.55"/></pattern></defs>"##
+    );
     // Time axis.
     let step = tick_step(span);
     let mut t = 0.0;
     while t <= span {
         let px = x(t);
-        let _ = write!(svg, r##"<line x1="{px:.1}" y1="{y0}" x2="{px:.1}" y2="{y1}" stroke="#e3e3e3"/><text x="{px:.1}" y="{ty}" class="tick">{}</text>"##, fmt_secs(t), y0 = top - 6.0, y1 = height - 24.0, ty = top - 12.0);
+        let _ = write!(
+            svg,
+            r##"<line x1="{px:.1}" y1="{y0}" x2="{px:.1}" y2="{y1}" stroke="#e3e3e3"/><text x="{px:.1}" y="{ty}" class="tick">{}</text>"##,
+            fmt_secs(t),
+            y0 = top - 6.0,
+            y1 = height - 24.0,
+            ty = top - 12.0
+        );
         t += step;
     }
     for (i, s) in steps.iter().enumerate() {
         let y = top + row_h * i as f64;
         if i % 2 == 1 {
-            let _ = write!(svg, r##"<rect x="0" y="{y}" width="{w}" height="{row_h}" fill="#f7f7f9"/>"##, w = label_w + chart_w + 20.0);
+            let _ = write!(
+                svg,
+                r##"<rect x="0" y="{y}" width="{w}" height="{row_h}" fill="#f7f7f9"/>"##,
+                w = label_w + chart_w + 20.0
+            );
         }
-        let prefix = if s.phase == Phase::Rollback { "↩ " } else { "" };
+        let prefix = if s.phase == Phase::Rollback {
+            "↩ "
+        } else {
+            ""
+        };
         let label = short(&format!("{prefix}{} — {}", s.id, s.name), 40);
-        let _ = write!(svg, r#"<text x="8" y="{:.1}" class="label">{}</text>"#, y + row_h * 0.65, esc(&label));
+        let _ = write!(
+            svg,
+            r#"<text x="8" y="{:.1}" class="label">{}</text>"#,
+            y + row_h * 0.65,
+            esc(&label)
+        );
         let color = owners.get(s.owner.as_str()).copied().unwrap_or("#888");
         match (s.started_at, s.finished_at) {
             (Some(a), Some(b)) => {
                 let (x0, x1) = (x(secs_since(r, a)), x(secs_since(r, b)));
                 let w = (x1 - x0).max(2.0);
-                let _ = write!(svg, r#"<rect x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="{color}"><title>{}</title></rect>"#, y + 5.0, row_h - 10.0,
-                    esc(&format!("{} ({}) {} in {}{}", s.id, s.owner, s.status.as_str(), s.seconds().map(fmt_secs).unwrap_or_default(), s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default())));
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="{color}"><title>{}</title></rect>"#,
+                    y + 5.0,
+                    row_h - 10.0,
+                    esc(&format!(
+                        "{} ({}) {} in {}{}",
+                        s.id,
+                        s.owner,
+                        s.status.as_str(),
+                        s.seconds().map(fmt_secs).unwrap_or_default(),
+                        s.error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    ))
+                );
                 if !s.status.ok() {
-                    let _ = write!(svg, r##"<rect x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="url(#hatch)" stroke="#c0392b" stroke-width="1.5"/>"##, y + 5.0, row_h - 10.0);
+                    let _ = write!(
+                        svg,
+                        r##"<rect x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="url(#hatch)" stroke="#c0392b" stroke-width="1.5"/>"##,
+                        y + 5.0,
+                        row_h - 10.0
+                    );
                 }
-                let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" class="dur">{}{}</text>"#, x0 + w + 4.0, y + row_h * 0.65,
-                    s.seconds().map(fmt_secs).unwrap_or_default(), if s.status.ok() { String::new() } else { format!(" {}", s.status.as_str()) });
+                let _ = write!(
+                    svg,
+                    r#"<text x="{:.1}" y="{:.1}" class="dur">{}{}</text>"#,
+                    x0 + w + 4.0,
+                    y + row_h * 0.65,
+                    s.seconds().map(fmt_secs).unwrap_or_default(),
+                    if s.status.ok() {
+                        String::new()
+                    } else {
+                        format!(" {}", s.status.as_str())
+                    }
+                );
             }
             _ => {
-                let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" class="dur">{}</text>"#, label_w + 4.0, y + row_h * 0.65, s.status.as_str());
+                let _ = write!(
+                    svg,
+                    r#"<text x="{:.1}" y="{:.1}" class="dur">{}</text>"#,
+                    label_w + 4.0,
+                    y + row_h * 0.65,
+                    s.status.as_str()
+                );
             }
         }
     }
     // Fault label to the left of its line, recovery to the right, so close marks stay legible.
     let marks = [
         (fault, "#c0392b", "fault".to_string(), "6 3", "end", -4.0),
-        (recovered, "#27ae60", "recovered".to_string(), "0", "start", 4.0),
-        (rto_line.filter(|_| target_on_scale), "#e67e22", "RTO target".to_string(), "2 3", "end", -4.0),
+        (
+            recovered,
+            "#27ae60",
+            "recovered".to_string(),
+            "0",
+            "start",
+            4.0,
+        ),
+        (
+            rto_line.filter(|_| target_on_scale),
+            "#e67e22",
+            "RTO target".to_string(),
+            "2 3",
+            "end",
+            -4.0,
+        ),
     ];
     for (at, color, name, dash, anchor, dx) in marks.iter() {
         if let Some(t) = at {
             let px = x(*t);
             // Near the right edge a label goes on the left of its line, to stay visible.
-            let (anchor, dx) = if px + 70.0 > label_w + chart_w { ("end", -4.0) } else { (*anchor, *dx) };
-            let _ = write!(svg, r#"<line x1="{px:.1}" y1="{}" x2="{px:.1}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{:.1}" y="{}" class="mark" fill="{color}" text-anchor="{anchor}">{name}</text>"#,
-                top - 4.0, height - 22.0, px + dx, height - 8.0);
+            let (anchor, dx) = if px + 70.0 > label_w + chart_w {
+                ("end", -4.0)
+            } else {
+                (*anchor, *dx)
+            };
+            let _ = write!(
+                svg,
+                r#"<line x1="{px:.1}" y1="{}" x2="{px:.1}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{:.1}" y="{}" class="mark" fill="{color}" text-anchor="{anchor}">{name}</text>"#,
+                top - 4.0,
+                height - 22.0,
+                px + dx,
+                height - 8.0
+            );
         }
     }
     if let (Some(t), false) = (r.rto.target_seconds, target_on_scale) {
-        let _ = write!(svg, r##"<text x="{:.1}" y="14" class="mark" fill="#e67e22" text-anchor="end">RTO target {} (beyond this scale)</text>"##,
-            label_w + chart_w, fmt_secs(t));
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="14" class="mark" fill="#e67e22" text-anchor="end">RTO target {} (beyond this scale)</text>"##,
+            label_w + chart_w,
+            fmt_secs(t)
+        );
     }
     svg.push_str("</svg>");
 
     let mut legend = String::new();
     for (o, c) in &owners {
-        let _ = write!(legend, r#"<span class="chip"><i style="background:{c}"></i>{}</span>"#, esc(o));
+        let _ = write!(
+            legend,
+            r#"<span class="chip"><i style="background:{c}"></i>{}</span>"#,
+            esc(o)
+        );
     }
 
-    let verdict = if r.passed { r#"<span class="ok">PASSED</span>"# } else { r#"<span class="bad">FAILED</span>"# };
+    let verdict = if r.passed {
+        r#"<span class="ok">PASSED</span>"#
+    } else {
+        r#"<span class="bad">FAILED</span>"#
+    };
     let metric = |name: &str, m: &super::super::record::Metric| {
         let cls = match m.met {
             Some(true) => "ok",
             Some(false) => "bad",
             None => "na",
         };
-        format!(r#"<div class="metric {cls}"><b>{}</b><small>{}</small></div>"#, esc(&describe(name, m)), esc(&m.note))
+        format!(
+            r#"<div class="metric {cls}"><b>{}</b><small>{}</small></div>"#,
+            esc(&describe(name, m)),
+            esc(&m.note)
+        )
     };
     let mut rows = String::new();
     for s in &steps {
@@ -152,7 +264,11 @@ pub fn html(r: &RunRecord) -> String {
             s.seconds().map(fmt_secs).unwrap_or_else(|| "—".into()), fmt_secs(s.timeout_seconds),
             s.status.as_str(), esc(&super::super::steps::excerpt(&detail, 600)));
     }
-    let failures: String = r.failures.iter().map(|f| format!("<li>{}</li>", esc(f))).collect();
+    let failures: String = r
+        .failures
+        .iter()
+        .map(|f| format!("<li>{}</li>", esc(f)))
+        .collect();
     let title = match &r.scenario {
         Some(s) => format!("{} — {s}", r.playbook),
         None => r.playbook.clone(),
@@ -196,6 +312,10 @@ td.detail{{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wra
         source = esc(&r.source),
         rto = metric("RTO", &r.rto),
         rpo = metric("RPO", &r.rpo),
-        failures_block = if failures.is_empty() { String::new() } else { format!(r#"<h2>What failed</h2><ul class="failures">{failures}</ul>"#) },
+        failures_block = if failures.is_empty() {
+            String::new()
+        } else {
+            format!(r#"<h2>What failed</h2><ul class="failures">{failures}</ul>"#)
+        },
     )
 }

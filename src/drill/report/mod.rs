@@ -15,7 +15,12 @@ pub fn json(r: &RunRecord) -> String {
 
 fn offset(r: &RunRecord, s: &StepRecord) -> String {
     s.started_at
-        .map(|t| format!("+{}", fmt_secs((t - r.started_at).num_milliseconds() as f64 / 1000.0)))
+        .map(|t| {
+            format!(
+                "+{}",
+                fmt_secs((t - r.started_at).num_milliseconds() as f64 / 1000.0)
+            )
+        })
         .unwrap_or_else(|| "—".into())
 }
 
@@ -46,8 +51,18 @@ pub fn markdown(r: &RunRecord) -> String {
     if !r.description.is_empty() {
         let _ = writeln!(md, "{}\n", r.description);
     }
-    let _ = writeln!(md, "- Run: `{}` on `{}` (drctl {})", r.run_id, r.host, r.drctl_version);
-    let _ = writeln!(md, "- Started {}, finished {} ({})", r.started_at.to_rfc3339(), r.finished_at.to_rfc3339(), fmt_secs((r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0));
+    let _ = writeln!(
+        md,
+        "- Run: `{}` on `{}` (drctl {})",
+        r.run_id, r.host, r.drctl_version
+    );
+    let _ = writeln!(
+        md,
+        "- Started {}, finished {} ({})",
+        r.started_at.to_rfc3339(),
+        r.finished_at.to_rfc3339(),
+        fmt_secs((r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0)
+    );
     let _ = writeln!(md, "- Verdict: **{verdict}**");
     let _ = writeln!(md, "- {}", describe("RTO", &r.rto));
     let _ = writeln!(md, "  - {}", r.rto.note);
@@ -68,7 +83,10 @@ pub fn markdown(r: &RunRecord) -> String {
             continue;
         }
         let _ = writeln!(md, "\n## {heading}\n");
-        let _ = writeln!(md, "| # | step | owner | kind | start | took | timeout | status | detail |");
+        let _ = writeln!(
+            md,
+            "| # | step | owner | kind | start | took | timeout | status | detail |"
+        );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         for (i, s) in steps.iter().enumerate() {
             let mut marks = String::new();

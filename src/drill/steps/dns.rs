@@ -106,12 +106,15 @@ fn rtype(s: &str) -> std::result::Result<RecordType, String> {
         "AAAA" => Ok(RecordType::AAAA),
         "CNAME" => Ok(RecordType::CNAME),
         "TXT" => Ok(RecordType::TXT),
-        other => Err(format!("record type {other:?} is not supported: use A, AAAA, CNAME or TXT")),
+        other => Err(format!(
+            "record type {other:?} is not supported: use A, AAAA, CNAME or TXT"
+        )),
     }
 }
 
 fn fqdn(s: &str) -> Result<Name> {
-    let mut n = Name::from_utf8(s).map_err(|e| Error::failed(format!("{s:?} is not a DNS name: {e}")))?;
+    let mut n =
+        Name::from_utf8(s).map_err(|e| Error::failed(format!("{s:?} is not a DNS name: {e}")))?;
     n.set_fqdn(true);
     Ok(n)
 }
@@ -119,8 +122,13 @@ fn fqdn(s: &str) -> Result<Name> {
 fn rdata(t: RecordType, v: &str) -> Result<RData> {
     let bad = |e: String| Error::failed(format!("{v:?} is not {t} data: {e}"));
     Ok(match t {
-        RecordType::A => RData::A(A(v.parse().map_err(|e: std::net::AddrParseError| bad(e.to_string()))?)),
-        RecordType::AAAA => RData::AAAA(AAAA(v.parse().map_err(|e: std::net::AddrParseError| bad(e.to_string()))?)),
+        RecordType::A => RData::A(A(v
+            .parse()
+            .map_err(|e: std::net::AddrParseError| bad(e.to_string()))?)),
+        RecordType::AAAA => RData::AAAA(AAAA(
+            v.parse()
+                .map_err(|e: std::net::AddrParseError| bad(e.to_string()))?,
+        )),
         RecordType::CNAME => RData::CNAME(CNAME(fqdn(v)?)),
         _ => RData::TXT(TXT::new(vec![v.to_string()])),
     })
@@ -138,14 +146,26 @@ fn show(r: &Record) -> String {
 }
 
 fn server_addr(s: &str) -> Result<SocketAddr> {
-    let with_port = if s.parse::<SocketAddr>().is_ok() { s.to_string() } else { format!("{s}:53") };
-    with_port
-        .parse()
-        .map_err(|_| Error::failed(format!("server {s:?} is not an address such as 127.0.0.1:53")))
+    let with_port = if s.parse::<SocketAddr>().is_ok() {
+        s.to_string()
+    } else {
+        format!("{s}:53")
+    };
+    with_port.parse().map_err(|_| {
+        Error::failed(format!(
+            "server {s:?} is not an address such as 127.0.0.1:53"
+        ))
+    })
 }
 
-async fn exchange(server: SocketAddr, signer: Option<TSigner>, msg: Message, timeout: Duration) -> Result<Message> {
-    let mut b = UdpClientStream::builder(server, TokioRuntimeProvider::default()).with_timeout(Some(timeout));
+async fn exchange(
+    server: SocketAddr,
+    signer: Option<TSigner>,
+    msg: Message,
+    timeout: Duration,
+) -> Result<Message> {
+    let mut b = UdpClientStream::builder(server, TokioRuntimeProvider::default())
+        .with_timeout(Some(timeout));
     if let Some(s) = signer {
         b = b.with_signer(Some(Arc::new(s)));
     }
@@ -167,7 +187,13 @@ impl StepKind for Dns {
     fn describe(&self) -> String {
         let server = self.server.clone().unwrap_or_default();
         if let (Some(u), Some(r)) = (&self.update, &self.route53) {
-            format!("Route53 UPSERT in zone {}: {} {} → {}, until INSYNC", r.hosted_zone_id, u.name, u.rtype, u.data.join(", "))
+            format!(
+                "Route53 UPSERT in zone {}: {} {} → {}, until INSYNC",
+                r.hosted_zone_id,
+                u.name,
+                u.rtype,
+                u.data.join(", ")
+            )
         } else if let Some(u) = &self.update {
             format!(
                 "RFC 2136 update at {}: {} {} → {}{}",
@@ -175,10 +201,18 @@ impl StepKind for Dns {
                 u.name,
                 u.rtype,
                 u.data.join(", "),
-                self.tsig.as_ref().map(|t| format!(" (TSIG key {})", t.name)).unwrap_or_default()
+                self.tsig
+                    .as_ref()
+                    .map(|t| format!(" (TSIG key {})", t.name))
+                    .unwrap_or_default()
             )
         } else if let Some(r) = &self.resolve {
-            format!("resolve {} {} at {server}, expect {}", r.name, r.rtype, r.expect.join(", "))
+            format!(
+                "resolve {} {} at {server}, expect {}",
+                r.name,
+                r.rtype,
+                r.expect.join(", ")
+            )
         } else {
             "dns".into()
         }
@@ -223,7 +257,8 @@ impl StepKind for Dns {
             }
             return super::route53::upsert(r53, ctx, &name, &t.to_string(), u.ttl, &values).await;
         }
-        let server = server_addr(&ctx.expand("server", self.server.as_deref().unwrap_or_default())?)?;
+        let server =
+            server_addr(&ctx.expand("server", self.server.as_deref().unwrap_or_default())?)?;
         let per_try = ctx.timeout.min(Duration::from_secs(5));
         if let Some(r) = &self.resolve {
             let name = fqdn(&ctx.expand("resolve.name", &r.name)?)?;
@@ -247,18 +282,28 @@ impl StepKind for Dns {
                 want.push(ctx.expand(&format!("resolve.expect[{i}]"), e)?);
             }
             want.sort();
-            let shown = if got.is_empty() { format!("{} (no records)", resp.response_code()) } else { got.join(", ") };
+            let shown = if got.is_empty() {
+                format!("{} (no records)", resp.response_code())
+            } else {
+                got.join(", ")
+            };
             if got != want {
                 return Err(Error::failed(format!(
                     "{server} answers {name} {t} with {shown}, expected {}",
                     want.join(", ")
                 )));
             }
-            return Ok(Outcome { excerpt: format!("{name} {t} = {shown} at {server}"), ..Default::default() }
-                .with("value", got.join(",")));
+            return Ok(Outcome {
+                excerpt: format!("{name} {t} = {shown} at {server}"),
+                ..Default::default()
+            }
+            .with("value", got.join(",")));
         }
 
-        let u = self.update.as_ref().ok_or_else(|| Error::usage("dns step without update or resolve"))?;
+        let u = self
+            .update
+            .as_ref()
+            .ok_or_else(|| Error::usage("dns step without update or resolve"))?;
         let zone = fqdn(&ctx.expand("zone", self.zone.as_deref().unwrap_or_default())?)?;
         let name = fqdn(&ctx.expand("update.name", &u.name)?)?;
         if !zone.zone_of(&name) {
@@ -271,7 +316,9 @@ impl StepKind for Dns {
                 let secret = ctx.expand("tsig.secret", &k.secret)?;
                 let key = base64::engine::general_purpose::STANDARD
                     .decode(secret.trim())
-                    .map_err(|_| Error::failed(format!("tsig.secret of key {} is not base64", k.name)))?;
+                    .map_err(|_| {
+                        Error::failed(format!("tsig.secret of key {} is not base64", k.name))
+                    })?;
                 let alg = algorithm(&k.algorithm).map_err(Error::usage)?;
                 Some(
                     TSigner::new(key, alg, fqdn(&ctx.expand("tsig.name", &k.name)?)?, 300)
@@ -280,7 +327,9 @@ impl StepKind for Dns {
             }
         };
         let mut zq = Query::new();
-        zq.set_name(zone.clone()).set_query_class(DNSClass::IN).set_query_type(RecordType::SOA);
+        zq.set_name(zone.clone())
+            .set_query_class(DNSClass::IN)
+            .set_query_type(RecordType::SOA);
         let mut msg = Message::new();
         msg.set_id(rand::random())
             .set_message_type(MessageType::Query)

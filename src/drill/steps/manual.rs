@@ -68,7 +68,10 @@ impl StepKind for Manual {
         let action = ctx.expand("action", &self.action)?;
         let p = &ctx.prompter;
         if p.yes {
-            eprintln!("  [{}] {}: {action} — confirmed by --yes", ctx.owner, ctx.step_name);
+            eprintln!(
+                "  [{}] {}: {action} — confirmed by --yes",
+                ctx.owner, ctx.step_name
+            );
             return Ok(Outcome {
                 excerpt: "confirmed by --yes".into(),
                 ..Default::default()

@@ -11,9 +11,11 @@ mod http;
 mod manual;
 mod postgres;
 mod redis;
+mod restore;
 mod route53;
 mod shell;
 mod sleep;
+mod verify;
 
 pub use manual::Prompter;
 
@@ -27,8 +29,7 @@ use std::sync::Arc;
 
 /// Every kind `kind:` may name.
 pub const KINDS: &[&str] = &[
-    "manual", "shell", "http", "postgres", "redis", "dns", "backup", "restore", "verify",
-    "sleep",
+    "manual", "shell", "http", "postgres", "redis", "dns", "backup", "restore", "verify", "sleep",
 ];
 
 #[async_trait::async_trait]
@@ -121,8 +122,8 @@ pub fn build(
         "redis" => Arc::new(from_node::<redis::Redis>(node)?),
         "dns" => Arc::new(from_node::<dns::Dns>(node)?),
         "backup" => Arc::new(from_node::<backup::Backup>(node)?),
-        "restore" => Arc::new(from_node::<backup::Restore>(node)?),
-        "verify" => Arc::new(from_node::<backup::Verify>(node)?),
+        "restore" => Arc::new(from_node::<restore::Restore>(node)?),
+        "verify" => Arc::new(from_node::<verify::Verify>(node)?),
         "sleep" => Arc::new(from_node::<sleep::Sleep>(node)?),
         _ => unreachable!("kind checked against KINDS before build"),
     })

@@ -58,7 +58,13 @@ impl StepKind for Postgres {
         let what = if self.promote {
             "promote".to_string()
         } else if self.wait_for_replay {
-            format!("wait for replay{}", self.lsn.as_ref().map(|l| format!(" to {l}")).unwrap_or_default())
+            format!(
+                "wait for replay{}",
+                self.lsn
+                    .as_ref()
+                    .map(|l| format!(" to {l}"))
+                    .unwrap_or_default()
+            )
         } else {
             format!("query {:?}", self.query.as_deref().unwrap_or(""))
         };
@@ -71,7 +77,9 @@ impl StepKind for Postgres {
             .filter(|b| **b)
             .count();
         if n != 1 {
-            return Err("give exactly one of `query`, `promote: true`, `wait_for_replay: true`".into());
+            return Err(
+                "give exactly one of `query`, `promote: true`, `wait_for_replay: true`".into(),
+            );
         }
         if self.expect.is_some() && self.query.is_none() {
             return Err("`expect` goes with `query`".into());
@@ -121,7 +129,9 @@ impl StepKind for Postgres {
                 Some(l) => {
                     let l = ctx.expand("lsn", l)?;
                     if !l.chars().all(|c| c.is_ascii_hexdigit() || c == '/') {
-                        return Err(Error::failed(format!("{l:?} is not an LSN (like 0/3000060)")));
+                        return Err(Error::failed(format!(
+                            "{l:?} is not an LSN (like 0/3000060)"
+                        )));
                     }
                     format!("SELECT pg_last_wal_replay_lsn() >= '{l}'::pg_lsn")
                 }

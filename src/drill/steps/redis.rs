@@ -2,7 +2,7 @@
 //! `role:master`), or `sentinel_failover: <master>` against a Sentinel (SENTINEL FAILOVER,
 //! then wait until it names a new master).
 
-use super::{Ctx, Outcome, StepKind};
+use super::{redact_url as redact, Ctx, Outcome, StepKind};
 use crate::error::{Error, Result};
 use crate::source::redis::conn::{Conn, Reply};
 use crate::source::redis::Target;
@@ -34,16 +34,6 @@ fn text(r: &Reply) -> String {
     }
 }
 
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 async fn role(c: &mut Conn) -> Result<String> {
     let info = c.bulk(&["INFO", "replication"]).await?;
     Ok(info
@@ -68,12 +58,18 @@ impl StepKind for Redis {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        let n = [self.command.is_some(), self.promote, self.sentinel_failover.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let n = [
+            self.command.is_some(),
+            self.promote,
+            self.sentinel_failover.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if n != 1 {
-            return Err("give exactly one of `command`, `promote: true`, `sentinel_failover`".into());
+            return Err(
+                "give exactly one of `command`, `promote: true`, `sentinel_failover`".into(),
+            );
         }
         if matches!(&self.command, Some(c) if c.is_empty()) {
             return Err("`command` is empty".into());
@@ -109,11 +105,17 @@ impl StepKind for Redis {
         if let Some(master) = &self.sentinel_failover {
             let master = ctx.expand("sentinel_failover", master)?;
             let addr = |r: Reply| text(&r).replace('\n', ":");
-            let before = addr(c.call(&["SENTINEL", "get-master-addr-by-name", &master]).await?);
+            let before = addr(
+                c.call(&["SENTINEL", "get-master-addr-by-name", &master])
+                    .await?,
+            );
             c.simple(&["SENTINEL", "FAILOVER", &master]).await?;
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let now = addr(c.call(&["SENTINEL", "get-master-addr-by-name", &master]).await?);
+                let now = addr(
+                    c.call(&["SENTINEL", "get-master-addr-by-name", &master])
+                        .await?,
+                );
                 if now != before && now != "nil" {
                     return Ok(Outcome {
                         excerpt: format!("{master}: {before} → {now}"),

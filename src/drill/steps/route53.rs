@@ -41,7 +41,9 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 async fn call(r: &Route53, ctx: &Ctx, method: &str, path: &str, body: &str) -> Result<String> {
@@ -50,10 +52,22 @@ async fn call(r: &Route53, ctx: &Ctx, method: &str, path: &str, body: &str) -> R
         id: ctx.expand("route53.access_key_id", &r.access_key_id)?,
         secret: ctx.expand("route53.secret_access_key", &r.secret_access_key)?,
     };
-    let base = url::Url::parse(&endpoint).map_err(|e| Error::usage(format!("route53.endpoint {endpoint:?}: {e}")))?;
-    let signed = sigv4::sign(method, &sigv4::host(&base), path, "", body.as_bytes(), &r.region, "route53", &keys, chrono::Utc::now());
+    let base = url::Url::parse(&endpoint)
+        .map_err(|e| Error::usage(format!("route53.endpoint {endpoint:?}: {e}")))?;
+    let signed = sigv4::sign(
+        method,
+        &sigv4::host(&base),
+        path,
+        "",
+        body.as_bytes(),
+        &r.region,
+        "route53",
+        &keys,
+        chrono::Utc::now(),
+    );
     let url = format!("{}{path}", endpoint.trim_end_matches('/'));
-    let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| Error::usage("bad method"))?;
+    let m =
+        reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| Error::usage("bad method"))?;
     let resp = reqwest::Client::new()
         .request(m, &url)
         .header("x-amz-date", &signed.amz_date)
@@ -81,34 +95,64 @@ async fn call(r: &Route53, ctx: &Ctx, method: &str, path: &str, body: &str) -> R
 }
 
 /// UPSERT `name` `rtype` to `values`, then wait for INSYNC.
-pub async fn upsert(r: &Route53, ctx: &Ctx, name: &str, rtype: &str, ttl: u32, values: &[String]) -> Result<Outcome> {
+pub async fn upsert(
+    r: &Route53,
+    ctx: &Ctx,
+    name: &str,
+    rtype: &str,
+    ttl: u32,
+    values: &[String],
+) -> Result<Outcome> {
     let zone = ctx.expand("route53.hosted_zone_id", &r.hosted_zone_id)?;
     let zone = zone.trim_start_matches("/hostedzone/");
     let records: String = values
         .iter()
-        .map(|v| format!("<ResourceRecord><Value>{}</Value></ResourceRecord>", escape(v)))
+        .map(|v| {
+            format!(
+                "<ResourceRecord><Value>{}</Value></ResourceRecord>",
+                escape(v)
+            )
+        })
         .collect();
     let body = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><ChangeBatch><Comment>drctl drill step {}</Comment><Changes><Change><Action>UPSERT</Action><ResourceRecordSet><Name>{}</Name><Type>{rtype}</Type><TTL>{ttl}</TTL><ResourceRecords>{records}</ResourceRecords></ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"#,
         escape(&ctx.step_id),
         escape(name)
     );
-    let path = format!("/2013-04-01/hostedzone/{}/rrset/", sigv4::uri_encode(zone, false));
+    let path = format!(
+        "/2013-04-01/hostedzone/{}/rrset/",
+        sigv4::uri_encode(zone, false)
+    );
     let resp = call(r, ctx, "POST", &path, &body).await?;
     let id = element(&resp, "Id")
-        .ok_or_else(|| Error::failed(format!("Route53 answered without a change id: {}", super::excerpt(&resp, 200))))?
+        .ok_or_else(|| {
+            Error::failed(format!(
+                "Route53 answered without a change id: {}",
+                super::excerpt(&resp, 200)
+            ))
+        })?
         .trim_start_matches("/change/")
         .to_string();
     let mut status = element(&resp, "Status").unwrap_or("PENDING").to_string();
     let mut polls = 0;
     while status != "INSYNC" {
         tokio::time::sleep(r.poll_every).await;
-        let resp = call(r, ctx, "GET", &format!("/2013-04-01/change/{}", sigv4::uri_encode(&id, false)), "").await?;
+        let resp = call(
+            r,
+            ctx,
+            "GET",
+            &format!("/2013-04-01/change/{}", sigv4::uri_encode(&id, false)),
+            "",
+        )
+        .await?;
         status = element(&resp, "Status").unwrap_or("PENDING").to_string();
         polls += 1;
     }
     Ok(Outcome {
-        excerpt: format!("{name} {rtype} → {} (Route53 change {id} INSYNC after {polls} poll(s))", values.join(", ")),
+        excerpt: format!(
+            "{name} {rtype} → {} (Route53 change {id} INSYNC after {polls} poll(s))",
+            values.join(", ")
+        ),
         ..Default::default()
     }
     .with("value", values.join(","))

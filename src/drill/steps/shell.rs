@@ -44,7 +44,9 @@ impl Drop for GroupGuard {
     }
 }
 
-fn collect(r: Option<impl AsyncRead + Unpin + Send + 'static>) -> (Arc<Mutex<Vec<u8>>>, tokio::task::JoinHandle<()>) {
+fn collect(
+    r: Option<impl AsyncRead + Unpin + Send + 'static>,
+) -> (Arc<Mutex<Vec<u8>>>, tokio::task::JoinHandle<()>) {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let sink = buf.clone();
     let task = tokio::spawn(async move {
@@ -94,7 +96,10 @@ impl StepKind for Shell {
         // A background process may hold the pipes open: take what came, do not wait for EOF.
         for t in [out_task, err_task] {
             let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_millis(300), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_millis(300), t)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -103,17 +108,33 @@ impl StepKind for Shell {
         };
         let (stdout, stderr) = (text(&out), text(&err));
         let code = status.code().unwrap_or(-1);
-        let shown = if stdout.trim().is_empty() { &stderr } else { &stdout };
+        let shown = if stdout.trim().is_empty() {
+            &stderr
+        } else {
+            &stdout
+        };
         if code != self.expect_exit {
             let how = match status.code() {
                 Some(c) => format!("exited with status {c}"),
                 None => "was killed by a signal".to_string(),
             };
-            let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+            let tail: String = stderr
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" | ");
             return Err(Error::failed(format!(
                 "command {how} (expected {}){}",
                 self.expect_exit,
-                if tail.is_empty() { String::new() } else { format!(": {tail}") }
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
             )));
         }
         let trimmed = stdout.trim().to_string();
