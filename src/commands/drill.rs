@@ -9,7 +9,6 @@ use serde_json::json;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 pub async fn run(
     explicit: Option<&Path>,
@@ -313,27 +312,6 @@ fn dry_run(pb: &plan::Playbook, out: Output) -> Result<()> {
     Ok(())
 }
 
-/// First SIGINT/SIGTERM: abort the drill (then roll back). Second: stop the rollback too.
-fn signals() -> (CancellationToken, CancellationToken) {
-    let (interrupt, hard) = (CancellationToken::new(), CancellationToken::new());
-    let (i, h) = (interrupt.clone(), hard.clone());
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        for token in [i, h] {
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::warn!("interrupt received: aborting (a second one stops the rollback too)");
-            token.cancel();
-        }
-    });
-    (interrupt, hard)
-}
-
 async fn run_drill(
     pb: &plan::Playbook,
     cfg: Option<Arc<Config>>,
@@ -342,7 +320,9 @@ async fn run_drill(
     base: &Path,
     out: Output,
 ) -> Result<()> {
-    let (interrupt, hard_stop) = signals();
+    // First SIGINT/SIGTERM: abort the drill, then roll back. Second: stop the rollback too.
+    let (interrupt, hard_stop) =
+        super::interrupt_tokens("aborting the drill, then rolling back (again to stop that too)");
     let opts = engine::RunOptions {
         run_id: drill::new_run_id(),
         yes,

@@ -36,8 +36,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
 
 /// Cancelled on SIGINT or SIGTERM, so a run can abort its uploads and clean up before exit.
 pub fn shutdown_token() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
+    interrupt_tokens("aborting the run and cleaning up").0
+}
+
+/// Two tokens: the first is cancelled on the first SIGINT/SIGTERM (`first_does` says what
+/// that does, in the log), the second on the next one (stop even the cleanup).
+pub fn interrupt_tokens(first_does: &'static str) -> (CancellationToken, CancellationToken) {
+    let (first, second) = (CancellationToken::new(), CancellationToken::new());
+    let tokens = [first.clone(), second.clone()];
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
@@ -46,13 +52,19 @@ pub fn shutdown_token() -> CancellationToken {
         ) else {
             return;
         };
-        tokio::select! {
-            _ = term.recv() => tracing::warn!("SIGTERM received: aborting the run and cleaning up"),
-            _ = int.recv() => tracing::warn!("SIGINT received: aborting the run and cleaning up"),
+        for (i, token) in tokens.into_iter().enumerate() {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            match i {
+                0 => tracing::warn!("{name} received: {first_does}"),
+                _ => tracing::warn!("{name} received again: stopping at once"),
+            }
+            token.cancel();
         }
-        t.cancel();
     });
-    token
+    (first, second)
 }
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {

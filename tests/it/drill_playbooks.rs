@@ -134,9 +134,8 @@ fn redis_set(conn: &mut std::net::TcpStream, key: &str, value: &str) -> bool {
     BufReader::new(&mut *conn).read_line(&mut line).is_ok() && line.starts_with("+OK")
 }
 
-#[test]
-fn redis_failover_promotes_the_replica_and_checks_writes() {
-    let dir = tempdir("drill-redis-");
+/// A master and a replica in sync with it.
+fn redis_pair(dir: &Path) -> (Redis, Redis) {
     let master = Redis::start(&dir.join("m"), &[]);
     let port = master.port.to_string();
     let replica = Redis::start(&dir.join("r"), &["--replicaof", "127.0.0.1", &port]);
@@ -145,6 +144,13 @@ fn redis_failover_promotes_the_replica_and_checks_writes() {
             .cli(&["INFO", "replication"])
             .contains("master_link_status:up")
     });
+    (master, replica)
+}
+
+#[test]
+fn redis_failover_promotes_the_replica_and_checks_writes() {
+    let dir = tempdir("drill-redis-");
+    let (master, replica) = redis_pair(&dir);
 
     // The harness is the application: a heartbeat every 100 ms, remembering each ack.
     let acked: Arc<Mutex<Vec<f64>>> = Arc::default();
@@ -534,14 +540,8 @@ fn region_failure_cuts_dns_over_with_tsig_promotes_and_rolls_back() {
 #[test]
 fn redis_sentinel_failover_step_waits_for_the_new_master() {
     let dir = tempdir("drill-sentinel-");
-    let master = Redis::start(&dir.join("m"), &[]);
+    let (master, replica) = redis_pair(&dir);
     let port = master.port.to_string();
-    let replica = Redis::start(&dir.join("r"), &["--replicaof", "127.0.0.1", &port]);
-    wait_until("replica in sync", || {
-        replica
-            .cli(&["INFO", "replication"])
-            .contains("master_link_status:up")
-    });
     let sport = free_port();
     let sdir = dir.join("s");
     std::fs::create_dir_all(&sdir).unwrap();
