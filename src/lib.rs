@@ -22,5 +22,6 @@ pub mod source;
 pub mod status;
 pub mod store;
 pub mod verify;
+pub mod yamlscan;
 
 pub use error::{Error, ErrorKind, Result};

@@ -64,11 +64,16 @@ pub async fn run_leased(
     show_progress: bool,
 ) -> Result<Leased> {
     use crate::store::lease::{self, Refused};
-    let lease = match lease::acquire(
+    let started_at = Utc::now();
+    let id = new_backup_id(started_at);
+    // The lease names the folder this run writes, so a concurrent prune keeps it whatever its
+    // grace period; and writing the lease is the proof that a region accepts writes.
+    let lease = match lease::acquire_writing(
         regions,
         &format!("backup-{}", job.name),
         &format!("backup {}", job.name),
         cfg.lease_ttl,
+        Some(backup_dir(&job.name.0, &id)),
     )
     .await
     {
@@ -78,23 +83,12 @@ pub async fn run_leased(
             return Err(e.context(format!("job {}: cannot take its lease", job.name)))
         }
     };
-    let result = run(cfg, job, cancel, show_progress).await;
+    let span = tracing::info_span!("backup", job = %job.name, id = %id);
+    let result = run_inner(cfg, job, id, started_at, &lease, cancel, show_progress)
+        .instrument(span)
+        .await;
     lease.release().await;
     result.map(Leased::Done)
-}
-
-pub async fn run(
-    cfg: &Config,
-    job: &JobSpec,
-    cancel: &CancellationToken,
-    show_progress: bool,
-) -> Result<BackupReport> {
-    let started_at = Utc::now();
-    let id = new_backup_id(started_at);
-    let span = tracing::info_span!("backup", job = %job.name, id = %id);
-    run_inner(cfg, job, id, started_at, cancel, show_progress)
-        .instrument(span)
-        .await
 }
 
 async fn run_inner(
@@ -102,17 +96,30 @@ async fn run_inner(
     job: &JobSpec,
     id: String,
     started_at: chrono::DateTime<Utc>,
+    lease: &crate::store::lease::Lease,
     cancel: &CancellationToken,
     show_progress: bool,
 ) -> Result<BackupReport> {
     let started = Instant::now();
     let regions = open_regions(cfg)?;
 
-    // Regions that cannot even be reached are out before any byte is dumped.
-    let checks = join_all(regions.iter().map(|r| r.ensure_repository())).await;
+    // Regions that cannot be written (they refused the lease) or reached are out before any
+    // byte is dumped.
+    let mut failed: Vec<RegionFailure> = lease
+        .refused
+        .iter()
+        .map(|(region, error)| {
+            tracing::warn!(%region, %error, "region cannot be written; skipped");
+            RegionFailure {
+                region: region.clone(),
+                error: format!("cannot be written: {error}"),
+            }
+        })
+        .collect();
+    let writable = lease.regions();
+    let checks = join_all(writable.iter().map(|r| r.ensure_repository())).await;
     let mut live = Vec::new();
-    let mut failed = Vec::new();
-    for (r, c) in regions.iter().zip(checks) {
+    for (r, c) in writable.iter().zip(checks) {
         match c {
             Ok(()) => live.push(r.clone()),
             Err(e) => {
@@ -280,9 +287,25 @@ async fn commit(
         cleanup(all, &m.job, &m.id).await;
         return Err(pipeline::interrupted());
     }
-    let writes = join_all(live.iter().map(|r| r.write_manifest(m))).await;
+    // Prove, per region, that every artifact is there with the size streamed: something
+    // (a prune, an operator, a lifecycle rule) may have removed objects since they completed.
+    let proofs = join_all(live.iter().map(|r| artifacts_present(r, m))).await;
+    let mut proven = Vec::new();
+    for (r, p) in live.iter().zip(proofs) {
+        match p {
+            Ok(()) => proven.push(r.clone()),
+            Err(e) => {
+                tracing::warn!(region = %r.name, error = %e, "artifacts not all present: no manifest there");
+                failed.push(RegionFailure {
+                    region: r.name.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    let writes = join_all(proven.iter().map(|r| r.write_manifest(m))).await;
     let mut committed = Vec::new();
-    for (r, w) in live.iter().zip(writes) {
+    for (r, w) in proven.iter().zip(writes) {
         match w {
             Ok(()) => committed.push(r.clone()),
             Err(e) => failed.push(RegionFailure {
@@ -307,6 +330,32 @@ async fn commit(
         }
     }
     m.regions = committed.iter().map(|r| r.name.clone()).collect();
+    Ok(())
+}
+
+/// One stat per artifact: present, with exactly the stored size the run streamed.
+async fn artifacts_present(r: &Region, m: &Manifest) -> Result<()> {
+    for a in &m.artifacts {
+        let path = format!("{}{}", backup_dir(&m.job, &m.id), a.path);
+        let len = match r.op.stat(&path).await {
+            Ok(meta) => meta.content_length(),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                return Err(Error::failed(format!(
+                    "region {}: artifact {path} is gone after it was stored",
+                    r.name
+                ))
+                .hint("something removed it during the run (a `drctl prune`, a lifecycle rule, a person); run the backup again"));
+            }
+            Err(e) => return Err(r.err(e, &path)),
+        };
+        if len != a.stored_size {
+            return Err(Error::failed(format!(
+                "region {}: artifact {path} holds {len} bytes, the run stored {}",
+                r.name, a.stored_size
+            ))
+            .hint("the object changed during the run; run the backup again"));
+        }
+    }
     Ok(())
 }
 

@@ -29,17 +29,28 @@ pub struct Config {
 impl Config {
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::usage(format!("cannot read config {}: {e}", path.display()))
-                .hint("pass -c FILE, set DRCTL_CONFIG, or create ./drctl.yaml (see docs/config.md)")
+        let bytes = std::fs::read(path).map_err(|e| {
+            let err = Error::usage(format!("cannot read config {}: {e}", path.display()));
+            if e.kind() == std::io::ErrorKind::NotFound {
+                err.hint(
+                    "pass -c FILE, set DRCTL_CONFIG, or create ./drctl.yaml (see docs/config.md)",
+                )
+            } else {
+                err.hint("check the file's permissions, or pass another one with -c FILE")
+            }
         })?;
+        let text = crate::yamlscan::decode(&bytes, &crate::yamlscan::LIMITS)
+            .map_err(|p| scan_error(path, p))?;
         Self::from_str(&text, path)
     }
 
     /// Parse and validate config text; `path` is used in error messages only.
     pub fn from_str(text: &str, path: &Path) -> Result<Config> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let index = crate::yamlscan::scan(text, &crate::yamlscan::LIMITS, &EXPECT)
+            .map_err(|p| scan_error(path, p))?;
         let spec: ConfigSpec = serde_norway::from_str(text).map_err(|e| yaml_error(path, &e))?;
-        validate::validate(spec, text, path)
+        validate::validate(spec, &index, path)
     }
 
     pub fn job(&self, name: &str) -> Result<&JobSpec> {
@@ -65,6 +76,22 @@ impl Config {
     }
 }
 
+const EXPECT: crate::yamlscan::Expect = crate::yamlscan::Expect {
+    what: "a config",
+    fields: "regions, min_copies, jobs, …",
+};
+
+fn scan_error(path: &Path, p: crate::yamlscan::Problem) -> Error {
+    Error::usage(format!(
+        "{}:{}:{}: {}",
+        path.display(),
+        p.line,
+        p.column,
+        p.message
+    ))
+    .hint("fix the config and check it with `drctl config validate`")
+}
+
 /// Turn a serde_norway error into "file:line:column: field.path: message".
 fn yaml_error(path: &Path, e: &serde_norway::Error) -> Error {
     let msg = e.to_string();
@@ -73,6 +100,8 @@ fn yaml_error(path: &Path, e: &serde_norway::Error) -> Error {
         Some(i) => msg[..i].to_string(),
         None => msg,
     };
+    // The deserializer quotes offending values whole; a huge one must not come back whole.
+    let msg = crate::yamlscan::clip_quoted(&msg, 80);
     let pos = match e.location() {
         Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
         None => path.display().to_string(),

@@ -84,6 +84,11 @@ pub struct RegionSpec {
     /// Parts uploaded concurrently per artifact. Default 2.
     #[serde(default)]
     pub upload_concurrency: Option<u32>,
+    /// How long one store request may make no progress before it fails (and is retried, up
+    /// to 3 times). Default 60s. A whole request may take at most twice this.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Duration>,
     /// Extra OpenDAL service options passed through unchanged (values may use `${VAR}`).
     #[serde(default)]
     pub options: BTreeMap<String, Secret>,

@@ -2,14 +2,15 @@
 
 use super::{Config, ConfigSpec, RegionKind, SourceSpec, VerifyLevel};
 use crate::error::{Error, Result};
+use crate::yamlscan::Index;
 use std::collections::HashSet;
 use std::path::Path;
 
-pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Config> {
-    let err = |key: &str, value: &str, field: String, msg: String| {
-        // A duplicate is reported where it repeats, i.e. at the last occurrence.
-        let last = msg.starts_with("duplicate");
-        let pos = match locate(text, key, value, last) {
+pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<Config> {
+    // Positions come from the field path (block or flow style alike); `_key`/`_value` name
+    // what the message is about.
+    let err = |_key: &str, _value: &str, field: String, msg: String| {
+        let pos = match index.find(&field) {
             Some((l, c)) => format!("{}:{l}:{c}", path.display()),
             None => path.display().to_string(),
         };
@@ -66,6 +67,21 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
                 ));
             }
         }
+        if let Some(e) = &r.endpoint {
+            if let Err(why) = endpoint_ok(e) {
+                return Err(err("endpoint", e, field("endpoint"), why));
+            }
+        }
+        if r.timeout
+            .is_some_and(|t| t < std::time::Duration::from_secs(1))
+        {
+            return Err(err(
+                "timeout",
+                "",
+                field("timeout"),
+                "must be at least 1s (how long a store request may make no progress)".into(),
+            ));
+        }
         if r.upload_concurrency == Some(0) {
             return Err(err(
                 "upload_concurrency",
@@ -98,6 +114,14 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
                 &j.name.0,
                 field("name"),
                 format!("duplicate job name {:?}", j.name.0),
+            ));
+        }
+        if j.rpo == Some(std::time::Duration::ZERO) {
+            return Err(err(
+                "rpo",
+                "",
+                field("rpo"),
+                "`rpo: 0s` can never be met: a backup is always some time old; give the most data, in time, the job may lose (e.g. 15m)".into(),
             ));
         }
         // URL syntax is checked while parsing.
@@ -208,22 +232,23 @@ pub(super) fn validate(spec: ConfigSpec, text: &str, path: &Path) -> Result<Conf
     })
 }
 
-/// Best-effort position of `key: value` in the text (1-based line and column), for errors
-/// found after parsing. Block-style YAML only; falls back to the file name alone.
-fn locate(text: &str, key: &str, value: &str, last: bool) -> Option<(usize, usize)> {
-    let mut found = None;
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
-        if let Some(rest) = trimmed.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
-            let v = rest.trim().trim_matches(|c| c == '"' || c == '\'');
-            if value.is_empty() || v == value {
-                let col = line.len() - trimmed.len() + 1;
-                found = Some((n + 1, col));
-                if !last {
-                    break;
-                }
-            }
-        }
+/// An object store endpoint: an absolute http(s) URL with a host.
+fn endpoint_ok(e: &str) -> std::result::Result<(), String> {
+    let u = url::Url::parse(e).map_err(|why| {
+        format!(
+            "{:?} is not a URL ({why}); write e.g. https://s3.example.internal",
+            crate::yamlscan::clip(e, 80)
+        )
+    })?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!(
+            "{:?}: the endpoint must be http:// or https://, not {}://",
+            crate::yamlscan::clip(e, 80),
+            u.scheme()
+        ));
     }
-    found
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{:?} has no host", crate::yamlscan::clip(e, 80)));
+    }
+    Ok(())
 }

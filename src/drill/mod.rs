@@ -50,8 +50,19 @@ pub struct Located {
 /// A path to a file; else `./playbooks/<name>.yaml`; else a shipped playbook by name.
 pub fn locate(arg: &str) -> Result<Located> {
     let read = |p: &Path| -> Result<Located> {
-        let text = std::fs::read_to_string(p)
+        let bytes = std::fs::read(p)
             .map_err(|e| Error::usage(format!("cannot read playbook {}: {e}", p.display())))?;
+        let text = crate::yamlscan::decode(&bytes, &crate::yamlscan::LIMITS).map_err(|e| {
+            Error::usage(format!(
+                "playbook {} is invalid (1 problem):\n{}:{}:{}: {}",
+                p.display(),
+                p.display(),
+                e.line,
+                e.column,
+                e.message
+            ))
+            .hint("fix it and check with `drctl drill validate`; nothing was run")
+        })?;
         Ok(Located {
             display: p.display().to_string(),
             stem: p

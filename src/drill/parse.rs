@@ -372,6 +372,14 @@ impl Parser {
                     self.problem(children.span(), Some(&gid), "`parallel` is a list of steps");
                     return None;
                 };
+                if seq.is_empty() {
+                    self.problem(
+                        children.span(),
+                        Some(&gid),
+                        "`parallel` is empty: a group runs at least one step (remove it, or list its steps)",
+                    );
+                    return None;
+                }
                 let mut steps = Vec::new();
                 let mut nodes = Vec::new();
                 for c in seq.iter() {
@@ -441,6 +449,19 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
         file: file.to_string(),
         list,
     };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let expect = crate::yamlscan::Expect {
+        what: "a playbook",
+        fields: "name, targets, steps, … or scenarios",
+    };
+    if let Err(e) = crate::yamlscan::scan(text, &crate::yamlscan::LIMITS, &expect) {
+        return Err(fail(vec![Problem {
+            line: e.line,
+            column: e.column,
+            step: None,
+            message: e.message,
+        }]));
+    }
     let root = marked_yaml::parse_yaml_with_options(
         0,
         text,

@@ -46,7 +46,7 @@ pub async fn prune(
     jobs: &[&JobSpec],
     opts: &Options,
 ) -> Result<Vec<Row>> {
-    let floor = lease_floor(regions).await?;
+    let (floor, writing) = lease_floor(regions).await?;
     let mut rows = Vec::new();
     for job in jobs {
         let (backups, partial) = gather(regions, &job.name.0).await?;
@@ -81,7 +81,13 @@ pub async fn prune(
         let cutoff = Utc::now() - chrono::Duration::from_std(opts.grace).unwrap_or_default();
         for (id, region) in partial {
             let at = id_time(&id);
-            let (action, why) = if floor.is_some_and(|f| at.is_none_or(|t| t >= f)) {
+            let written = writing.contains(&repo::backup_dir(&job.name.0, &id));
+            let (action, why) = if written {
+                (
+                    "keep",
+                    "partial: a running job holds a live lease on it".to_string(),
+                )
+            } else if floor.is_some_and(|f| at.is_none_or(|t| t >= f)) {
                 (
                     "keep",
                     "partial: a running job may still be writing it".to_string(),
@@ -109,7 +115,7 @@ pub async fn prune(
                 upload: None,
             });
         }
-        rows.extend(stale_uploads(regions, &job.name.0, floor, cutoff).await?);
+        rows.extend(stale_uploads(regions, &job.name.0, floor, &writing, cutoff).await?);
     }
     rows.sort_by(|a, b| (&a.job, &b.backup, &a.region).cmp(&(&b.job, &a.backup, &b.region)));
     if !opts.dry_run {
@@ -123,6 +129,7 @@ async fn stale_uploads(
     regions: &[Region],
     job: &str,
     floor: Option<DateTime<Utc>>,
+    writing: &BTreeSet<String>,
     cutoff: DateTime<Utc>,
 ) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
@@ -132,7 +139,8 @@ async fn stale_uploads(
         for u in uploads.map_err(unreadable(r))? {
             let backup = u.key.split('/').nth(2).unwrap_or_default().to_string();
             let at = u.initiated.or_else(|| id_time(&backup));
-            let stale = at.is_some_and(|t| t < cutoff && floor.is_none_or(|f| t < f));
+            let leased = writing.contains(&repo::backup_dir(job, &backup));
+            let stale = !leased && at.is_some_and(|t| t < cutoff && floor.is_none_or(|f| t < f));
             rows.push(Row {
                 job: job.to_string(),
                 backup,
@@ -226,17 +234,26 @@ pub async fn verified_ids(regions: &[Region], job: &str) -> Result<BTreeSet<Stri
     Ok(out)
 }
 
-/// Start of the oldest live lease other than prune's own.
-async fn lease_floor(regions: &[Region]) -> Result<Option<DateTime<Utc>>> {
+/// Start of the oldest live lease other than prune's own, truncated to the second (backup ids
+/// carry seconds, so a run's id may read earlier than its lease's exact instant), and the
+/// backup folders that live leases are writing.
+async fn lease_floor(regions: &[Region]) -> Result<(Option<DateTime<Utc>>, BTreeSet<String>)> {
+    use chrono::DurationRound;
     let mut floor: Option<DateTime<Utc>> = None;
+    let mut writing = BTreeSet::new();
     for r in regions {
         for l in lease::all_live_leases(r).await.map_err(unreadable(r))? {
             if l.name != "prune" {
-                floor = Some(floor.map_or(l.acquired_at, |f| f.min(l.acquired_at)));
+                let at = l
+                    .acquired_at
+                    .duration_trunc(chrono::Duration::seconds(1))
+                    .unwrap_or(l.acquired_at);
+                floor = Some(floor.map_or(at, |f| f.min(at)));
             }
+            writing.extend(l.writes);
         }
     }
-    Ok(floor)
+    Ok((floor, writing))
 }
 
 /// The instant a backup id was started (`YYYYMMDDTHHMMSSZ-…`).

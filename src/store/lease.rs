@@ -41,6 +41,10 @@ pub struct LeaseInfo {
     pub expires_at: DateTime<Utc>,
     /// false while still contending.
     pub held: bool,
+    /// The backup folder (`backups/<job>/<id>/`) this run is writing, if any: `prune` never
+    /// removes it while the lease lives, whatever its grace period says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<String>,
 }
 
 impl LeaseInfo {
@@ -64,6 +68,9 @@ fn dir(name: &str) -> String {
 pub struct Lease {
     pub info: LeaseInfo,
     regions: Vec<Region>,
+    /// Regions that would not take the lease, with the store's answer: they cannot be
+    /// written, so a run skips them before it starts.
+    pub refused: Vec<(String, String)>,
     stop: CancellationToken,
     renewer: tokio::task::JoinHandle<()>,
 }
@@ -82,6 +89,17 @@ pub async fn acquire(
     owner: &str,
     ttl: Duration,
 ) -> std::result::Result<Lease, Refused> {
+    acquire_writing(regions, name, owner, ttl, None).await
+}
+
+/// `acquire`, recording the backup folder the holder writes (see `LeaseInfo::writes`).
+pub async fn acquire_writing(
+    regions: &[Region],
+    name: &str,
+    owner: &str,
+    ttl: Duration,
+    writes: Option<String>,
+) -> std::result::Result<Lease, Refused> {
     let nonce = format!("{:016x}", rand::random::<u64>());
     let mut info = LeaseInfo {
         name: name.to_string(),
@@ -92,11 +110,12 @@ pub async fn acquire(
         acquired_at: Utc::now(),
         expires_at: Utc::now(),
         held: false,
+        writes,
     };
     for round in 0..ROUNDS {
         info.acquired_at = Utc::now();
         info.expires_at = info.acquired_at + chrono::Duration::from_std(ttl).unwrap_or_default();
-        let live = write_all(regions, &info).await.map_err(Refused::Error)?;
+        let (live, refused) = write_each(regions, &info).await.map_err(Refused::Error)?;
         let mut others = Vec::new();
         let mut listed = 0;
         let mut last_err = None;
@@ -131,6 +150,10 @@ pub async fn acquire(
             return Ok(Lease {
                 info,
                 regions: live,
+                refused: refused
+                    .into_iter()
+                    .map(|(r, e)| (r, e.to_string()))
+                    .collect(),
                 stop,
                 renewer,
             });
@@ -149,6 +172,11 @@ pub async fn acquire(
 }
 
 impl Lease {
+    /// The regions that accepted the lease: written to just now, so known writable.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
     /// Stop renewing and delete the lease everywhere.
     pub async fn release(self) {
         self.stop.cancel();
@@ -208,24 +236,35 @@ pub async fn all_live_leases(r: &Region) -> Result<Vec<LeaseInfo>> {
 }
 
 async fn write_all(regions: &[Region], info: &LeaseInfo) -> Result<Vec<Region>> {
+    let (ok, _) = write_each(regions, info).await?;
+    Ok(ok)
+}
+
+/// Write the lease in every region: those that took it, and why the others did not.
+async fn write_each(
+    regions: &[Region],
+    info: &LeaseInfo,
+) -> Result<(Vec<Region>, Vec<(String, Error)>)> {
     let path = format!("{}{}.json", dir(&info.name), info.nonce);
     let body = serde_json::to_vec_pretty(info)?;
     let results = join_all(regions.iter().map(|r| r.op.write(&path, body.clone()))).await;
     let mut ok = Vec::new();
-    let mut last = None;
+    let mut refused = Vec::new();
     for (r, res) in regions.iter().zip(results) {
         match res {
             Ok(_) => ok.push(r.clone()),
             Err(e) => {
                 tracing::warn!(region = %r.name, error = %e, "cannot write lease");
-                last = Some(r.err(e, &path));
+                refused.push((r.name.clone(), r.err(e, &path)));
             }
         }
     }
-    match (ok.is_empty(), last) {
-        (true, Some(e)) => Err(e.context(format!("lease {}: no region accepted it", info.name))),
-        _ => Ok(ok),
+    if ok.is_empty() {
+        if let Some((_, e)) = refused.pop() {
+            return Err(e.context(format!("lease {}: no region accepted it", info.name)));
+        }
     }
+    Ok((ok, refused))
 }
 
 async fn remove_all(regions: &[Region], info: &LeaseInfo) {

@@ -27,12 +27,16 @@ pub struct Region {
     pub s3: Option<multipart::S3Access>,
 }
 
+/// How long a store request may make no progress, unless the region says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Default multipart part size: 8 MiB parts allow artifacts up to 80 GiB (10,000 parts).
 pub const DEFAULT_PART_MIB: u32 = 8;
 
 impl Region {
     pub fn open(spec: &RegionSpec) -> Result<Region> {
         let opts = service_options(spec);
+        let io_timeout = spec.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let op = Operator::via_iter(spec.kind.scheme(), opts)
             .map_err(|e| {
                 Error::usage(format!(
@@ -46,8 +50,8 @@ impl Region {
             })?
             .layer(
                 TimeoutLayer::new()
-                    .with_timeout(Duration::from_secs(120))
-                    .with_io_timeout(Duration::from_secs(60)),
+                    .with_timeout(io_timeout * 2)
+                    .with_io_timeout(io_timeout),
             )
             .layer(
                 RetryLayer::new()
