@@ -46,6 +46,18 @@ pub struct Artifact {
     pub facts: serde_json::Value,
 }
 
+/// The order of "newest": by `consistent_at` (the instant the data reflects), then by id, so
+/// two backups of the same second still have one newest. Every command that picks "latest"
+/// uses this one order.
+pub fn newness(m: &Manifest) -> (DateTime<Utc>, &str) {
+    (m.consistent_at, m.id.as_str())
+}
+
+/// The newest of `ms` (see `newness`).
+pub fn newest<'a>(ms: impl IntoIterator<Item = &'a Manifest>) -> Option<&'a Manifest> {
+    ms.into_iter().max_by(|a, b| newness(a).cmp(&newness(b)))
+}
+
 impl Manifest {
     pub fn stored_size(&self) -> u64 {
         self.artifacts.iter().map(|a| a.stored_size).sum()

@@ -56,17 +56,17 @@ pub async fn select(regions: &[Region], job: &str, sel: &Selector) -> Result<Man
         let found = match sel {
             Selector::Id(id) => r.read_manifest(job, id).await,
             _ => r.list_manifests(job).await.map(|ms| {
-                ms.into_iter()
-                    .filter(|m| match sel {
-                        Selector::Before(t) => m.consistent_at <= *t,
-                        _ => true,
-                    })
-                    .max_by(|a, b| a.id.cmp(&b.id))
+                crate::manifest::newest(ms.iter().filter(|m| match sel {
+                    Selector::Before(t) => m.consistent_at <= *t,
+                    _ => true,
+                }))
+                .cloned()
             }),
         };
         match found {
             Ok(Some(m)) => {
-                if best.as_ref().is_none_or(|b| m.id > b.id) {
+                use crate::manifest::newness;
+                if best.as_ref().is_none_or(|b| newness(&m) > newness(b)) {
                     best = Some(m);
                 }
                 if matches!(sel, Selector::Id(_)) {

@@ -179,10 +179,25 @@ async fn list(cfg: &Config, job: Option<&str>, out: Output) -> Result<()> {
         }
     }
     let rows: Vec<Row> = rows.into_values().collect();
+    // A listing that could not read every region is incomplete: it says which, and fails.
+    let incomplete = || {
+        let names: Vec<&str> = unreachable
+            .iter()
+            .filter_map(|u| u["region"].as_str())
+            .collect();
+        Error::failed(format!(
+            "the listing is incomplete: region(s) {} could not be read",
+            names.join(", ")
+        ))
+        .hint("bring the region back (its error is above), or pass -c with a config without it")
+    };
     if out == Output::Json {
-        return print_json(
-            &serde_json::json!({"backups": rows, "unreachable_regions": unreachable}),
-        );
+        print_json(&serde_json::json!({"backups": rows, "unreachable_regions": unreachable}))?;
+        return if unreachable.is_empty() {
+            Ok(())
+        } else {
+            Err(incomplete())
+        };
     }
     println!(
         "{:<16} {:<24} {:<21} {:>10} {:>10}  REGIONS",
@@ -198,6 +213,16 @@ async fn list(cfg: &Config, job: Option<&str>, out: Output) -> Result<()> {
             human_bytes(r.stored_bytes),
             r.regions.join(",")
         );
+    }
+    for u in &unreachable {
+        println!(
+            "(region {} could not be read: {})",
+            u["region"].as_str().unwrap_or_default(),
+            u["error"].as_str().unwrap_or_default()
+        );
+    }
+    if !unreachable.is_empty() {
+        return Err(incomplete());
     }
     if rows.is_empty() {
         println!("(no complete backups)");

@@ -46,6 +46,11 @@ pub async fn prune(
     jobs: &[&JobSpec],
     opts: &Options,
 ) -> Result<Vec<Row>> {
+    if !opts.dry_run {
+        for r in regions {
+            lease::reap_expired(r).await.map_err(unreadable(r))?;
+        }
+    }
     let (floor, writing) = lease_floor(regions).await?;
     let mut rows = Vec::new();
     for job in jobs {

@@ -140,3 +140,11 @@ pub fn restore_target(
         SourceSpec::Redis(_) => redis::restore_target(to, opts)?,
     })
 }
+
+/// Decode a URL part (user, password, path) as RFC 3986 percent-encoding: `%2B` is `+` and a
+/// raw `+` stays `+` (form decoding would make it a space), and `&` is just a character.
+pub fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}

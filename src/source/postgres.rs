@@ -124,12 +124,7 @@ impl ConnInfo {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
-}
+use crate::source::percent_decode;
 
 pub struct PostgresSource {
     spec: PostgresSpec,
@@ -474,5 +469,17 @@ impl RestoreTarget for PostgresTarget {
             ))),
             (Ok(_), Ok(())) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnInfo;
+
+    #[test]
+    fn passwords_are_percent_decoded_not_form_decoded() {
+        let c = ConnInfo::parse("postgres://backup:a+b&c%2Bd%40@db:5432/app").unwrap();
+        assert_eq!(c.password.as_deref(), Some("a+b&c+d@"));
+        assert!(!c.redacted.contains("a+b"), "{}", c.redacted);
     }
 }

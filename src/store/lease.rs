@@ -235,6 +235,23 @@ pub async fn all_live_leases(r: &Region) -> Result<Vec<LeaseInfo>> {
     Ok(out)
 }
 
+/// Delete every expired lease in the region (all names): their holders crashed. Only a
+/// contender calls this (`prune`, holding its own lease), so a dry run changes nothing.
+pub async fn reap_expired(r: &Region) -> Result<()> {
+    let names = match r.op.list("locks/").await {
+        Ok(e) => e,
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(r.err(e, "locks/")),
+    };
+    for n in names
+        .iter()
+        .filter(|e| e.path() != "locks/" && e.path().ends_with('/'))
+    {
+        live_leases(r, n.name().trim_end_matches('/'), true).await?;
+    }
+    Ok(())
+}
+
 async fn write_all(regions: &[Region], info: &LeaseInfo) -> Result<Vec<Region>> {
     let (ok, _) = write_each(regions, info).await?;
     Ok(ok)

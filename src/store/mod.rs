@@ -25,6 +25,8 @@ pub struct Region {
     pub concurrency: usize,
     /// S3 regions with static keys: for multipart-upload housekeeping OpenDAL cannot do.
     pub s3: Option<multipart::S3Access>,
+    /// Set once `check_format` passed for this region.
+    format_checked: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 /// How long a store request may make no progress, unless the region says otherwise.
@@ -71,6 +73,7 @@ impl Region {
             part_size,
             concurrency: spec.upload_concurrency.unwrap_or(2) as usize,
             s3: multipart::S3Access::from_spec(spec),
+            format_checked: Default::default(),
         })
     }
 

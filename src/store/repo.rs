@@ -22,6 +22,15 @@ struct RepoInfo {
     created_by: String,
 }
 
+/// A repository (or manifest) written by a newer drctl: never read, let alone deleted, by
+/// code that does not know what it means.
+fn newer_format(region: &str, what: &str, v: u32) -> Error {
+    Error::failed(format!(
+        "region {region}: {what} is format {v}, newer than this drctl understands ({FORMAT_VERSION}); nothing was read or changed"
+    ))
+    .hint(format!("upgrade drctl (this is {}) to one that reads format {v}", env!("CARGO_PKG_VERSION")))
+}
+
 pub fn backup_dir(job: &str, id: &str) -> String {
     format!("backups/{job}/{id}/")
 }
@@ -42,11 +51,7 @@ impl Region {
                     ))
                 })?;
                 if info.format_version > FORMAT_VERSION {
-                    return Err(Error::failed(format!(
-                        "region {}: repository format {} is newer than this drctl understands ({FORMAT_VERSION})",
-                        self.name, info.format_version
-                    ))
-                    .hint("upgrade drctl"));
+                    return Err(newer_format(&self.name, REPO_FILE, info.format_version));
                 }
                 Ok(())
             }
@@ -86,7 +91,21 @@ impl Region {
         let path = manifest_path(job, id);
         match self.op.read(&path).await {
             Ok(buf) => {
-                let m: Manifest = serde_json::from_slice(&buf.to_vec()).map_err(|e| {
+                let bytes = buf.to_vec();
+                // The version first: a newer format may not even parse as this one.
+                #[derive(Deserialize)]
+                struct Version {
+                    format_version: Option<u32>,
+                }
+                if let Ok(Version {
+                    format_version: Some(v),
+                }) = serde_json::from_slice::<Version>(&bytes)
+                {
+                    if v > FORMAT_VERSION {
+                        return Err(newer_format(&self.name, &path, v));
+                    }
+                }
+                let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
                     Error::failed(format!(
                         "region {}: {path} is not a valid manifest: {e}",
                         self.name
@@ -105,8 +124,38 @@ impl Region {
         self.list_dirs("backups/").await
     }
 
+    /// Refuse a repository of a newer format than this drctl understands; read-only (a
+    /// missing repository file is an empty or new repository). Every reader passes here
+    /// (listing goes through `list_backup_ids`), checked once per region and process.
+    pub async fn check_format(&self) -> Result<()> {
+        self.format_checked
+            .get_or_try_init(|| async {
+                match self.op.read(REPO_FILE).await {
+                    Ok(buf) => {
+                        let info: RepoInfo =
+                            serde_json::from_slice(&buf.to_vec()).map_err(|e| {
+                                Error::failed(format!(
+                                    "region {}: {REPO_FILE} is not a drctl repository file: {e}",
+                                    self.name
+                                ))
+                                .hint("check the region's root in the config: it must point at a drctl repository")
+                            })?;
+                        if info.format_version > FORMAT_VERSION {
+                            return Err(newer_format(&self.name, REPO_FILE, info.format_version));
+                        }
+                        Ok(())
+                    }
+                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(self.err(e, REPO_FILE)),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
     /// Backup ids under `backups/<job>/`, complete or not, oldest first.
     pub async fn list_backup_ids(&self, job: &str) -> Result<Vec<String>> {
+        self.check_format().await?;
         let mut ids = self.list_dirs(&format!("backups/{job}/")).await?;
         ids.retain(|i| is_backup_id(i));
         ids.sort();

@@ -277,6 +277,7 @@ pub struct Garage {
     pub secret: String,
     pub bucket: String,
     conf: PathBuf,
+    pid: std::sync::atomic::AtomicU32,
 }
 
 pub const GARAGE_REGION: &str = "garage";
@@ -300,18 +301,14 @@ impl Garage {
             ),
         )
         .unwrap();
-        let mut server = Command::new(garage_bin());
-        server
-            .args(["-c", conf.to_str().unwrap(), "server"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("garage.log")).unwrap());
-        spawn_server(server);
+        let pid = garage_server(&conf);
         let g = Garage {
             endpoint: format!("http://127.0.0.1:{s3}"),
             key_id: "GK0123456789abcdef01234567".into(),
             secret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
             bucket: "drctl".into(),
             conf,
+            pid: pid.into(),
         };
         wait_for("garage", Duration::from_secs(30), || {
             g.cli(&["status"]).status.success()
@@ -335,6 +332,38 @@ impl Garage {
                 .success()
         });
         g
+    }
+
+    /// SIGKILL the server (a store that dies mid-upload).
+    pub fn kill(&self) {
+        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Start the server again on its data, and wait until it answers.
+    pub fn restart(&self) {
+        let pid = garage_server(&self.conf);
+        self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
+        wait_for("garage restart", Duration::from_secs(30), || {
+            self.aws(&["s3api", "list-objects-v2", "--bucket", &self.bucket])
+                .status
+                .success()
+        });
+    }
+
+    /// A second access key that may read the bucket but not write it.
+    pub fn read_only_key(&self) -> (String, String) {
+        let (id, secret) = (
+            "GK0123456789abcdef0123ffff".to_string(),
+            "ffff456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_string(),
+        );
+        if self.cli(&["key", "info", &id]).status.success() {
+            return (id, secret);
+        }
+        self.ok(&["key", "import", "--yes", "-n", "ro", &id, &secret]);
+        self.ok(&["bucket", "allow", "--read", &self.bucket, "--key", "ro"]);
+        (id, secret)
     }
 
     fn cli(&self, args: &[&str]) -> Output {
@@ -393,6 +422,22 @@ impl Garage {
         );
         json_keys(&o.stdout, field)
     }
+}
+
+fn garage_server(conf: &Path) -> u32 {
+    let log = conf.with_file_name("garage.log");
+    let mut server = Command::new(garage_bin());
+    server
+        .args(["-c", conf.to_str().unwrap(), "server"])
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        );
+    spawn_server(server)
 }
 
 fn json_keys(stdout: &[u8], field: &str) -> Vec<String> {

@@ -67,11 +67,7 @@ impl Target {
         check_url(url).map_err(Error::usage)?;
         let u = url::Url::parse(url).map_err(|e| Error::usage(e.to_string()))?;
         let host = u.host_str().unwrap_or("localhost").to_string();
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-        };
+        let decode = |s: &str| Some(crate::source::percent_decode(s));
         let password = u.password().and_then(decode);
         let user = Some(u.username())
             .filter(|s| !s.is_empty())
@@ -297,5 +293,12 @@ mod tests {
             (Some("backup"), Some("p@ss"), "cache:6380")
         );
         assert!(!t.redacted.contains("p@ss"));
+    }
+
+    #[test]
+    fn passwords_are_percent_decoded_not_form_decoded() {
+        // A raw `+` is a plus (form decoding made it a space); `&` does not cut the password.
+        let t = Target::parse("redis://:a+b&c%2Bd@cache:6379").unwrap();
+        assert_eq!(t.password.as_deref(), Some("a+b&c+d"));
     }
 }

@@ -51,6 +51,9 @@ pub struct Walker<R: Read> {
 
 type Res<T> = std::result::Result<T, String>;
 
+/// Redis's `proto-max-bulk-len` default: no string value or key is longer.
+const MAX_STRING: u64 = 512 * 1024 * 1024;
+
 enum Len {
     Plain(u64),
     /// A special string encoding (int8/16/32, LZF).
@@ -91,13 +94,34 @@ impl<R: Read> Walker<R> {
         Ok(())
     }
 
+    /// Read `n` bytes whose count came from the stream itself. A corrupt length must not
+    /// size an allocation (the CRC that would catch it comes at the end): the buffer grows
+    /// only as bytes actually arrive, and no string exceeds Redis's own 512 MB limit.
+    fn claimed(&mut self, n: u64) -> Res<Vec<u8>> {
+        if n > MAX_STRING {
+            return Err(format!(
+                "corrupt RDB: a string of {n} bytes (Redis allows at most {MAX_STRING})"
+            ));
+        }
+        let mut v = Vec::with_capacity((n as usize).min(64 * 1024));
+        let got = (&mut self.r)
+            .take(n)
+            .read_to_end(&mut v)
+            .map_err(|e| format!("truncated RDB: {e}"))?;
+        if got as u64 != n {
+            return Err(format!(
+                "truncated RDB: a string of {n} bytes ends after {got}"
+            ));
+        }
+        if let Some(c) = self.cap.as_mut() {
+            c.extend_from_slice(&v);
+        }
+        Ok(v)
+    }
+
     /// Read a string in full (keys, function code): raw, integer-encoded or LZF-compressed.
     fn string(&mut self) -> Res<Vec<u8>> {
-        let read = |w: &mut Self, n: usize| -> Res<Vec<u8>> {
-            let mut v = vec![0u8; n];
-            w.exact(&mut v)?;
-            Ok(v)
-        };
+        let read = |w: &mut Self, n: usize| -> Res<Vec<u8>> { w.claimed(n as u64) };
         Ok(match self.len_or_enc()? {
             Len::Plain(n) => read(self, n as usize)?,
             Len::Enc(0) => (read(self, 1)?[0] as i8).to_string().into_bytes(),
@@ -342,6 +366,11 @@ impl<R: Read> Walker<R> {
 /// LZF decompression (liblzf's format, as Redis writes compressed strings).
 fn lzf_decompress(input: &[u8], out_len: usize) -> Res<Vec<u8>> {
     let bad = || "corrupt LZF-compressed string".to_string();
+    // A back-reference of at most 3 input bytes yields at most 264 output bytes: a claimed
+    // length beyond that cannot be true, and must not size the allocation.
+    if out_len > input.len().saturating_mul(88).saturating_add(32) {
+        return Err(bad());
+    }
     let mut out = Vec::with_capacity(out_len);
     let mut i = 0;
     while i < input.len() {
@@ -360,6 +389,9 @@ fn lzf_decompress(input: &[u8], out_len: usize) -> Res<Vec<u8>> {
             let back = ((ctrl & 0x1f) << 8) + 1 + *input.get(i).ok_or_else(bad)? as usize;
             i += 1;
             let start = out.len().checked_sub(back).ok_or_else(bad)?;
+            if out.len() + len + 2 > out_len {
+                return Err(bad());
+            }
             for k in 0..len + 2 {
                 out.push(out[start + k]);
             }
@@ -438,6 +470,33 @@ mod tests {
             .walk()
             .unwrap_err()
             .contains("truncated"));
+    }
+
+    #[test]
+    fn corrupt_lengths_never_size_an_allocation() {
+        // Replay (restore) reads keys in full. A key claiming 1 TiB (64-bit length), then the stream ends: an error, not an abort.
+        let mut f = b"REDIS0009".to_vec();
+        f.extend([0xFE, 0, 0x00, 0x81]);
+        f.extend((1u64 << 40).to_be_bytes());
+        f.extend(b"abc");
+        let e = Walker::new(&f[..]).replay(|_| Ok(())).unwrap_err();
+        assert!(e.contains("corrupt RDB"), "{e}");
+        // 100 MB claimed (under Redis's limit), 3 bytes present: truncated, nothing reserved.
+        let mut f = b"REDIS0009".to_vec();
+        f.extend([0xFE, 0, 0x00, 0x80]);
+        f.extend(100_000_000u32.to_be_bytes());
+        f.extend(b"abc");
+        let e = Walker::new(&f[..]).replay(|_| Ok(())).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        // An LZF string claiming 1 TiB uncompressed from 2 bytes.
+        let mut f = b"REDIS0009".to_vec();
+        f.extend([0xFE, 0, 0x00, 0xC3, 0x02, 0x81]);
+        f.extend((1u64 << 40).to_be_bytes());
+        f.extend([0x00, b'x']);
+        assert!(Walker::new(&f[..])
+            .replay(|_| Ok(()))
+            .unwrap_err()
+            .contains("corrupt"));
     }
 
     #[test]

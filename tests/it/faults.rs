@@ -1,0 +1,471 @@
+//! Fault injection against the real services: the store dies or stalls mid-upload, a region
+//! fills up or refuses writes, drctl itself is SIGKILLed, prune races a running backup, a
+//! manifest write fails. Each asserts the exit code, the message, and — with the aws CLI and
+//! a walk of the fs region — that nothing partial looks complete and no upload is left.
+
+use crate::common::*;
+use crate::proxy::Proxy;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A stand-in pg_dump (answers `--version` like the real one) that runs `body`.
+fn fake_dump(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("pg_dump");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --version) exec pg_dump --version;; esac\necho $$ > {}/fake.pid\n{body}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p
+}
+
+fn source_db() -> String {
+    let db = db_name("fault_src");
+    seed(pg(), &db);
+    db
+}
+
+/// A config: a fs region at `fs_root`, an S3 region at `endpoint` with the given keys.
+#[allow(clippy::too_many_arguments)]
+fn config(
+    w: &World,
+    fs_root: &Path,
+    endpoint: &str,
+    keys: (&str, &str),
+    min_copies: usize,
+    dump_body: &str,
+    extra_region: &str,
+    extra_top: &str,
+) {
+    let fake = fake_dump(&w.dir, dump_body);
+    let g = garage();
+    w.write_config(&format!(
+        "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{endpoint}\", access_key_id: \"{k}\", secret_access_key: \"{s}\"{extra_region} }}\n\
+         min_copies: {min_copies}\n{extra_top}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{db}\", pg_dump: {fake}, row_counts: false }}\n",
+        fs = fs_root.display(),
+        b = g.bucket,
+        root = w.s3_root,
+        r = GARAGE_REGION,
+        k = keys.0,
+        s = keys.1,
+        db = pg().url(&source_db()),
+        fake = fake.display(),
+    ));
+}
+
+fn spawn(w: &World, args: &[&str]) -> Child {
+    w.cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Files of the fs region (anywhere under `root/backups`).
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), out);
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(root, &mut out);
+    out
+}
+
+fn s3_backup_keys(w: &World) -> Vec<String> {
+    w.s3_keys()
+        .into_iter()
+        .filter(|k| k.contains("/backups/"))
+        .collect()
+}
+
+fn kill_fake_dump(w: &World) {
+    if let Ok(pid) = std::fs::read_to_string(w.dir.join("fake.pid")) {
+        unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
+    }
+}
+
+/// Every manifest in the fs region points at artifacts present with their stored size.
+fn every_fs_manifest_is_whole(root: &Path) {
+    for m in files_under(&root.join("backups"))
+        .into_iter()
+        .filter(|p| p.ends_with("manifest.json"))
+    {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+        for a in v["artifacts"].as_array().unwrap() {
+            let p = m.with_file_name(a["path"].as_str().unwrap());
+            let len = std::fs::metadata(&p).map(|m| m.len()).ok();
+            assert_eq!(
+                len,
+                a["stored_size"].as_u64(),
+                "{} lists {} but it is missing or short",
+                m.display(),
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn prune_racing_a_running_backup_removes_nothing_and_the_backup_is_whole() {
+    let w = World::new("race");
+    let g = garage();
+    // 12 MB streams out (an S3 multipart upload is under way, the fs file exists), then the
+    // "dump" pauses with its output open while prune runs, then finishes.
+    config(
+        &w,
+        &w.fs_root,
+        &g.endpoint,
+        (&g.key_id, &g.secret),
+        2,
+        "head -c 12000000 /dev/urandom\nsleep 4\nhead -c 1000 /dev/urandom",
+        "",
+        "",
+    );
+    let child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
+    wait_until("the run streams to both regions", 30, || {
+        !w.fs_files().is_empty() && !w.s3_uploads().is_empty()
+    });
+    let p = w.drctl(&["-o", "json", "prune", "--grace", "0s"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&p.stdout).unwrap();
+    assert!(!rows.is_empty(), "prune saw nothing of the running run");
+    for r in &rows {
+        assert_eq!(r["action"], "keep", "prune touched the running run: {r}");
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report[0]["regions"], serde_json::json!(["garage", "local"]));
+    every_fs_manifest_is_whole(&w.fs_root);
+    // Both regions' copies hash to the manifest: the backup listed is the backup stored.
+    let v = w.drctl(&["verify", "app", "--level", "checksum"]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+}
+
+#[test]
+fn an_artifact_removed_during_the_run_gets_no_manifest_in_that_region() {
+    let w = World::new("vanish");
+    let g = garage();
+    config(
+        &w,
+        &w.fs_root,
+        &g.endpoint,
+        (&g.key_id, &g.secret),
+        1,
+        "head -c 3000000 /dev/urandom\nsleep 3\nhead -c 1000 /dev/urandom",
+        "",
+        "",
+    );
+    let child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
+    wait_until("the fs artifact exists", 30, || !w.fs_files().is_empty());
+    // An operator (or a lifecycle rule) removes the object while the run still streams.
+    for f in w.fs_files() {
+        std::fs::remove_file(f).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report[0]["regions"], serde_json::json!(["garage"]));
+    let why = report[0]["failed_regions"][0]["error"].as_str().unwrap();
+    assert!(why.contains("is gone after it was stored"), "{why}");
+    assert!(w.fs_files().is_empty(), "{:?}", w.fs_files());
+    let l = w.drctl(&["-o", "json", "backup", "list"]);
+    assert!(
+        stdout(&l).contains("garage") && !stdout(&l).contains("\"local\""),
+        "{}",
+        stdout(&l)
+    );
+}
+
+#[test]
+fn drctl_sigkilled_mid_run_leaves_partials_that_prune_removes_once_the_lease_expires() {
+    let w = World::new("killed");
+    let g = garage();
+    config(
+        &w,
+        &w.fs_root,
+        &g.endpoint,
+        (&g.key_id, &g.secret),
+        2,
+        "head -c 12000000 /dev/urandom\nsleep 60",
+        "",
+        "lease_ttl: 10s\n",
+    );
+    let mut child = spawn(&w, &["backup", "run", "app"]);
+    wait_until("the run streams to both regions", 30, || {
+        !w.fs_files().is_empty() && !w.s3_uploads().is_empty()
+    });
+    child.kill().unwrap(); // SIGKILL: no cleanup can run
+    child.wait().unwrap();
+    kill_fake_dump(&w);
+    // Nothing of it looks like a backup.
+    let l = w.drctl(&["-o", "json", "backup", "list"]);
+    assert!(l.status.success(), "{}", stderr(&l));
+    assert!(!stdout(&l).contains("\"id\""), "{}", stdout(&l));
+    // While its lease lives, prune keeps the partial objects whatever the grace.
+    let p = w.drctl(&["-o", "json", "prune", "--grace", "0s"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&p.stdout).unwrap();
+    assert!(rows.iter().all(|r| r["action"] == "keep"), "{rows:#?}");
+    assert!(!w.fs_files().is_empty());
+    // Once it expired: partials removed, the unfinished upload aborted, the lease gone.
+    std::thread::sleep(Duration::from_secs(11));
+    let p = w.drctl(&["-o", "json", "prune", "--grace", "0s"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&p.stdout).unwrap();
+    assert!(
+        rows.iter().any(|r| r["action"] == "remove-partial"),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter().any(|r| r["action"] == "abort-upload"),
+        "{rows:#?}"
+    );
+    w.assert_nothing_left();
+    assert!(
+        files_under(&w.fs_root.join("locks")).is_empty(),
+        "{:?}",
+        files_under(&w.fs_root.join("locks"))
+    );
+    let locks: Vec<_> = w
+        .s3_keys()
+        .into_iter()
+        .filter(|k| k.contains("/locks/"))
+        .collect();
+    assert!(locks.is_empty(), "{locks:?}");
+}
+
+#[test]
+fn a_stalled_store_ends_the_run_by_its_timeout_never_a_hang() {
+    let w = World::new("stall");
+    let g = garage();
+    let proxy = Proxy::start(g.endpoint.trim_start_matches("http://"));
+    config(
+        &w,
+        &w.fs_root,
+        &proxy.url(),
+        (&g.key_id, &g.secret),
+        2,
+        "head -c 12000000 /dev/urandom\nsleep 2\nhead -c 12000000 /dev/urandom",
+        ", timeout: 2s",
+        "",
+    );
+    let child = spawn(&w, &["backup", "run", "app"]);
+    wait_until("an upload is under way", 30, || !w.s3_uploads().is_empty());
+    proxy.stall();
+    let start = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let took = start.elapsed();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("region garage") && e.contains("fewer than min_copies"),
+        "{e}"
+    );
+    assert!(
+        e.to_lowercase().contains("timed out") || e.contains("timeout"),
+        "{e}"
+    );
+    assert!(took < Duration::from_secs(150), "took {took:?}");
+    kill_fake_dump(&w);
+    assert!(w.fs_files().is_empty(), "{:?}", w.fs_files());
+    assert!(s3_backup_keys(&w).is_empty(), "{:?}", s3_backup_keys(&w));
+}
+
+/// Mount a tmpfs of `size` at a new directory (root only; `None` elsewhere).
+fn tmpfs(w: &World, size: &str, ro: bool) -> Option<PathBuf> {
+    let dir = w.dir.join(if ro { "ro-mount" } else { "small-mount" });
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = format!("size={size}{}", if ro { ",ro" } else { "" });
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("cannot mount a tmpfs here (not root?): skipped");
+        return None;
+    }
+    Some(dir)
+}
+
+fn unmount(p: &Path) {
+    let _ = std::process::Command::new("umount").arg(p).status();
+}
+
+#[test]
+fn a_full_fs_region_is_dropped_and_leaves_nothing() {
+    let w = World::new("full");
+    let g = garage();
+    let Some(mnt) = tmpfs(&w, "4m", false) else {
+        return;
+    };
+    let root = mnt.join("repo");
+    for min in [1, 2] {
+        config(
+            &w,
+            &root,
+            &g.endpoint,
+            (&g.key_id, &g.secret),
+            min,
+            "head -c 12000000 /dev/urandom",
+            "",
+            "",
+        );
+        let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
+        let e = stderr(&o);
+        if min == 1 {
+            assert!(o.status.success(), "{e}");
+            let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(r[0]["regions"], serde_json::json!(["garage"]));
+            let why = r[0]["failed_regions"][0]["error"].as_str().unwrap();
+            assert!(why.contains("space") || why.contains("full"), "{why}");
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{e}");
+            assert!(
+                e.contains("region local") && e.contains("not committed"),
+                "{e}"
+            );
+        }
+        let left = files_under(&root.join("backups"));
+        assert!(left.is_empty(), "the full region kept {left:?}");
+    }
+    unmount(&mnt);
+    // min_copies 1 committed once to garage; min_copies 2 left nothing there.
+    let keys = s3_backup_keys(&w);
+    assert_eq!(
+        keys.iter().filter(|k| k.ends_with("manifest.json")).count(),
+        1,
+        "{keys:?}"
+    );
+    assert!(w.s3_uploads().is_empty(), "{:?}", w.s3_uploads());
+}
+
+#[test]
+fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
+    let w = World::new("readonly");
+    let g = garage();
+    let (ro_id, ro_secret) = g.read_only_key();
+    // The fs region on a read-only mount (when the test may mount one), S3 with a read-only key.
+    let ro_mount = tmpfs(&w, "1m", true);
+    let fs_root = ro_mount.clone().unwrap_or_else(|| w.fs_root.clone());
+    config(
+        &w,
+        &fs_root,
+        &g.endpoint,
+        (&ro_id, &ro_secret),
+        2,
+        "head -c 1000 /dev/urandom",
+        "",
+        "",
+    );
+    let o = w.drctl(&["backup", "run", "app"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("region garage") && e.contains("cannot be written"),
+        "{e}"
+    );
+    if ro_mount.is_some() {
+        assert!(e.contains("region local"), "{e}");
+    }
+    assert!(
+        !w.dir.join("fake.pid").exists(),
+        "pg_dump ran although no region could take the backup"
+    );
+    if let Some(m) = ro_mount {
+        unmount(&m);
+    }
+}
+
+#[test]
+fn a_failed_manifest_write_in_one_region_leaves_no_manifest_and_nothing_there() {
+    let w = World::new("manifestfail");
+    let g = garage();
+    let proxy = Proxy::start(g.endpoint.trim_start_matches("http://"));
+    proxy.cut_requests_containing("manifest.json");
+    config(
+        &w,
+        &w.fs_root,
+        &proxy.url(),
+        (&g.key_id, &g.secret),
+        1,
+        "head -c 12000000 /dev/urandom",
+        ", timeout: 5s",
+        "",
+    );
+    let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r[0]["regions"], serde_json::json!(["local"]));
+    assert_eq!(r[0]["failed_regions"][0]["region"], "garage");
+    // The fs copy is a whole backup; the S3 region holds nothing of the run.
+    every_fs_manifest_is_whole(&w.fs_root);
+    assert!(s3_backup_keys(&w).is_empty(), "{:?}", s3_backup_keys(&w));
+    assert!(w.s3_uploads().is_empty(), "{:?}", w.s3_uploads());
+}
+
+#[test]
+fn the_store_sigkilled_mid_upload_fails_the_run_and_prune_cleans_up_after_it_returns() {
+    let w = World::new("storekill");
+    let store = Garage::start();
+    config(
+        &w,
+        &w.fs_root,
+        &store.endpoint,
+        (&store.key_id, &store.secret),
+        2,
+        "head -c 12000000 /dev/urandom\nsleep 2\nhead -c 12000000 /dev/urandom",
+        ", timeout: 3s",
+        "lease_ttl: 10s\n",
+    );
+    let child = spawn(&w, &["backup", "run", "app"]);
+    let uploads = |g: &Garage| g.multipart_uploads(w.s3_root.trim_start_matches('/'));
+    wait_until("an upload is under way", 30, || !uploads(&store).is_empty());
+    store.kill();
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("region garage") && e.contains("not committed"),
+        "{e}"
+    );
+    kill_fake_dump(&w);
+    assert!(w.fs_files().is_empty(), "{:?}", w.fs_files());
+    // Back up again: what the dead store kept (an unfinished upload) is prune's to remove.
+    store.restart();
+    std::thread::sleep(Duration::from_secs(11));
+    let p = w.drctl(&["prune", "--grace", "0s"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    assert!(uploads(&store).is_empty(), "{:?}", uploads(&store));
+    let keys: Vec<_> = store
+        .keys(w.s3_root.trim_start_matches('/'))
+        .into_iter()
+        .filter(|k| k.contains("/backups/") || k.contains("/locks/"))
+        .collect();
+    assert!(keys.is_empty(), "{keys:?}");
+}
