@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
+pub mod redact;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

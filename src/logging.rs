@@ -18,7 +18,7 @@ pub fn init(format: Option<LogFormat>, verbose: u8) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| crate::redact::Scrubbing(std::io::stderr()));
     if json {
         builder.json().with_current_span(true).init();
     } else {

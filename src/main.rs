@@ -18,7 +18,7 @@ fn main() {
     let code = match rt.block_on(drctl::commands::dispatch(cli)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", drctl::redact::scrub(&e.to_string()));
             e.exit_code()
         }
     };

@@ -68,7 +68,8 @@ pub fn interrupt_tokens(first_does: &'static str) -> (CancellationToken, Cancell
 }
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    let text = serde_json::to_string_pretty(v)?;
+    println!("{}", crate::redact::scrub(&text));
     Ok(())
 }
 

@@ -89,10 +89,19 @@ impl std::ops::Deref for Interp {
     }
 }
 
-/// An interpolated credential. Its `Debug` never prints the value.
-#[derive(Clone, Deserialize, JsonSchema)]
-#[serde(transparent)]
+/// An interpolated credential. Its `Debug` never prints the value, and loading one
+/// registers it with `redact`, so no output of drctl's (logs included) shows it.
+#[derive(Clone, JsonSchema)]
+#[schemars(transparent)]
 pub struct Secret(pub Interp);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Interp::deserialize(d)?;
+        crate::redact::register(&v.0);
+        Ok(Secret(v))
+    }
+}
 
 impl Secret {
     pub fn expose(&self) -> &str {

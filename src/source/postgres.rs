@@ -60,6 +60,9 @@ impl ConnInfo {
         if let Some((_, p)) = pairs.iter().find(|(k, _)| k == "password") {
             password = Some(p.clone());
         }
+        if let Some(p) = &password {
+            crate::redact::register(p);
+        }
         let _ = u.set_password(None);
         let kept: Vec<_> = pairs.iter().filter(|(k, _)| k != "password").collect();
         if kept.is_empty() {

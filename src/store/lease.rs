@@ -276,10 +276,14 @@ async fn write_each(
             }
         }
     }
-    if ok.is_empty() {
-        if let Some((_, e)) = refused.pop() {
-            return Err(e.context(format!("lease {}: no region accepted it", info.name)));
-        }
+    if ok.is_empty() && !refused.is_empty() {
+        let why: Vec<String> = refused.iter().map(|(_, e)| e.to_string()).collect();
+        return Err(Error::failed(format!(
+            "lease {}: no region accepted it, so no region can be written: {}",
+            info.name,
+            why.join("; ")
+        ))
+        .hint("check each region's write access (a read-only bucket, mount or directory, a key without write permission)"));
     }
     Ok((ok, refused))
 }

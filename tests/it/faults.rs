@@ -66,6 +66,29 @@ fn spawn(w: &World, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// Wait until `ok`, failing with the run's own output if it ended first.
+fn wait_for_run(child: &mut Child, what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the run ended ({status}) before {what}: {err}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
@@ -141,12 +164,12 @@ fn prune_racing_a_running_backup_removes_nothing_and_the_backup_is_whole() {
         &g.endpoint,
         (&g.key_id, &g.secret),
         2,
-        "head -c 12000000 /dev/urandom\nsleep 4\nhead -c 1000 /dev/urandom",
+        "head -c 20000000 /dev/urandom\nsleep 6\nhead -c 1000 /dev/urandom",
         "",
         "",
     );
-    let child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
-    wait_until("the run streams to both regions", 30, || {
+    let mut child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
+    wait_for_run(&mut child, "the run streams to both regions", 30, || {
         !w.fs_files().is_empty() && !w.s3_uploads().is_empty()
     });
     let p = w.drctl(&["-o", "json", "prune", "--grace", "0s"]);
@@ -159,7 +182,14 @@ fn prune_racing_a_running_backup_removes_nothing_and_the_backup_is_whole() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report[0]["regions"], serde_json::json!(["garage", "local"]));
+    let mut regions: Vec<&str> = report[0]["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    regions.sort();
+    assert_eq!(regions, ["garage", "local"]);
     every_fs_manifest_is_whole(&w.fs_root);
     // Both regions' copies hash to the manifest: the backup listed is the backup stored.
     let v = w.drctl(&["verify", "app", "--level", "checksum"]);
@@ -180,8 +210,10 @@ fn an_artifact_removed_during_the_run_gets_no_manifest_in_that_region() {
         "",
         "",
     );
-    let child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
-    wait_until("the fs artifact exists", 30, || !w.fs_files().is_empty());
+    let mut child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
+    wait_for_run(&mut child, "the fs artifact exists", 30, || {
+        !w.fs_files().is_empty()
+    });
     // An operator (or a lifecycle rule) removes the object while the run still streams.
     for f in w.fs_files() {
         std::fs::remove_file(f).unwrap();
@@ -211,12 +243,12 @@ fn drctl_sigkilled_mid_run_leaves_partials_that_prune_removes_once_the_lease_exp
         &g.endpoint,
         (&g.key_id, &g.secret),
         2,
-        "head -c 12000000 /dev/urandom\nsleep 60",
+        "head -c 20000000 /dev/urandom\nsleep 60",
         "",
         "lease_ttl: 10s\n",
     );
     let mut child = spawn(&w, &["backup", "run", "app"]);
-    wait_until("the run streams to both regions", 30, || {
+    wait_for_run(&mut child, "the run streams to both regions", 30, || {
         !w.fs_files().is_empty() && !w.s3_uploads().is_empty()
     });
     child.kill().unwrap(); // SIGKILL: no cleanup can run
@@ -270,12 +302,14 @@ fn a_stalled_store_ends_the_run_by_its_timeout_never_a_hang() {
         &proxy.url(),
         (&g.key_id, &g.secret),
         2,
-        "head -c 12000000 /dev/urandom\nsleep 2\nhead -c 12000000 /dev/urandom",
+        "head -c 20000000 /dev/urandom\nsleep 5\nhead -c 12000000 /dev/urandom",
         ", timeout: 2s",
         "",
     );
-    let child = spawn(&w, &["backup", "run", "app"]);
-    wait_until("an upload is under way", 30, || !w.s3_uploads().is_empty());
+    let mut child = spawn(&w, &["backup", "run", "app"]);
+    wait_for_run(&mut child, "an upload is under way", 30, || {
+        !w.s3_uploads().is_empty()
+    });
     proxy.stall();
     let start = Instant::now();
     let o = child.wait_with_output().unwrap();
@@ -347,7 +381,7 @@ fn a_full_fs_region_is_dropped_and_leaves_nothing() {
         } else {
             assert_eq!(o.status.code(), Some(1), "{e}");
             assert!(
-                e.contains("region local") && e.contains("not committed"),
+                e.contains("region local") && e.contains("nothing was committed"),
                 "{e}"
             );
         }
@@ -370,16 +404,16 @@ fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
     let w = World::new("readonly");
     let g = garage();
     let (ro_id, ro_secret) = g.read_only_key();
-    // The fs region on a read-only mount (when the test may mount one), S3 with a read-only key.
-    let ro_mount = tmpfs(&w, "1m", true);
-    let fs_root = ro_mount.clone().unwrap_or_else(|| w.fs_root.clone());
+    let dump = "head -c 1000 /dev/urandom";
+    // S3 with a read-only key beside a writable fs region: with min_copies 2 the run fails
+    // before pg_dump starts, naming the region; with min_copies 1 it commits to fs alone.
     config(
         &w,
-        &fs_root,
+        &w.fs_root,
         &g.endpoint,
         (&ro_id, &ro_secret),
         2,
-        "head -c 1000 /dev/urandom",
+        dump,
         "",
         "",
     );
@@ -387,19 +421,43 @@ fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
-        e.contains("region garage") && e.contains("cannot be written"),
+        e.contains("region garage: cannot be written") && e.contains("AccessDenied"),
         "{e}"
     );
-    if ro_mount.is_some() {
-        assert!(e.contains("region local"), "{e}");
-    }
     assert!(
         !w.dir.join("fake.pid").exists(),
-        "pg_dump ran although no region could take the backup"
+        "pg_dump ran although the run could not succeed"
     );
-    if let Some(m) = ro_mount {
-        unmount(&m);
-    }
+    config(
+        &w,
+        &w.fs_root,
+        &g.endpoint,
+        (&ro_id, &ro_secret),
+        1,
+        dump,
+        "",
+        "",
+    );
+    let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r[0]["regions"], serde_json::json!(["local"]));
+    assert_eq!(r[0]["failed_regions"][0]["region"], "garage");
+    // Both unwritable (the fs region on a read-only mount, where the test may mount one).
+    let Some(ro) = tmpfs(&w, "1m", true) else {
+        return;
+    };
+    let _ = std::fs::remove_file(w.dir.join("fake.pid"));
+    config(&w, &ro, &g.endpoint, (&ro_id, &ro_secret), 1, dump, "", "");
+    let o = w.drctl(&["backup", "run", "app"]);
+    unmount(&ro);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("no region can be written") && e.contains("Read-only file system"),
+        "{e}"
+    );
+    assert!(!w.dir.join("fake.pid").exists());
 }
 
 #[test]
@@ -439,19 +497,21 @@ fn the_store_sigkilled_mid_upload_fails_the_run_and_prune_cleans_up_after_it_ret
         &store.endpoint,
         (&store.key_id, &store.secret),
         2,
-        "head -c 12000000 /dev/urandom\nsleep 2\nhead -c 12000000 /dev/urandom",
+        "head -c 20000000 /dev/urandom\nsleep 5\nhead -c 12000000 /dev/urandom",
         ", timeout: 3s",
         "lease_ttl: 10s\n",
     );
-    let child = spawn(&w, &["backup", "run", "app"]);
+    let mut child = spawn(&w, &["backup", "run", "app"]);
     let uploads = |g: &Garage| g.multipart_uploads(w.s3_root.trim_start_matches('/'));
-    wait_until("an upload is under way", 30, || !uploads(&store).is_empty());
+    wait_for_run(&mut child, "an upload is under way", 30, || {
+        !uploads(&store).is_empty()
+    });
     store.kill();
     let o = child.wait_with_output().unwrap();
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
-        e.contains("region garage") && e.contains("not committed"),
+        e.contains("region garage") && e.contains("nothing was committed"),
         "{e}"
     );
     kill_fake_dump(&w);

@@ -314,6 +314,7 @@ impl StepKind for Dns {
             None => None,
             Some(k) => {
                 let secret = ctx.expand("tsig.secret", &k.secret)?;
+                crate::redact::register(secret.trim());
                 let key = base64::engine::general_purpose::STANDARD
                     .decode(secret.trim())
                     .map_err(|_| {

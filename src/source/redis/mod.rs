@@ -69,6 +69,9 @@ impl Target {
         let host = u.host_str().unwrap_or("localhost").to_string();
         let decode = |s: &str| Some(crate::source::percent_decode(s));
         let password = u.password().and_then(decode);
+        if let Some(p) = &password {
+            crate::redact::register(p);
+        }
         let user = Some(u.username())
             .filter(|s| !s.is_empty())
             .and_then(decode);
