@@ -34,6 +34,7 @@ const UID: i64 = 10001;
 
 /// The whole rendering, as YAML documents separated by `---`.
 pub fn render(cfg: &Config, raw: &str, args: &RenderArgs) -> Result<String> {
+    refuse_inline_secrets(cfg, raw)?;
     let r = Renderer {
         cfg,
         args,
@@ -57,6 +58,133 @@ pub fn render(cfg: &Config, raw: &str, args: &RenderArgs) -> Result<String> {
         }
     }
     Ok(docs.join("---\n"))
+}
+
+/// The ConfigMap holds the config as written, and a ConfigMap is no place for a credential:
+/// every secret field must be a `${VAR}` reference (which becomes a Secret key), and so must
+/// the password of every URL.
+fn refuse_inline_secrets(cfg: &Config, raw: &str) -> Result<()> {
+    let doc: serde_norway::Value = serde_norway::from_str(raw.trim_start_matches('\u{feff}'))
+        .map_err(|e| Error::usage(format!("{}: {e}", cfg.path.display())))?;
+    let index = crate::yamlscan::scan(
+        raw.trim_start_matches('\u{feff}'),
+        &crate::yamlscan::LIMITS,
+        &crate::yamlscan::Expect {
+            what: "a config",
+            fields: "regions, jobs, …",
+        },
+    )
+    .ok();
+    let mut found = Vec::new();
+    walk_secrets(&doc, "", &mut found);
+    let Some((path, what)) = found.into_iter().next() else {
+        return Ok(());
+    };
+    let pos = index
+        .as_ref()
+        .and_then(|i| i.find(&path))
+        .map(|(l, c)| format!("{}:{l}:{c}", cfg.path.display()))
+        .unwrap_or_else(|| cfg.path.display().to_string());
+    Err(Error::usage(format!(
+        "{pos}: {path}: {what} is written inline; it would be copied into the ConfigMap in clear"
+    ))
+    .hint(format!(
+        "write it as a `${{VAR}}` reference (e.g. `${{{}}}`): k8s render turns every reference into a key of the Secret, and the value never enters a manifest",
+        suggest_var(&path)
+    )))
+}
+
+/// Fields whose whole value is a credential, and fields that are URLs with a password.
+const SECRET_FIELDS: &[&str] = &["access_key_id", "secret_access_key", "api_key", "token"];
+const URL_FIELDS: &[&str] = &["url", "scratch", "endpoint"];
+
+fn walk_secrets(v: &serde_norway::Value, path: &str, found: &mut Vec<(String, String)>) {
+    use serde_norway::Value;
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                let Some(k) = k.as_str() else { continue };
+                let p = join(k);
+                match child {
+                    Value::String(s) if SECRET_FIELDS.contains(&k) && !is_reference(s) => {
+                        found.push((p, format!("`{k}`")))
+                    }
+                    Value::String(s)
+                        if URL_FIELDS.contains(&k)
+                            && (path.starts_with("notifications") || has_inline_password(s)) =>
+                    {
+                        if path.starts_with("notifications") && !is_reference(s) {
+                            found.push((p, "the webhook URL (its path is the token)".into()));
+                        } else if has_inline_password(s) {
+                            found.push((p, "the password in the URL".into()));
+                        }
+                    }
+                    Value::Mapping(opts) if k == "options" => {
+                        for (ok, ov) in opts {
+                            if let (Some(ok), Value::String(s)) = (ok.as_str(), ov) {
+                                if !is_reference(s) {
+                                    found.push((format!("{p}.{ok}"), format!("option `{ok}`")));
+                                }
+                            }
+                        }
+                    }
+                    _ => walk_secrets(child, &p, found),
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk_secrets(item, &format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Exactly one `${VAR}` and nothing else.
+fn is_reference(s: &str) -> bool {
+    s.strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// `scheme://user:password@host…` where the password is not a `${VAR}` reference.
+fn has_inline_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        // `${VAR}` holding the authority (or the whole URL) hides '/': look past it.
+        return false;
+    };
+    match userinfo.split_once(':') {
+        Some((_, pw)) => !pw.is_empty() && !is_reference(pw),
+        None => false,
+    }
+}
+
+fn suggest_var(path: &str) -> String {
+    path.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .split('_')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 fn yaml<T: serde::Serialize>(v: &T) -> Result<String> {

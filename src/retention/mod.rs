@@ -92,7 +92,7 @@ pub async fn prune(
                     "keep",
                     "partial: a running job holds a live lease on it".to_string(),
                 )
-            } else if floor.is_some_and(|f| at.is_none_or(|t| t >= f)) {
+            } else if id_floor(floor).is_some_and(|f| at.is_none_or(|t| t >= f)) {
                 (
                     "keep",
                     "partial: a running job may still be writing it".to_string(),
@@ -145,7 +145,8 @@ async fn stale_uploads(
             let backup = u.key.split('/').nth(2).unwrap_or_default().to_string();
             let at = u.initiated.or_else(|| id_time(&backup));
             let leased = writing.contains(&repo::backup_dir(job, &backup));
-            let stale = !leased && at.is_some_and(|t| t < cutoff && floor.is_none_or(|f| t < f));
+            let stale =
+                !leased && at.is_some_and(|t| t < cutoff && id_floor(floor).is_none_or(|f| t < f));
             rows.push(Row {
                 job: job.to_string(),
                 backup,
@@ -239,26 +240,27 @@ pub async fn verified_ids(regions: &[Region], job: &str) -> Result<BTreeSet<Stri
     Ok(out)
 }
 
-/// Start of the oldest live lease other than prune's own, truncated to the second (backup ids
-/// carry seconds, so a run's id may read earlier than its lease's exact instant), and the
-/// backup folders that live leases are writing.
+/// Start of the oldest live lease other than prune's own, and the backup folders that live
+/// leases are writing.
 async fn lease_floor(regions: &[Region]) -> Result<(Option<DateTime<Utc>>, BTreeSet<String>)> {
-    use chrono::DurationRound;
     let mut floor: Option<DateTime<Utc>> = None;
     let mut writing = BTreeSet::new();
     for r in regions {
         for l in lease::all_live_leases(r).await.map_err(unreadable(r))? {
             if l.name != "prune" {
-                let at = l
-                    .acquired_at
-                    .duration_trunc(chrono::Duration::seconds(1))
-                    .unwrap_or(l.acquired_at);
-                floor = Some(floor.map_or(at, |f| f.min(at)));
+                floor = Some(floor.map_or(l.acquired_at, |f| f.min(l.acquired_at)));
             }
             writing.extend(l.writes);
         }
     }
     Ok((floor, writing))
+}
+
+/// The floor as backup ids can be compared with it: ids carry whole seconds, so a run's id
+/// may read up to a second earlier than its lease's exact instant.
+fn id_floor(floor: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    use chrono::DurationRound;
+    floor.map(|f| f.duration_trunc(chrono::Duration::seconds(1)).unwrap_or(f))
 }
 
 /// The instant a backup id was started (`YYYYMMDDTHHMMSSZ-…`).

@@ -118,6 +118,8 @@ impl ConnInfo {
 
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
+        // libpq's own variables (PGSSLMODE, PGPASSFILE, …) pass; nothing else of drctl's.
+        crate::source::process::confine_env(&mut cmd, &["PG"]);
         cmd.arg(format!("--dbname={}", self.without_password))
             .arg("--no-password");
         if let Some(p) = &self.password {
@@ -140,7 +142,9 @@ impl PostgresSource {
 }
 
 async fn tool_major(program: &str) -> Result<u32> {
-    let out = Command::new(program).arg("--version").output().await.map_err(|e| {
+    let mut version = Command::new(program);
+    crate::source::process::confine_env(&mut version, &["PG"]);
+    let out = version.arg("--version").output().await.map_err(|e| {
         Error::failed(format!("cannot run {program}: {e}"))
             .hint("install the PostgreSQL client tools (Debian: postgresql-client) or set the tool's path in the job's source")
     })?;
@@ -304,6 +308,7 @@ pub(crate) async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>>
 /// `pg_restore --list` and return how many `TABLE DATA` entries its table of contents holds.
 pub async fn check_archive(mut reader: ByteReader, pg_restore: &str) -> Result<usize> {
     let mut cmd = tokio::process::Command::new(pg_restore);
+    crate::source::process::confine_env(&mut cmd, &["PG"]);
     cmd.arg("--list")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());

@@ -10,6 +10,29 @@ use tokio::process::{Child, Command};
 
 const STDERR_LINES: usize = 20;
 
+/// What every child process inherits from drctl's environment, and nothing else: drctl's
+/// own environment holds credentials for every region and job (`${VAR}`s), which no child
+/// needs. Documented in docs/architecture.md (and docs/drills.md for shell steps).
+pub const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "TMPDIR", "LANG", "LANGUAGE",
+];
+
+/// Clear `cmd`'s environment down to `BASE_ENV`, the locale (`LC_*`) and any variable that
+/// starts with one of `prefixes` (e.g. `PG` for libpq's own settings); the caller then adds
+/// what the child needs (e.g. `PGPASSWORD`).
+pub fn confine_env(cmd: &mut Command, prefixes: &[&str]) {
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        let Some(name) = k.to_str() else { continue };
+        if BASE_ENV.contains(&name)
+            || name.starts_with("LC_")
+            || prefixes.iter().any(|p| name.starts_with(p))
+        {
+            cmd.env(&k, &v);
+        }
+    }
+}
+
 /// A spawned tool with its stderr being collected.
 pub struct Proc {
     pub name: String,

@@ -22,7 +22,9 @@ pub async fn check(
         .and_then(|l| l.local_addr())
         .map_err(|e| Error::failed(format!("no free loopback port: {e}")))?
         .port();
-    let mut child = tokio::process::Command::new(server)
+    let mut cmd = tokio::process::Command::new(server);
+    crate::source::process::confine_env(&mut cmd, &[]);
+    let mut child = cmd
         .args([
             "--port",
             &port.to_string(),

@@ -89,17 +89,6 @@ fn wait_for_run(child: &mut Child, what: &str, secs: u64, mut ok: impl FnMut() -
     }
 }
 
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Files of the fs region (anywhere under `root/backups`).
 fn files_under(root: &Path) -> Vec<PathBuf> {
     fn walk(p: &Path, out: &mut Vec<PathBuf>) {

@@ -169,3 +169,41 @@ fn a_seconds_field_cannot_become_a_cronjob() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("has a seconds field"), "{}", stderr(&o));
 }
+
+#[test]
+fn k8s_render_refuses_inline_secrets_naming_the_field() {
+    let w = World::new("k8s-inline");
+    let cases = [
+        (
+            "regions:\n  - { name: a, kind: fs, root: /r }\njobs:\n  - name: app\n    source: { kind: postgres, url: \"postgres://backup:hunter2inline@db:5432/app\" }\n",
+            "drctl.yaml:5:31: jobs[0].source.url: the password in the URL",
+        ),
+        (
+            "regions:\n  - name: s\n    kind: s3\n    bucket: b\n    secret_access_key: hunter2inline\njobs: []\n",
+            "drctl.yaml:5:5: regions[0].secret_access_key: `secret_access_key`",
+        ),
+        (
+            "regions:\n  - { name: a, kind: fs, root: /r }\njobs: []\nnotifications:\n  - { kind: webhook, url: \"https://hooks.example/T0/hunter2inline\" }\n",
+            "notifications[0].url: the webhook URL",
+        ),
+    ];
+    for (config, expected) in cases {
+        w.write_config(config);
+        let o = w.drctl(&["k8s", "render", "--image", "x/drctl:1"]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(e.contains(expected) && e.contains("`${"), "{e}");
+        assert!(
+            !stdout(&o).contains("hunter2inline") && !e.contains("hunter2inline"),
+            "{e}"
+        );
+    }
+    // A reference in the password's place renders.
+    w.write_config("regions:\n  - { name: a, kind: fs, root: /r }\njobs:\n  - name: app\n    source: { kind: postgres, url: \"postgres://backup:${PGPW}@db:5432/app\" }\n");
+    let o = w
+        .cmd(&["k8s", "render", "--image", "x/drctl:1"])
+        .env("PGPW", "placeholder")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}

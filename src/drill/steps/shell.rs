@@ -73,6 +73,8 @@ impl StepKind for Shell {
     async fn run(&self, ctx: &Ctx) -> Result<Outcome> {
         let line = ctx.expand("run", &self.run)?;
         let mut cmd = tokio::process::Command::new("sh");
+        // The base set and what the step declares (`env:`), never drctl's whole environment.
+        crate::source::process::confine_env(&mut cmd, &[]);
         cmd.arg("-c")
             .arg(&line)
             .stdin(Stdio::null())
