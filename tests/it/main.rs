@@ -16,4 +16,5 @@ mod redis;
 mod roundtrip;
 mod route53;
 mod schedule;
+mod secrets;
 mod verify;

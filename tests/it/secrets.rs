@@ -1,0 +1,203 @@
+//! Secrets stay secret: planted credentials (an S3 secret key, a DSN password, a TSIG key, a
+//! webhook URL's token) never appear in any output at any log level, nor in any file drctl
+//! writes; child processes do not inherit drctl's credentials.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+const DSN_PASSWORD: &str = "Dsn+Pa&ss-7781";
+const TSIG_SECRET: &str = "c2VjcmV0LXRzaWcta2V5LTc3ODE=";
+const WEBHOOK_TOKEN: &str = "hooktoken7781xyz";
+const UNRELATED: &str = "unrelated-credential-7781";
+
+fn planted(w: &World) -> Vec<String> {
+    let g = garage();
+    vec![
+        g.secret.clone(),
+        DSN_PASSWORD.into(),
+        "Dsn%2BPa%26ss-7781".into(),
+        TSIG_SECRET.into(),
+        WEBHOOK_TOKEN.into(),
+        UNRELATED.into(),
+        w.dir.display().to_string() + "/never", // a control: absent by construction
+    ]
+}
+
+fn files(p: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                files(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn no_log_level_and_no_written_file_shows_a_secret() {
+    let pg = pg();
+    let db = db_name("secret_src");
+    seed(pg, &db);
+    let w = World::new("secrets");
+    let g = garage();
+    // The DSN carries a password (the test server trusts loopback, so any password works).
+    let url = pg.url(&db).replacen(
+        "postgres://postgres@",
+        "postgres://postgres:Dsn%2BPa%26ss-7781@",
+        1,
+    );
+    let hook_port = free_port(); // nothing listens: the notifier fails and logs
+    w.write_config(&format!(
+        "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
+         jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{url}\" }}\n    verify: {{ level: restore, scratch: \"{scratch}\" }}\n\
+         notifications:\n  - {{ kind: webhook, url: \"http://127.0.0.1:{hook_port}/hooks/{WEBHOOK_TOKEN}\", on: [failure, success], timeout: 2s }}\n",
+        fs = w.fs_root.display(),
+        b = g.bucket,
+        root = w.s3_root,
+        r = GARAGE_REGION,
+        e = g.endpoint,
+        scratch = pg.url("postgres").replacen("postgres://postgres@", "postgres://postgres:Dsn%2BPa%26ss-7781@", 1),
+    ));
+    let playbook = w.dir.join("tsig.yaml");
+    std::fs::write(
+        &playbook,
+        format!(
+            "name: tsig-secret\nsteps:\n  - id: update\n    owner: SRE\n    timeout: 3s\n    kind: dns\n    server: 127.0.0.1:{p}\n    zone: example.test.\n    tsig: {{ name: drill-key, algorithm: hmac-sha256, secret: \"{TSIG_SECRET}\" }}\n    update: {{ name: app.example.test., type: A, ttl: 30, data: [192.0.2.1] }}\n",
+            p = free_port()
+        ),
+    )
+    .unwrap();
+    let pb = playbook.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["config", "validate"],
+        vec!["-o", "json", "config", "validate"],
+        vec!["backup", "run", "app"],
+        vec!["-o", "json", "backup", "run", "app"],
+        vec!["backup", "list"],
+        vec!["status"],
+        vec!["verify", "app", "--level", "restore"],
+        vec!["prune", "--dry-run"],
+        vec!["k8s", "render", "--image", "x/drctl:1"],
+        vec!["drill", "validate", pb],
+        vec!["drill", "run", pb, "--dry-run"],
+        vec!["drill", "run", pb],
+    ];
+    let secrets = planted(&w);
+    let mut leaks = Vec::new();
+    for level in ["trace", "debug", "info"] {
+        for args in &commands {
+            let o = w
+                .cmd(args)
+                .current_dir(&w.dir)
+                .env("RUST_LOG", level)
+                .env("DRCTL_EVIDENCE_DIR", w.dir.join("evidence"))
+                .env("DRCTL_TEST_UNRELATED", UNRELATED)
+                .output()
+                .unwrap();
+            let all = format!("{}{}", stdout(&o), stderr(&o));
+            for s in &secrets {
+                if all.contains(s.as_str()) {
+                    leaks.push(format!(
+                        "RUST_LOG={level} drctl {}: shows {s:?}",
+                        args.join(" ")
+                    ));
+                }
+            }
+        }
+    }
+    // Every file drctl wrote: both regions' repositories (S3 read through its fs twin's
+    // layout is not needed: the manifests are the same), the evidence, anything in the world.
+    let mut written = Vec::new();
+    files(&w.dir, &mut written);
+    for f in written
+        .iter()
+        .filter(|f| !f.ends_with("drctl.yaml") && !f.ends_with("tsig.yaml"))
+    {
+        let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+        for s in &secrets {
+            if text.contains(s.as_str()) {
+                leaks.push(format!("{} holds {s:?}", f.display()));
+            }
+        }
+    }
+    assert!(
+        written.iter().any(|f| f.ends_with("manifest.json")),
+        "no backup was written"
+    );
+    assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
+}
+
+#[test]
+fn child_processes_get_a_base_environment_not_drctls_credentials() {
+    let db = db_name("childenv_src");
+    seed(pg(), &db);
+    let w = World::new("childenv");
+    // A pg_dump stand-in that records its environment, then dumps for real.
+    let env_file = w.dir.join("pg_dump.env");
+    let fake = w.dir.join("pg_dump");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nenv > {}\nexec pg_dump \"$@\"\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.two_regions(
+        2,
+        &pg().url(&db),
+        &format!("      pg_dump: {}\n", fake.display()),
+    );
+    let o = w
+        .cmd(&["backup", "run", "app"])
+        .env("DRCTL_TEST_UNRELATED", UNRELATED)
+        .env("PGCONNECT_TIMEOUT", "7")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(
+        !env.contains(UNRELATED),
+        "pg_dump saw an unrelated variable:\n{env}"
+    );
+    assert!(
+        !env.contains(&garage().secret),
+        "pg_dump saw the S3 secret key:\n{env}"
+    );
+    assert!(
+        env.lines().any(|l| l == "PGCONNECT_TIMEOUT=7"),
+        "libpq settings pass:\n{env}"
+    );
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+
+    // A shell step: the base set plus what it declares.
+    let pb = w.dir.join("env.yaml");
+    std::fs::write(
+        &pb,
+        "name: env-check\nsteps:\n  - id: show\n    owner: SRE\n    timeout: 5s\n    kind: shell\n    env: { WANTED: \"yes\" }\n    run: \"env\"\n",
+    )
+    .unwrap();
+    let o = w
+        .cmd(&["-o", "json", "drill", "run", pb.to_str().unwrap()])
+        .env("DRCTL_TEST_UNRELATED", UNRELATED)
+        .env("DRCTL_EVIDENCE_DIR", w.dir.join("ev"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut out = Vec::new();
+    files(&w.dir.join("ev"), &mut out);
+    let journal = out
+        .iter()
+        .find(|f| f.ends_with("journal.jsonl"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .unwrap_or_default();
+    let all = format!("{}{journal}", stdout(&o));
+    assert!(all.contains("WANTED=yes"), "{all}");
+    assert!(
+        !all.contains(UNRELATED) && !all.contains("TEST_S3_SECRET"),
+        "{all}"
+    );
+}
