@@ -21,6 +21,7 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("drctl_backup_region_failures_total", "counter", "Backups of the job that could not be written to this region."),
     ("drctl_rpo_exposure_seconds", "gauge", "Now minus consistent_at of the newest backup held by min_copies regions (and verified when the job verifies)."),
     ("drctl_rpo_target_seconds", "gauge", "The job's rpo."),
+    ("drctl_drill_next_due_timestamp_seconds", "gauge", "When a checklist in ./playbooks says its next drill is due (its next_drill), Unix seconds."),
     ("drctl_verify_last_success_timestamp_seconds", "gauge", "Unix time the job's last passed verification finished."),
     ("drctl_verify_failures_total", "counter", "Verifications of the job that failed."),
     ("drctl_restore_test_duration_seconds", "gauge", "Wall time of the job's last scratch restore (verify level restore): its measured data-restore time."),

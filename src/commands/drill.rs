@@ -97,6 +97,7 @@ fn list(out: Output) -> Result<()> {
     let mut add = |name: String, source: String, text: &str, stem: &str| {
         let entry = match parse::parse(&source, text, stem, &parse::Options::default()) {
             Ok(pb) => json!({ "name": name, "source": source, "description": pb.description,
+                "title": pb.title, "metadata": pb.metadata,
                 "steps": pb.items.iter().map(|i| i.steps().len()).sum::<usize>(),
                 "rto_target_seconds": pb.targets.rto.map(|d| d.as_secs_f64()),
                 "rpo_target_seconds": pb.targets.rpo.map(|d| d.as_secs_f64()) }),
@@ -112,12 +113,20 @@ fn list(out: Output) -> Result<()> {
                         .map(|d| d.as_secs_f64())
                 };
                 json!({ "name": name, "source": source,
+                    "metadata": crate::drill::checklist::metadata_of(text),
                     "description": raw.get("description").and_then(|d| d.as_str()).unwrap_or(""),
                     "steps": raw.get("steps").and_then(|s| s.as_sequence()).map(|s| s.len()),
                     "rto_target_seconds": t("rto"), "rpo_target_seconds": t("rpo"),
                     "note": p.list.first().map(|x| x.message.clone()) })
             }
         };
+        let mut entry = entry;
+        let meta: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(entry["metadata"].clone()).unwrap_or_default();
+        if let Some(due) = crate::drill::checklist::next_due(&meta) {
+            entry["next_drill_due"] = json!(due.to_rfc3339());
+            entry["overdue"] = json!(due < chrono::Utc::now());
+        }
         rows.push(entry);
     };
     for (name, text) in drill::SHIPPED {
@@ -179,6 +188,20 @@ fn list(out: Output) -> Result<()> {
             targets,
             desc.replace('\n', " ")
         );
+        if r["overdue"] == json!(true) {
+            println!(
+                "{:<24} OVERDUE: the next drill was due {}",
+                "",
+                r["next_drill_due"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(meta) = r["metadata"].as_object().filter(|m| !m.is_empty()) {
+            let shown: Vec<String> = meta
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                .collect();
+            println!("{:<24} {}", "", shown.join(" · "));
+        }
     }
     Ok(())
 }

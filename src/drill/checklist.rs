@@ -6,19 +6,22 @@
 use super::parse::{Options, Parser};
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::Node;
+use std::collections::BTreeMap;
 
 /// The checklist shape → a native mapping for the chosen scenario.
 pub(super) fn native(
     p: &mut Parser,
     top: &MarkedMappingNode,
     opts: &Options,
-) -> Option<(MarkedMappingNode, Option<String>)> {
-    p.unknown_keys(
-        top,
-        &["scenarios", "name", "description", "version", "vars"],
-        None,
-        "a checklist",
-    );
+) -> Option<(MarkedMappingNode, Option<String>, BTreeMap<String, String>)> {
+    // The file is the team's document: top-level fields drctl does not use (a version, the
+    // dates of the last and next drill, an approver…) are kept and shown, never refused.
+    let mut metadata = BTreeMap::new();
+    for (k, v) in top.iter() {
+        if !["scenarios", "name", "description", "vars"].contains(&k.as_str()) {
+            metadata.insert(k.as_str().to_string(), render(v));
+        }
+    }
     let Some(list) = top.get_node("scenarios").and_then(|n| n.as_sequence()) else {
         p.problem(
             top.span(),
@@ -162,5 +165,67 @@ pub(super) fn native(
     );
     // The evidence folder is named by the file (or its `name:`); the scenario is recorded.
     let scenario = sc.get_scalar("name").map(|n| n.as_str().to_string());
-    Some((out, scenario))
+    Some((out, scenario, metadata))
+}
+
+/// A metadata value as text: a scalar as written, a list or mapping in flow style.
+fn render(n: &Node) -> String {
+    match n {
+        Node::Scalar(s) => s.as_str().to_string(),
+        Node::Sequence(q) => format!("[{}]", q.iter().map(render).collect::<Vec<_>>().join(", ")),
+        Node::Mapping(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", k.as_str(), render(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The next drill's due instant from a checklist's `next_drill` (a date, `2026-06-01`, or an
+/// RFC 3339 instant): what `drill list` marks overdue and the daemon exports.
+pub fn next_due(metadata: &BTreeMap<String, String>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let v = metadata.get("next_drill")?.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// A checklist's top-level metadata, from its raw text (for listings of files that need a
+/// `--scenario` to parse in full). Empty for native playbooks.
+pub fn metadata_of(text: &str) -> BTreeMap<String, String> {
+    let Ok(root) = marked_yaml::parse_yaml(0, text.trim_start_matches('\u{feff}')) else {
+        return BTreeMap::new();
+    };
+    let Some(top) = root.as_mapping() else {
+        return BTreeMap::new();
+    };
+    if top.get_node("scenarios").is_none() {
+        return BTreeMap::new();
+    }
+    top.iter()
+        .filter(|(k, _)| !["scenarios", "name", "description", "vars"].contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str().to_string(), render(v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_drill_reads_dates_and_instants() {
+        let m = |v: &str| BTreeMap::from([("next_drill".to_string(), v.to_string())]);
+        assert_eq!(
+            next_due(&m("2026-06-01")).unwrap().to_rfc3339(),
+            "2026-06-01T00:00:00+00:00"
+        );
+        assert!(next_due(&m("2026-06-01T08:00:00Z")).is_some());
+        assert!(next_due(&m("soon")).is_none());
+    }
 }

@@ -33,7 +33,10 @@ pub struct RunOptions {
 /// Refuse to start what cannot finish: manual steps with nobody to answer, engine steps
 /// without a config.
 pub fn preflight(pb: &Playbook, opts: &RunOptions) -> Result<()> {
-    if let Some(s) = pb.all_steps().find(|s| s.kind_name == "manual") {
+    if let Some(s) = pb
+        .all_steps()
+        .find(|s| s.kind_name == "manual" && !s.timeout.is_zero())
+    {
         if !opts.yes && !opts.interactive {
             return Err(Error::usage(format!(
                 "step `{}` is manual ({} must confirm it) and standard input is not a terminal; nothing was run",
@@ -271,6 +274,9 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
     let rec = RunRecord {
         format: 1,
         playbook: pb.name.clone(),
+        title: pb.title.clone(),
+        metadata: pb.metadata.clone(),
+        rehearsal: m.rehearsal.is_some(),
         scenario: pb.scenario.clone(),
         description: pb.description.clone(),
         source: pb.source.clone(),
@@ -333,6 +339,7 @@ fn blank(s: &Step, phase: Phase, group: Option<String>, status: Status) -> StepR
         durable_at: None,
         error: None,
         output: String::new(),
+        confirmed_by_flag: false,
     }
 }
 
@@ -373,6 +380,18 @@ async fn run_step(
                 "target": s.kind.describe() }),
     );
     tracing::info!(step = %s.id, owner = %s.owner, kind = %s.kind_name, "▶ {}", s.name);
+    if s.timeout.is_zero() {
+        // `timeout: 0`: the playbook says this happens by itself; nobody is asked.
+        rec.status = Status::Automatic;
+        rec.output = "happens by itself (timeout 0): recorded, not waited for or confirmed".into();
+        rec.finished_at = Some(Utc::now());
+        sh.journal.event(
+            "step_finished",
+            serde_json::to_value(&rec).unwrap_or_default(),
+        );
+        tracing::info!(step = %s.id, owner = %s.owner, "∘ {} (automatic)", s.name);
+        return (rec, Some(Outcome::default()));
+    }
     let ctx = ctx_for(s, scope, sh);
     let attempts = std::sync::atomic::AtomicU32::new(0);
     let last_error: Mutex<Option<String>> = Mutex::new(None);
@@ -442,6 +461,7 @@ async fn run_step(
         Some(Ok(Ok(o))) => {
             rec.output = o.excerpt.clone();
             rec.durable_at = o.durable_at;
+            rec.confirmed_by_flag = o.confirmed_by_flag;
             if o.skipped {
                 rec.status = Status::Skipped;
             }

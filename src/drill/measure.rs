@@ -7,6 +7,8 @@
 //! - last durable data T_d: the newest `durable_at` a successful step proved (an RPO probe,
 //!   or the `consistent_at` of the backup a restore step used).
 //! - RPO = T_f − T_d, never negative. Not measured ⇒ `seconds: None`, never 0.
+//! - A step confirmed by `--yes` (not by a person or a probe) between T_f and T_r proves
+//!   nothing about time: RTO is then not measured, and the run is a rehearsal.
 
 use super::record::{Metric, Phase, Status, StepRecord};
 use chrono::{DateTime, Utc};
@@ -19,6 +21,8 @@ pub struct Measures {
     pub durable_at: Option<DateTime<Utc>>,
     pub rto: Metric,
     pub rpo: Metric,
+    /// Why the run was a rehearsal (a step between T_f and T_r confirmed by `--yes`).
+    pub rehearsal: Option<String>,
 }
 
 fn secs(d: chrono::Duration) -> f64 {
@@ -80,10 +84,31 @@ pub fn measure(
         (Some(f), Some(r)) => Some(secs(r - f).max(0.0)),
         _ => None,
     };
-    let rto_note = match rto_secs {
-        Some(_) => format!("{fault_note}, {rec_note}"),
-        None if fault_at.is_none() => fault_note.clone(),
-        None => rec_note,
+    // A flag-confirmed step inside [T_f, T_r] took no real time: the interval is not a
+    // measurement of anything a person or a probe showed.
+    let flagged: Vec<String> = match (fault_at, recovered_at) {
+        (Some(f), Some(r)) => main
+            .iter()
+            .filter(|s| s.confirmed_by_flag)
+            .filter(|s| {
+                s.finished_at.is_some_and(|t| t >= f) && s.started_at.is_some_and(|t| t <= r)
+            })
+            .map(|s| format!("`{}`", s.id))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let rehearsal = (!flagged.is_empty()).then(|| {
+        format!(
+            "step {} between the fault and the recovery was confirmed by --yes, not by a person or a probe: this run was a rehearsal",
+            flagged.join(", ")
+        )
+    });
+    let rto_secs = if rehearsal.is_some() { None } else { rto_secs };
+    let rto_note = match (&rehearsal, rto_secs) {
+        (Some(why), _) => why.clone(),
+        (None, Some(_)) => format!("{fault_note}, {rec_note}"),
+        (None, None) if fault_at.is_none() => fault_note.clone(),
+        (None, None) => rec_note,
     };
 
     let (rpo_secs, rpo_note) = match (fault_at, durable) {
@@ -107,6 +132,7 @@ pub fn measure(
         durable_at,
         rto: metric(rto_secs, rto_target, rto_note),
         rpo: metric(rpo_secs, rpo_target, rpo_note),
+        rehearsal,
     }
 }
 
@@ -191,7 +217,46 @@ mod tests {
             durable_at: None,
             error: None,
             output: String::new(),
+            confirmed_by_flag: false,
         }
+    }
+
+    #[test]
+    fn a_step_confirmed_by_the_flag_between_fault_and_recovery_makes_a_rehearsal() {
+        let mut stop = step("stop", 1_000, 1_001, Status::Passed);
+        stop.fault = true;
+        let mut promote = step("promote", 1_001, 1_002, Status::Passed);
+        promote.confirmed_by_flag = true;
+        let mut healthy = step("healthy", 1_002, 1_003, Status::Passed);
+        healthy.recovered = true;
+        let m = measure(
+            &[stop.clone(), promote.clone(), healthy.clone()],
+            t(0),
+            Some(Duration::from_secs(1800)),
+            None,
+        );
+        assert_eq!(
+            m.rto.seconds, None,
+            "an instant --yes proves nothing about time"
+        );
+        assert_eq!(m.rto.met, Some(false), "never reported met");
+        assert!(
+            m.rto.note.contains("`promote`") && m.rto.note.contains("rehearsal"),
+            "{}",
+            m.rto.note
+        );
+        assert!(m.rehearsal.is_some());
+        // Confirmed by the flag before the fault: the interval itself was observed.
+        promote.started_at = Some(t(10));
+        promote.finished_at = Some(t(11));
+        let m = measure(
+            &[promote, stop, healthy],
+            t(0),
+            Some(Duration::from_secs(1800)),
+            None,
+        );
+        assert_eq!(m.rto.seconds, Some(0.003));
+        assert!(m.rehearsal.is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! (runs it, journaling each event) → record (what happened) → measure (RTO/RPO, pure) →
 //! report (JSON, Markdown, HTML) → evidence (local folder and the repository).
 
-mod checklist;
+pub mod checklist;
 pub mod engine;
 pub mod evidence;
 pub mod journal;
@@ -105,7 +105,7 @@ pub fn locate(arg: &str) -> Result<Located> {
 /// Locate, parse and validate. Problems become one usage error (exit 2) listing them all.
 pub fn load(arg: &str, opts: &parse::Options) -> Result<plan::Playbook> {
     let l = locate(arg)?;
-    parse::parse(&l.display, &l.text, &l.stem, opts).map_err(|p| {
+    let pb = parse::parse(&l.display, &l.text, &l.stem, opts).map_err(|p| {
         let n = p.list.len();
         Error::usage(format!(
             "playbook {} is invalid ({n} problem{}):\n{p}",
@@ -113,10 +113,44 @@ pub fn load(arg: &str, opts: &parse::Options) -> Result<plan::Playbook> {
             if n == 1 { "" } else { "s" }
         ))
         .hint("fix it and check with `drctl drill validate`; nothing was run")
-    })
+    })?;
+    if !pb.metadata.is_empty() {
+        let fields: Vec<&str> = pb.metadata.keys().map(String::as_str).collect();
+        tracing::warn!(
+            checklist = %l.display,
+            fields = %fields.join(", "),
+            "the checklist has fields drctl does not use: kept as written and shown in the report"
+        );
+    }
+    if let Some(due) = checklist::next_due(&pb.metadata).filter(|d| *d < chrono::Utc::now()) {
+        tracing::warn!(checklist = %l.display, due = %due.to_rfc3339(), "the checklist's next drill is overdue");
+    }
+    Ok(pb)
 }
 
 /// A UTC run id, lexically ordered like backup ids: `YYYYMMDDTHHMMSSZ-<6 hex>`.
 pub fn new_run_id() -> String {
     crate::manifest::new_backup_id(chrono::Utc::now())
+}
+
+/// The next-drill due dates of the checklists in `./playbooks` (file stem, due instant).
+pub fn next_drills() -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
+    let Ok(dir) = std::fs::read_dir("playbooks") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in dir.flatten().map(|e| e.path()) {
+        if !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        if let Some(due) = checklist::next_due(&checklist::metadata_of(&text)) {
+            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+            out.push((stem.unwrap_or_default(), due));
+        }
+    }
+    out.sort();
+    out
 }

@@ -144,13 +144,24 @@ impl Parser {
         key: &str,
         step: Option<&str>,
     ) -> Option<Duration> {
+        self.duration_from(m, key, step, false)
+    }
+
+    /// A duration; with `zero_ok`, 0 is a value too (a step's `timeout: 0`).
+    fn duration_from(
+        &mut self,
+        m: &MarkedMappingNode,
+        key: &str,
+        step: Option<&str>,
+        zero_ok: bool,
+    ) -> Option<Duration> {
         let n = m.get_node(key)?;
         let text = match n {
             Node::Scalar(s) => s.as_str().to_string(),
             _ => String::new(),
         };
         match humantime::parse_duration(text.trim()) {
-            Ok(d) if !d.is_zero() => Some(d),
+            Ok(d) if zero_ok || !d.is_zero() => Some(d),
             Ok(_) => {
                 self.problem(n.span(), step, format!("`{key}` must be more than 0"));
                 None
@@ -232,7 +243,9 @@ impl Parser {
                 "a step needs an `owner` (who acts: a team or a role)",
             );
         }
-        let timeout = self.duration(m, "timeout", sid);
+        // `timeout: 0` (a checklist's automatic step, e.g. owner System: a circuit breaker
+        // that opens by itself) means the step happens by itself: recorded, not waited for.
+        let timeout = self.duration_from(m, "timeout", sid, true);
         if m.get_node("timeout").is_none() {
             self.problem(
                 m.span(),
@@ -316,6 +329,13 @@ impl Parser {
         let mut rest = m.clone();
         for k in COMMON {
             rest.remove(*k);
+        }
+        if timeout.is_some_and(|t| t.is_zero()) && kind_name != "manual" {
+            self.problem(
+                m.get_node("timeout").map(|n| n.span()).unwrap_or(m.span()),
+                sid,
+                format!("`timeout: 0` means the step happens by itself, which only a manual step can; give this {kind_name} step a real timeout (e.g. 5m)"),
+            );
         }
         let rest = Node::from(rest);
         let kind = match steps::build(&kind_name, &rest) {
@@ -502,7 +522,7 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
         problems: Vec::new(),
     };
 
-    let (top, scenario) = if top.get_node("scenarios").is_some() {
+    let (top, scenario, metadata) = if top.get_node("scenarios").is_some() {
         match super::checklist::native(&mut p, top, opts) {
             Some(x) => x,
             None => return Err(fail(p.problems)),
@@ -522,12 +542,19 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
             None,
             "a playbook",
         );
-        (top.clone(), None)
+        (top.clone(), None, BTreeMap::new())
     };
 
-    let name = p
+    let title = p
         .string(&top, "name", None)
         .unwrap_or_else(|| stem.to_string());
+    // A checklist's name is the team's title ("Region Failure — Shanghai"); its evidence
+    // folder is a slug of it. A native playbook's name must already be one.
+    let name = if scenario.is_some() {
+        slug(&title)
+    } else {
+        title.clone()
+    };
     if scenario.is_none()
         && (name.is_empty()
             || !name
@@ -750,6 +777,8 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     }
     Ok(Playbook {
         name,
+        title,
+        metadata,
         scenario,
         description,
         source: file.to_string(),
@@ -797,4 +826,23 @@ fn guard(p: &mut Parser, node: &Node) -> Option<Guard> {
         every,
         failures,
     })
+}
+
+/// A name fit for a folder: ASCII letters and digits kept (lowercased), every other run of
+/// characters one `-`; never empty.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let s = out.trim_matches('-').to_string();
+    if s.is_empty() {
+        "checklist".into()
+    } else {
+        s
+    }
 }

@@ -71,8 +71,12 @@ pub struct Targets {
 
 #[derive(Debug, Clone)]
 pub struct Playbook {
-    /// Safe for paths: `drills/<name>/<run-id>/`.
+    /// Safe for paths: `drills/<name>/<run-id>/` (a checklist's name made a slug).
     pub name: String,
+    /// The name as written (a checklist's may hold spaces), for reports.
+    pub title: String,
+    /// A checklist's top-level metadata drctl does not use, kept and shown as written.
+    pub metadata: BTreeMap<String, String>,
     pub scenario: Option<String>,
     pub description: String,
     /// Where it came from: a file path, or `shipped:<name>`.

@@ -16,11 +16,14 @@ pub enum Status {
     Cancelled,
     /// Not reached because the drill stopped earlier.
     NotRun,
+    /// `timeout: 0`: a step the playbook says happens by itself (a circuit breaker that
+    /// opens, an automatic failover). drctl records it and does not wait for it.
+    Automatic,
 }
 
 impl Status {
     pub fn ok(self) -> bool {
-        matches!(self, Status::Passed | Status::Skipped)
+        matches!(self, Status::Passed | Status::Skipped | Status::Automatic)
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +33,7 @@ impl Status {
             Status::Skipped => "skipped",
             Status::Cancelled => "cancelled",
             Status::NotRun => "not run",
+            Status::Automatic => "automatic",
         }
     }
 }
@@ -68,6 +72,9 @@ pub struct StepRecord {
     /// The first lines of the step's output (stdout, response body, query result).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
+    /// Confirmed by `--yes` rather than by a person or a probe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirmed_by_flag: bool,
 }
 
 impl StepRecord {
@@ -96,7 +103,18 @@ pub struct Metric {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub format: u32,
+    /// The evidence folder's name (a slug for checklists).
     pub playbook: String,
+    /// The playbook's or checklist's full name, as written.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    /// A checklist's own metadata (version, last and next drill, …), kept as written.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// A step between the fault and the recovery was confirmed by `--yes`: the run was a
+    /// rehearsal, and its RTO is not measured.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rehearsal: bool,
     #[serde(default)]
     pub scenario: Option<String>,
     pub description: String,

@@ -333,6 +333,13 @@ pub async fn refresh_status(state: &Arc<State>, cfg: &Config) {
         }
     }
     crate::metrics::record_status(&state.metrics, &all);
+    for (name, due) in crate::drill::next_drills() {
+        state.metrics.set(
+            "drctl_drill_next_due_timestamp_seconds",
+            &[("playbook", &name)],
+            due.timestamp() as f64,
+        );
+    }
     let mut newly = Vec::new();
     {
         let mut breached = state.breached.lock().unwrap_or_else(|p| p.into_inner());

@@ -531,12 +531,13 @@ fn checklists_run_as_manual_steps_on_and_off_a_terminal() {
         "{e}"
     );
     assert!(!dir.join("ev").exists());
-    // --yes: runs in key order, target checked.
+    // --yes: runs in key order; a rehearsal, so RTO is not measured and the target not met.
     let out = drill(
         &dir,
         &["run", "dr.yaml", "--scenario", "数据库主库故障", "--yes"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("REHEARSAL"), "{}", stdout(&out));
     let r = report(&runs(&dir.join("ev"))[0]);
     let ids: Vec<_> = r["steps"]
         .as_array()
@@ -549,7 +550,10 @@ fn checklists_run_as_manual_steps_on_and_off_a_terminal() {
     assert_eq!(step(&r, "2")["name"], "确认备库已提升为主库");
     assert_eq!(r["scenario"], "数据库主库故障");
     assert_eq!(r["rto"]["target_seconds"], 1800.0);
-    assert_eq!(r["rto"]["met"], true);
+    assert_eq!(r["rto"]["seconds"], Value::Null);
+    assert_eq!(r["rto"]["met"], false);
+    assert_eq!(r["rehearsal"], true);
+    assert_eq!(step(&r, "2")["confirmed_by_flag"], true);
     assert!(
         std::fs::read_to_string(runs(&dir.join("ev"))[0].join("report.html"))
             .unwrap()
@@ -619,4 +623,111 @@ fn manual_steps_on_a_terminal_wait_for_an_answer_within_their_timeout() {
         "{}",
         r["failures"]
     );
+}
+
+/// A real team's checklist, as they keep it: top-level metadata drctl does not use, the
+/// dates of the last and next drill, an automatic step (`timeout: 0m`, owner System), a name
+/// with spaces.
+const TEAM_CHECKLIST: &str = r#"name: Agent Platform DR Checklist
+version: 3.2
+owner_team: platform-sre
+last_drill: 2026-03-14
+next_drill: 2026-06-14
+approved_by: { name: Li Wei, role: Head of SRE }
+scenarios:
+  - name: payments-db-failover
+    description: Primary payments database lost
+    recovery_time_target: 30m
+    steps:
+      1: { action: Page the on-call DBA, owner: Incident Commander, timeout: 5m }
+      2: { action: Circuit breaker opens for payment writes, owner: System, timeout: 0m }
+      3: { action: Promote the standby, owner: DBA, timeout: 10m }
+"#;
+
+#[test]
+fn a_teams_checklist_runs_unchanged_and_yes_makes_a_rehearsal_not_a_met_target() {
+    let dir = tempdir("drill-team-");
+    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
+    std::fs::write(dir.join("playbooks/team-dr.yaml"), TEAM_CHECKLIST).unwrap();
+    let out = drill(
+        &dir,
+        &[
+            "validate",
+            "playbooks/team-dr.yaml",
+            "--scenario",
+            "payments-db-failover",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fields drctl does not use"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = drill(&dir, &["-o", "json", "list"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "team-dr")
+        .unwrap()
+        .clone();
+    assert_eq!(row["overdue"], true, "{row:#}");
+    assert_eq!(row["metadata"]["last_drill"], "2026-03-14");
+    assert_eq!(
+        row["metadata"]["approved_by"],
+        "{name: Li Wei, role: Head of SRE}"
+    );
+    let text = stdout(&drill(&dir, &["list"]));
+    assert!(
+        text.contains("OVERDUE: the next drill was due 2026-06-14"),
+        "{text}"
+    );
+
+    let out = drill(
+        &dir,
+        &[
+            "run",
+            "playbooks/team-dr.yaml",
+            "--scenario",
+            "payments-db-failover",
+            "--yes",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rehearsal never meets a target: {}",
+        stderr(&out)
+    );
+    let s = stdout(&out);
+    assert!(
+        s.contains("REHEARSAL") && s.contains("RTO not measured"),
+        "{s}"
+    );
+    assert!(!s.contains(": met"), "{s}");
+    // The evidence folder is a slug; the report keeps the full name and the metadata.
+    let run = &runs(&dir.join("ev"))[0];
+    assert!(
+        run.parent()
+            .unwrap()
+            .ends_with("agent-platform-dr-checklist"),
+        "{}",
+        run.display()
+    );
+    let r = report(run);
+    assert_eq!(r["title"], "Agent Platform DR Checklist");
+    assert_eq!(r["metadata"]["version"], "3.2");
+    assert_eq!(step(&r, "2")["status"], "automatic");
+    assert_eq!(step(&r, "1")["confirmed_by_flag"], true);
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("REHEARSAL")
+            && html.contains("confirmed by --yes")
+            && html.contains("next_drill: 2026-06-14")
+    );
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"confirmed_by_flag\":true"), "{journal}");
 }

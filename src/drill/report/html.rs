@@ -232,10 +232,15 @@ pub fn html(r: &RunRecord) -> String {
         );
     }
 
-    let verdict = if r.passed {
-        r#"<span class="ok">PASSED</span>"#
-    } else {
-        r#"<span class="bad">FAILED</span>"#
+    let verdict = match (r.passed, r.rehearsal) {
+        (true, true) => {
+            r#"<span class="na">REHEARSAL — RTO not measured (steps confirmed by --yes)</span>"#
+        }
+        (false, true) => {
+            r#"<span class="bad">REHEARSAL — FAILED (RTO not measured: steps confirmed by --yes)</span>"#
+        }
+        (true, false) => r#"<span class="ok">PASSED</span>"#,
+        (false, false) => r#"<span class="bad">FAILED</span>"#,
     };
     let metric = |name: &str, m: &super::super::record::Metric| {
         let cls = match m.met {
@@ -253,7 +258,7 @@ pub fn html(r: &RunRecord) -> String {
     for s in &steps {
         let cls = match s.status {
             Status::Passed => "ok",
-            Status::Skipped | Status::NotRun => "na",
+            Status::Skipped | Status::NotRun | Status::Automatic => "na",
             _ => "bad",
         };
         let detail = s.error.clone().unwrap_or_else(|| s.output.clone());
@@ -262,17 +267,15 @@ pub fn html(r: &RunRecord) -> String {
             s.started_at.map(|t| format!("+{}", fmt_secs(secs_since(r, t)))).unwrap_or_else(|| "—".into()),
             esc(&s.id), esc(&s.name), esc(&s.owner), esc(&s.kind),
             s.seconds().map(fmt_secs).unwrap_or_else(|| "—".into()), fmt_secs(s.timeout_seconds),
-            s.status.as_str(), esc(&super::super::steps::excerpt(&detail, 600)));
+            if s.confirmed_by_flag { "passed — confirmed by --yes, not by a person" } else { s.status.as_str() },
+            esc(&super::super::steps::excerpt(&detail, 600)));
     }
     let failures: String = r
         .failures
         .iter()
         .map(|f| format!("<li>{}</li>", esc(f)))
         .collect();
-    let title = match &r.scenario {
-        Some(s) => format!("{} — {s}", r.playbook),
-        None => r.playbook.clone(),
-    };
+    let title = super::title(r);
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -291,7 +294,7 @@ td.detail{{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wra
 .failures li{{color:#c0392b}}
 </style></head><body>
 <h1>DR drill: {title_e} — {verdict}</h1>
-<div class="meta">{desc}</div>
+<div class="meta">{desc}</div>{metadata}
 <div class="meta">Run <code>{run}</code> on {host} · started {start} · took {took} · drctl {ver} · {source}</div>
 <div class="metrics">{rto}{rpo}</div>
 {failures_block}
@@ -305,6 +308,18 @@ td.detail{{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wra
         title_e = esc(&title),
         run = esc(&r.run_id),
         desc = esc(&r.description),
+        metadata = if r.metadata.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r#"<div class="meta">{}</div>"#,
+                r.metadata
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", esc(k), esc(v)))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            )
+        },
         host = esc(&r.host),
         start = r.started_at.to_rfc3339(),
         took = fmt_secs(end),

@@ -24,17 +24,27 @@ fn offset(r: &RunRecord, s: &StepRecord) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-fn title(r: &RunRecord) -> String {
+pub(super) fn title(r: &RunRecord) -> String {
+    let name = if r.title.is_empty() {
+        &r.playbook
+    } else {
+        &r.title
+    };
     match &r.scenario {
-        Some(s) => format!("{} — {s}", r.playbook),
-        None => r.playbook.clone(),
+        Some(s) => format!("{name} — {s}"),
+        None => name.clone(),
     }
 }
 
 /// The verdict and the two measures, a few lines (the text output of `drill run`).
 pub fn summary(r: &RunRecord) -> String {
     let mut out = String::new();
-    let verdict = if r.passed { "PASSED" } else { "FAILED" };
+    let verdict = match (r.passed, r.rehearsal) {
+        (_, true) if r.passed => "REHEARSAL (passed; RTO not measured)",
+        (_, true) => "REHEARSAL, FAILED",
+        (true, false) => "PASSED",
+        (false, false) => "FAILED",
+    };
     let _ = writeln!(out, "drill {} run {}: {verdict}", title(r), r.run_id);
     let _ = writeln!(out, "  {}", describe("RTO", &r.rto));
     let _ = writeln!(out, "  {}", describe("RPO", &r.rpo));
@@ -46,7 +56,12 @@ pub fn summary(r: &RunRecord) -> String {
 
 pub fn markdown(r: &RunRecord) -> String {
     let mut md = String::new();
-    let verdict = if r.passed { "✅ passed" } else { "❌ failed" };
+    let verdict = match (r.passed, r.rehearsal) {
+        (true, true) => "🟡 rehearsal (steps confirmed by --yes: RTO not measured)",
+        (false, true) => "❌ failed (a rehearsal: steps confirmed by --yes)",
+        (true, false) => "✅ passed",
+        (false, false) => "❌ failed",
+    };
     let _ = writeln!(md, "# DR drill: {}\n", title(r));
     if !r.description.is_empty() {
         let _ = writeln!(md, "{}\n", r.description);
@@ -64,6 +79,9 @@ pub fn markdown(r: &RunRecord) -> String {
         fmt_secs((r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0)
     );
     let _ = writeln!(md, "- Verdict: **{verdict}**");
+    for (k, v) in &r.metadata {
+        let _ = writeln!(md, "- {k}: {v}");
+    }
     let _ = writeln!(md, "- {}", describe("RTO", &r.rto));
     let _ = writeln!(md, "  - {}", r.rto.note);
     let _ = writeln!(md, "- {}", describe("RPO", &r.rpo));
@@ -95,6 +113,9 @@ pub fn markdown(r: &RunRecord) -> String {
             }
             if s.recovered {
                 marks.push_str(" ✔recovered");
+            }
+            if s.confirmed_by_flag {
+                marks.push_str(" ⚑confirmed by --yes");
             }
             let detail = s.error.clone().unwrap_or_else(|| s.output.clone());
             let detail = detail.replace('|', "\\|").replace('\n', " ");

@@ -73,7 +73,8 @@ impl StepKind for Manual {
                 ctx.owner, ctx.step_name
             );
             return Ok(Outcome {
-                excerpt: "confirmed by --yes".into(),
+                excerpt: "confirmed by --yes (not by a person)".into(),
+                confirmed_by_flag: true,
                 ..Default::default()
             }
             .with("answer", "yes"));

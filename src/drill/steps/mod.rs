@@ -87,6 +87,8 @@ pub struct Outcome {
     pub durable_at: Option<DateTime<Utc>>,
     /// A person chose `skip` on a manual step.
     pub skipped: bool,
+    /// A manual step confirmed by `--yes`, not by a person: it proves nothing about time.
+    pub confirmed_by_flag: bool,
 }
 
 impl Outcome {
