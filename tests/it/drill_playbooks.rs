@@ -37,6 +37,15 @@ fn pg_primary_failure_promotes_the_standby_and_measures_rpo_from_the_heartbeat()
     let primary = Pg::start();
     let standby = primary.start_standby();
     let dir = tempdir("drill-pg-");
+    // An earlier drill left heartbeats behind, replicated: they must not count as ready.
+    primary.psql("postgres", "CREATE TABLE drill_heartbeat (at timestamptz NOT NULL); INSERT INTO drill_heartbeat SELECT now() - interval '1 hour' - g * interval '1 second' FROM generate_series(1, 10) g");
+    wait_until("stale heartbeats replicated", || {
+        standby.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'drill_heartbeat'",
+        ) == "1"
+            && standby.psql("postgres", "SELECT count(*) FROM drill_heartbeat") == "10"
+    });
     let log = dir.join("heartbeat.log");
     let clients = dir.join("database.env");
     let out = drill_cmd(
@@ -72,12 +81,13 @@ fn pg_primary_failure_promotes_the_standby_and_measures_rpo_from_the_heartbeat()
         .unwrap()
         .contains(&standby.url("postgres")));
 
-    // T_d is the newest heartbeat on the promoted side, exactly.
-    // (the newest row but one: `takes-writes` inserted one after the promotion)
-    let newest = pg_time(&standby.psql(
-        "postgres",
-        "SELECT max(at) FROM drill_heartbeat WHERE at < (SELECT max(at) FROM drill_heartbeat)",
-    ));
+    // T_d is the newest heartbeat on the promoted side, exactly; the recovery check wrote
+    // into its own table, not into the heartbeats.
+    let newest = pg_time(&standby.psql("postgres", "SELECT max(at) FROM drill_heartbeat"));
+    assert_eq!(
+        standby.psql("postgres", "SELECT count(*) FROM drill_write_check"),
+        "1"
+    );
     let durable = at(&r["durable_at"]);
     assert_eq!(durable, newest);
 
@@ -94,6 +104,16 @@ fn pg_primary_failure_promotes_the_standby_and_measures_rpo_from_the_heartbeat()
         .collect();
     acked.sort();
     let last_ack = *acked.last().expect("the heartbeat writer wrote nothing");
+    // Readiness waited for this run's own writer: it committed before the primary stopped,
+    // and the data RPO counts back to is this run's, not the earlier drill's.
+    assert!(
+        acked[0] < fault,
+        "the primary stopped before the writer committed anything"
+    );
+    assert!(
+        secs(fault, durable) < 2.0,
+        "RPO measured against stale data: {durable}"
+    );
     let interval = acked
         .windows(2)
         .map(|w| secs(w[1], w[0]))
@@ -417,15 +437,31 @@ fn region_failure_cuts_dns_over_with_tsig_promotes_and_rolls_back() {
     let knot = Knot::start(&dir.join("knot"));
     let primary = Pg::start();
     let standby = primary.start_standby();
-    primary.psql("postgres", "CREATE TABLE drill_heartbeat (at timestamptz NOT NULL); INSERT INTO drill_heartbeat SELECT now() - g * interval '1 second' FROM generate_series(0, 4) g");
-    wait_until("standby replayed", || {
-        standby.psql(
-            "postgres",
-            "SELECT count(*) FROM pg_tables WHERE tablename = 'drill_heartbeat'",
-        ) == "1"
-            && standby.psql("postgres", "SELECT count(*) FROM drill_heartbeat") == "5"
-    });
-    let newest = pg_time(&primary.psql("postgres", "SELECT max(at) FROM drill_heartbeat"));
+    // Stale rows from an earlier drill, then the application's heartbeat every 200 ms.
+    primary.psql("postgres", "CREATE TABLE drill_heartbeat (at timestamptz NOT NULL); INSERT INTO drill_heartbeat SELECT now() - interval '1 hour' - g * interval '1 second' FROM generate_series(0, 4) g");
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (writing, url) = (writing.clone(), primary.url("postgres"));
+        std::thread::spawn(move || {
+            while writing.load(Ordering::SeqCst) {
+                let ok = Command::new("psql")
+                    .args([
+                        "-X",
+                        "-q",
+                        "-d",
+                        &url,
+                        "-c",
+                        "INSERT INTO drill_heartbeat VALUES (clock_timestamp())",
+                    ])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if !ok {
+                    break; // the primary is gone
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
     // The service's health endpoint in region B.
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
@@ -495,7 +531,10 @@ fn region_failure_cuts_dns_over_with_tsig_promotes_and_rolls_back() {
     let o = drill_cmd(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
         .output()
         .unwrap();
+    writing.store(false, Ordering::SeqCst);
+    writer.join().unwrap();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let newest = pg_time(&standby.psql("postgres", "SELECT max(at) FROM drill_heartbeat"));
     let run = runs(&dir.join("ev"))
         .into_iter()
         .find(|p| p.parent().unwrap().ends_with("region-failure"))
