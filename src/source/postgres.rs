@@ -181,6 +181,9 @@ impl BackupSource for PostgresSource {
             .hint(format!("install postgresql-client-{server_major} and set `pg_dump:` in the job's source to its pg_dump")));
         }
 
+        if !filters_objects(&self.spec.extra_args) {
+            readable(&client, &conn).await?;
+        }
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
@@ -255,9 +258,21 @@ impl SourceRun for PostgresRun {
     }
 
     async fn finish_artifact(&mut self) -> Result<serde_json::Value> {
-        self.proc.wait_success().await.map_err(|e| {
-            e.hint("the backup failed and was not committed; fix the cause above and run it again")
-        })?;
+        if let Err(e) = self.proc.wait_success().await {
+            // A row count that failed first aborted the exporting transaction, and pg_dump's
+            // error ("could not import the requested snapshot") is only its consequence.
+            if let Some(task) = self.counts.take() {
+                if let Ok(Err(first)) = task.await {
+                    return Err(first.context(format!(
+                        "the snapshot's transaction failed first, then {}",
+                        e.message()
+                    )));
+                }
+            }
+            return Err(e.hint(
+                "the backup failed and was not committed; fix the cause above and run it again",
+            ));
+        }
         let mut facts = serde_json::json!({});
         if let Some(task) = self.counts.take() {
             let counts = task
@@ -279,6 +294,74 @@ impl SourceRun for PostgresRun {
         }
         self.client.take();
     }
+}
+
+/// `pg_dump` arguments that choose which objects are dumped: then drctl cannot know which
+/// tables must be readable, and leaves the check to pg_dump.
+fn filters_objects(args: &[String]) -> bool {
+    const FLAGS: &[&str] = &[
+        "-t",
+        "-T",
+        "-n",
+        "-N",
+        "--table",
+        "--exclude-table",
+        "--schema",
+        "--exclude-schema",
+        "--exclude-table-data",
+    ];
+    args.iter().any(|a| {
+        FLAGS
+            .iter()
+            .any(|f| a == f || a.starts_with(&format!("{f}=")))
+            || (a.len() > 2 && ["-t", "-T", "-n", "-N"].iter().any(|f| a.starts_with(f)))
+    })
+}
+
+/// Every table and sequence pg_dump will read must be readable by the backup role. Checked
+/// before the snapshot: otherwise the first failure (a row count, or pg_dump's own read)
+/// aborts the exporting transaction, and what the user sees is pg_dump's "could not import
+/// the requested snapshot" while the real cause sits in the server log.
+async fn readable(client: &Client, conn: &ConnInfo) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), current_user::text, n.nspname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'm', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+             AND (NOT has_schema_privilege(n.oid, 'USAGE') OR NOT CASE WHEN c.relkind = 'S' \
+                  THEN has_sequence_privilege(c.oid, 'SELECT') ELSE has_table_privilege(c.oid, 'SELECT') END) \
+             ORDER BY 1",
+            &[],
+        )
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let role: String = first.get(1);
+    let names: Vec<String> = rows.iter().take(10).map(|r| r.get(0)).collect();
+    let mut schemas: Vec<String> = rows.iter().map(|r| r.get(2)).collect();
+    schemas.sort();
+    schemas.dedup();
+    let more = if rows.len() > names.len() {
+        format!(" and {} more", rows.len() - names.len())
+    } else {
+        String::new()
+    };
+    let grants: Vec<String> = schemas
+        .iter()
+        .map(|s| format!("GRANT USAGE ON SCHEMA {s} TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {role}; GRANT SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {role};"))
+        .collect();
+    Err(Error::failed(format!(
+        "role {role} may connect to {} but may not read {} object(s) pg_dump must dump: {}{more} (permission denied)",
+        conn.redacted,
+        rows.len(),
+        names.join(", ")
+    ))
+    .hint(format!(
+        "grant read access, e.g. {} — or, on PostgreSQL 14+, GRANT pg_read_all_data TO {role}; nothing was dumped",
+        grants.join(" ")
+    )))
 }
 
 /// Exact row counts of every ordinary table, in the current transaction's snapshot.

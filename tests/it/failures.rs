@@ -209,3 +209,34 @@ fn memory_stays_bounded_for_a_dump_many_times_the_buffer() {
         peak / 1024 / 1024
     );
 }
+
+#[test]
+fn a_role_that_cannot_read_a_table_gets_the_real_cause_and_what_to_grant() {
+    let pg = pg();
+    let db = source_db();
+    pg.psql(&db, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'drctl_noread') THEN CREATE ROLE drctl_noread LOGIN; END IF; END $$");
+    pg.psql(&db, &format!("CREATE TABLE payroll (id int, salary numeric); GRANT CONNECT ON DATABASE \"{db}\" TO drctl_noread; GRANT USAGE ON SCHEMA public TO drctl_noread; GRANT SELECT ON ALL TABLES IN SCHEMA public TO drctl_noread; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO drctl_noread; REVOKE SELECT ON payroll FROM drctl_noread"));
+    let w = World::new("noread");
+    let url = pg
+        .url(&db)
+        .replacen("postgres://postgres@", "postgres://drctl_noread@", 1);
+    w.two_regions(2, &url, "");
+    let o = w.drctl(&["backup", "run", "app"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("role drctl_noread may connect")
+            && e.contains("public.payroll")
+            && e.contains("permission denied"),
+        "{e}"
+    );
+    assert!(
+        e.contains("GRANT SELECT ON ALL TABLES IN SCHEMA public TO drctl_noread"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("could not import the requested snapshot"),
+        "{e}"
+    );
+    assert_nothing_left(&w);
+}
