@@ -9,9 +9,19 @@ use hyper::{body::Incoming, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// A client has this long to send a request's headers (a slow or half-sent request holds
+/// nothing longer), a connection lives at most `CONN_LIFETIME`, and at most `MAX_CONNS` are
+/// served at once; past that a new connection is closed at once. The rendered Deployment
+/// listens on every interface, so these bounds face the cluster network.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const CONN_LIFETIME: Duration = Duration::from_secs(60);
+pub const MAX_CONNS: usize = 64;
+
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, stop: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNS));
     loop {
         let (stream, _) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -23,15 +33,27 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, stop: C
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                max = MAX_CONNS,
+                "too many open HTTP connections: one refused"
+            );
+            drop(stream);
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |req| answer(state.clone(), req));
             let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .await
-            {
-                tracing::debug!(error = %e, "http connection ended");
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(io, svc);
+            match tokio::time::timeout(CONN_LIFETIME, conn).await {
+                Ok(Err(e)) => tracing::debug!(error = %e, "http connection ended"),
+                Err(_) => tracing::debug!("http connection closed: lifetime reached"),
+                Ok(Ok(())) => {}
             }
         });
     }

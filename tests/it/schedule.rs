@@ -624,3 +624,55 @@ fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
     assert!(err.contains("expected 5 cron fields"), "{err}");
     assert!(err.contains("config re-read and applied"), "{err}");
 }
+
+#[test]
+fn a_slow_client_cannot_hold_the_daemons_http_port() {
+    let w = World::with_job(
+        "slowloris",
+        "c",
+        "{ kind: redis, url: \"redis://127.0.0.1:1\" }",
+    );
+    let d = Daemon::start(&w);
+    let half = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        // Headers begun, never finished.
+        write!(s, "GET /metrics HTTP/1.1\r\nhost: x\r\nx-slow: ").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    // One half-sent request: closed by the server within its header timeout.
+    let mut s = half();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+    // Many at once: past the cap, new connections are closed at once, and the port serves
+    // again once the slow ones timed out.
+    let slow: Vec<_> = (0..64).map(|_| half()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = write!(extra, "GET /healthz HTTP/1.0\r\n\r\n");
+    let mut got = String::new();
+    let t = Instant::now();
+    let _ = extra.read_to_string(&mut got);
+    assert!(
+        got.is_empty() && t.elapsed() < Duration::from_secs(2),
+        "served past the cap: {got:?}"
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        d.get("/healthz").0,
+        200,
+        "the port did not recover after the slow clients timed out"
+    );
+    drop(slow);
+    let (code, _) = d.term(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
