@@ -145,9 +145,15 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
     let mut documents = 0;
     let mut root_seen = false;
     loop {
-        let (ev, mark) = parser
-            .next_token()
-            .map_err(|e| problem(*e.marker(), format!("not valid YAML: {}", e.info())))?;
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            let why = match e.info() {
+                "recursion limit exceeded" => {
+                    format!("nested too deeply (more than {} levels)", limits.max_depth)
+                }
+                other => format!("not valid YAML: {other}"),
+            };
+            problem(*e.marker(), why)
+        })?;
         let at = (mark.line().max(1), mark.col() + 1);
         match ev {
             Event::StreamEnd => break,
@@ -226,7 +232,7 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
                 if stack.len() >= limits.max_depth {
                     return Err(problem(
                         mark,
-                        format!("nested deeper than {} levels", limits.max_depth),
+                        format!("nested too deeply (more than {} levels)", limits.max_depth),
                     ));
                 }
                 if matches!(stack.last(), Some(Frame::Map { key: None, .. })) {

@@ -867,3 +867,8 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
+
+/// At most 2,000 characters of `s`, for assertion messages about huge outputs.
+pub fn excerpt(s: &str) -> String {
+    s.chars().take(2000).collect()
+}

@@ -1,5 +1,6 @@
 //! Integration tests against real services (see common.rs). Run with `cargo test`.
 
+mod bad_input;
 mod chroma;
 mod common;
 mod config_errors;
