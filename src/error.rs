@@ -52,6 +52,15 @@ impl Error {
         self.hint = Some(hint.into());
         self
     }
+    /// Attach a hint unless the error already carries one (the more specific advice, from
+    /// where the cause was found, wins over a caller's general one).
+    pub fn hint_or(self, hint: impl Into<String>) -> Self {
+        if self.hint.is_some() {
+            self
+        } else {
+            self.hint(hint)
+        }
+    }
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self

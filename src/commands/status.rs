@@ -50,6 +50,24 @@ pub async fn run(cfg: &Config, out: Output) -> Result<()> {
         .filter(|s| s.rpo_breached)
         .map(|s| s.job.as_str())
         .collect();
+    let mut unread: Vec<&str> = all
+        .iter()
+        .flat_map(|s| s.unreachable_regions.iter().map(String::as_str))
+        .collect();
+    unread.sort();
+    unread.dedup();
+    if is_text(out) {
+        for r in &unread {
+            println!("(region {r} could not be read: the figures above leave it out)");
+        }
+    }
+    if breached.is_empty() && !unread.is_empty() {
+        return Err(Error::failed(format!(
+            "the status is incomplete: region(s) {} could not be read",
+            unread.join(", ")
+        ))
+        .hint("bring the region back (the warning above says why it could not be read)"));
+    }
     if breached.is_empty() {
         Ok(())
     } else {

@@ -220,7 +220,7 @@ async fn gather(regions: &[Region], job: &str) -> Result<(Held, Vec<(String, Str
 fn unreadable(r: &Region) -> impl Fn(Error) -> Error + '_ {
     move |e| {
         e.context("prune deletes nothing while a region cannot be read")
-            .hint(format!(
+            .hint_or(format!(
                 "bring region {} back (or remove it from the config), then prune again",
                 r.name
             ))

@@ -13,6 +13,7 @@ mod lease;
 mod proxy;
 mod prune;
 mod qdrant;
+mod readers;
 mod redis;
 mod roundtrip;
 mod route53;
