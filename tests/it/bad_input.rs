@@ -707,6 +707,12 @@ fn check(kind: &str, args: &[&str], file: &Path, code: i32, pos: &str, frag: &st
             bad.push(format!("{kind} {name}: no {frag:?} in: {}", r.stderr));
         }
     }
+    if r.stderr.contains("create ./drctl.yaml") {
+        bad.push(format!(
+            "{kind} {name}: tells to create a file that exists: {}",
+            r.stderr
+        ));
+    }
     if r.took > Duration::from_secs(1) {
         bad.push(format!("{kind} {name}: took {:?}", r.took));
     }

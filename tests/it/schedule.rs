@@ -81,9 +81,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(w: &World) -> Daemon {
+        Self::start_in(w, &std::env::current_dir().unwrap())
+    }
+
+    /// The daemon with `cwd` as its working directory (where it finds `./playbooks`).
+    fn start_in(w: &World, cwd: &std::path::Path) -> Daemon {
         let port = free_port();
         let child = w
             .cmd(&["schedule", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(cwd)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -632,7 +638,25 @@ fn a_slow_client_cannot_hold_the_daemons_http_port() {
         "c",
         "{ kind: redis, url: \"redis://127.0.0.1:1\" }",
     );
-    let d = Daemon::start(&w);
+    // A checklist in ./playbooks: its next drill's due time is exported.
+    std::fs::create_dir_all(w.dir.join("playbooks")).unwrap();
+    std::fs::write(
+        w.dir.join("playbooks/team-dr.yaml"),
+        "name: Team DR\nnext_drill: 2026-06-14\nscenarios:\n  - name: s\n    steps:\n      1: { action: Page, owner: IC, timeout: 5m }\n",
+    )
+    .unwrap();
+    let d = Daemon::start_in(&w, &w.dir);
+    let series = "drctl_drill_next_due_timestamp_seconds{playbook=\"team-dr\"}";
+    let start = Instant::now();
+    while d.metric(series).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{}",
+            d.get("/metrics").1
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(d.metric(series), Some(1_781_395_200.0)); // 2026-06-14T00:00:00Z
     let half = || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
         // Headers begun, never finished.
