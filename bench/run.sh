@@ -5,6 +5,7 @@
 #   bench/run.sh                 # default dataset (1.5M messages, ~730 MB dump), 3 runs
 #   BENCH_ROWS=3000000 bench/run.sh   # double the data (is peak RSS flat?)
 #   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh      # backup | restore | drctl (limit + drctl only) | redis
+#   BENCH_ONLY=drctl BENCH_BASELINE=/path/drctl bench/run.sh   # also an older build, same rounds
 #
 # Services: a PostgreSQL from the installed server binaries and one Garage (S3-compatible)
 # on loopback; "2 regions" are two buckets on it. Prints markdown tables: wall (median, min,
@@ -141,6 +142,12 @@ if [[ $ONLY == drctl ]]; then
   row "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
   row "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" \
     'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  # BENCH_BASELINE=/path/to/an/older/drctl: the same run by another build, interleaved in the
+  # same rounds, to tell a change's cost from the machine's noise.
+  if [[ -n ${BENCH_BASELINE:-} ]]; then
+    row "drctl baseline, 2 regions" "$BENCH_BASELINE -c $W/two.yaml --log-format json backup run bench" \
+      'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  fi
   run_rounds
   table "Backup, limit and drctl only" | tee "$W/backup-drctl.md"
 fi

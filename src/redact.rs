@@ -24,8 +24,20 @@ pub fn register(secret: &str) {
     }
     let encoded: String =
         url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
+    // As it appears quoted: in a JSON log line, in a `Debug` rendering, and in both.
+    let inner = |q: String| q[1..q.len() - 1].to_string();
+    let json = |v: &str| inner(serde_json::to_string(v).unwrap_or_default());
+    let debug = inner(format!("{secret:?}"));
+    let forms = [
+        secret.to_string(),
+        encoded,
+        secret.replace('+', "%2B"),
+        json(secret),
+        json(&debug),
+        debug,
+    ];
     let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    for s in [secret.to_string(), encoded, secret.replace('+', "%2B")] {
+    for s in forms {
         if !all.contains(&s) {
             all.push(s);
         }
@@ -79,5 +91,8 @@ mod tests {
         let s = scrub(line);
         assert!(!s.contains("s3cr3t"), "{s}");
         assert_eq!(scrub("nothing here"), "nothing here");
+        register(r#"q"uo\te"#);
+        let json_log = serde_json::to_string(&format!("{:?}", r#"q"uo\te"#)).unwrap();
+        assert!(!scrub(&json_log).contains("uo"), "{json_log}");
     }
 }
