@@ -577,6 +577,13 @@ impl World {
     }
 }
 
+/// Every file below `root`, at any depth (none when it does not exist).
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    walk(root, &mut out);
+    out
+}
+
 fn walk(p: &Path, out: &mut Vec<PathBuf>) {
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {

@@ -89,24 +89,6 @@ fn wait_for_run(child: &mut Child, what: &str, secs: u64, mut ok: impl FnMut() -
     }
 }
 
-/// Files of the fs region (anywhere under `root/backups`).
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        if let Ok(rd) = std::fs::read_dir(p) {
-            for e in rd.flatten() {
-                if e.path().is_dir() {
-                    walk(&e.path(), out);
-                } else {
-                    out.push(e.path());
-                }
-            }
-        }
-    }
-    let mut out = vec![];
-    walk(root, &mut out);
-    out
-}
-
 fn s3_backup_keys(w: &World) -> Vec<String> {
     w.s3_keys()
         .into_iter()

@@ -3,7 +3,6 @@
 //! writes; child processes do not inherit drctl's credentials.
 
 use crate::common::*;
-use std::path::{Path, PathBuf};
 
 const DSN_PASSWORD: &str = "Dsn+Pa&ss-7781";
 const TSIG_SECRET: &str = "c2VjcmV0LXRzaWcta2V5LTc3ODE=";
@@ -21,18 +20,6 @@ fn planted(w: &World) -> Vec<String> {
         UNRELATED.into(),
         w.dir.display().to_string() + "/never", // a control: absent by construction
     ]
-}
-
-fn files(p: &Path, out: &mut Vec<PathBuf>) {
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                files(&e.path(), out);
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
 }
 
 #[test]
@@ -111,8 +98,7 @@ fn no_log_level_and_no_written_file_shows_a_secret() {
     }
     // Every file drctl wrote: both regions' repositories (S3 read through its fs twin's
     // layout is not needed: the manifests are the same), the evidence, anything in the world.
-    let mut written = Vec::new();
-    files(&w.dir, &mut written);
+    let written = files_under(&w.dir);
     for f in written
         .iter()
         .filter(|f| !f.ends_with("drctl.yaml") && !f.ends_with("tsig.yaml"))
@@ -189,8 +175,7 @@ fn child_processes_get_a_base_environment_not_drctls_credentials() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut out = Vec::new();
-    files(&w.dir.join("ev"), &mut out);
+    let out = files_under(&w.dir.join("ev"));
     let journal = out
         .iter()
         .find(|f| f.ends_with("journal.jsonl"))
