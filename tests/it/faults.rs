@@ -30,32 +30,54 @@ fn source_db() -> String {
     db
 }
 
-/// A config: a fs region at `fs_root`, an S3 region at `endpoint` with the given keys.
-#[allow(clippy::too_many_arguments)]
-fn config(
-    w: &World,
-    fs_root: &Path,
-    endpoint: &str,
-    keys: (&str, &str),
+/// A fault world's config: a fs region `local` and an S3 region `garage`, one postgres job
+/// whose pg_dump is a stand-in running `dump`. Defaults: the world's fs root, the shared
+/// Garage with its key, `min_copies: 2`.
+struct Setup<'a> {
+    w: &'a World,
+    fs_root: PathBuf,
+    endpoint: String,
+    keys: (String, String),
     min_copies: usize,
-    dump_body: &str,
-    extra_region: &str,
-    extra_top: &str,
-) {
-    let fake = fake_dump(&w.dir, dump_body);
-    let g = garage();
-    w.write_config(&format!(
-        "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{endpoint}\", access_key_id: \"{k}\", secret_access_key: \"{s}\"{extra_region} }}\n\
-         min_copies: {min_copies}\n{extra_top}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{db}\", pg_dump: {fake}, row_counts: false }}\n",
-        fs = fs_root.display(),
-        b = g.bucket,
-        root = w.s3_root,
-        r = GARAGE_REGION,
-        k = keys.0,
-        s = keys.1,
-        db = pg().url(&source_db()),
-        fake = fake.display(),
-    ));
+    /// Appended inside the S3 region's flow mapping, e.g. `, timeout: 2s`.
+    region_extra: &'a str,
+    /// Top-level lines, e.g. `lease_ttl: 10s\n`.
+    top_extra: &'a str,
+}
+
+impl<'a> Setup<'a> {
+    fn new(w: &'a World) -> Self {
+        let g = garage();
+        Setup {
+            w,
+            fs_root: w.fs_root.clone(),
+            endpoint: g.endpoint.clone(),
+            keys: (g.key_id.clone(), g.secret.clone()),
+            min_copies: 2,
+            region_extra: "",
+            top_extra: "",
+        }
+    }
+
+    fn write(&self, dump: &str) {
+        let fake = fake_dump(&self.w.dir, dump);
+        self.w.write_config(&format!(
+            "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"{k}\", secret_access_key: \"{s}\"{x} }}\n\
+             min_copies: {min}\n{top}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{db}\", pg_dump: {fake}, row_counts: false }}\n",
+            fs = self.fs_root.display(),
+            b = garage().bucket,
+            root = self.w.s3_root,
+            r = GARAGE_REGION,
+            e = self.endpoint,
+            k = self.keys.0,
+            s = self.keys.1,
+            x = self.region_extra,
+            min = self.min_copies,
+            top = self.top_extra,
+            db = pg().url(&source_db()),
+            fake = fake.display(),
+        ));
+    }
 }
 
 fn spawn(w: &World, args: &[&str]) -> Child {
@@ -126,19 +148,9 @@ fn every_fs_manifest_is_whole(root: &Path) {
 #[test]
 fn prune_racing_a_running_backup_removes_nothing_and_the_backup_is_whole() {
     let w = World::new("race");
-    let g = garage();
-    // 12 MB streams out (an S3 multipart upload is under way, the fs file exists), then the
+    // 20 MB streams out (an S3 multipart upload is under way, the fs file exists), then the
     // "dump" pauses with its output open while prune runs, then finishes.
-    config(
-        &w,
-        &w.fs_root,
-        &g.endpoint,
-        (&g.key_id, &g.secret),
-        2,
-        "head -c 20000000 /dev/urandom\nsleep 6\nhead -c 1000 /dev/urandom",
-        "",
-        "",
-    );
+    Setup::new(&w).write("head -c 20000000 /dev/urandom\nsleep 6\nhead -c 1000 /dev/urandom");
     let mut child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
     wait_for_run(&mut child, "the run streams to both regions", 30, || {
         !w.fs_files().is_empty() && !w.s3_uploads().is_empty()
@@ -170,17 +182,11 @@ fn prune_racing_a_running_backup_removes_nothing_and_the_backup_is_whole() {
 #[test]
 fn an_artifact_removed_during_the_run_gets_no_manifest_in_that_region() {
     let w = World::new("vanish");
-    let g = garage();
-    config(
-        &w,
-        &w.fs_root,
-        &g.endpoint,
-        (&g.key_id, &g.secret),
-        1,
-        "head -c 3000000 /dev/urandom\nsleep 3\nhead -c 1000 /dev/urandom",
-        "",
-        "",
-    );
+    Setup {
+        min_copies: 1,
+        ..Setup::new(&w)
+    }
+    .write("head -c 3000000 /dev/urandom\nsleep 3\nhead -c 1000 /dev/urandom");
     let mut child = spawn(&w, &["-o", "json", "backup", "run", "app"]);
     wait_for_run(&mut child, "the fs artifact exists", 30, || {
         !w.fs_files().is_empty()
@@ -207,17 +213,11 @@ fn an_artifact_removed_during_the_run_gets_no_manifest_in_that_region() {
 #[test]
 fn drctl_sigkilled_mid_run_leaves_partials_that_prune_removes_once_the_lease_expires() {
     let w = World::new("killed");
-    let g = garage();
-    config(
-        &w,
-        &w.fs_root,
-        &g.endpoint,
-        (&g.key_id, &g.secret),
-        2,
-        "head -c 20000000 /dev/urandom\nsleep 60",
-        "",
-        "lease_ttl: 10s\n",
-    );
+    Setup {
+        top_extra: "lease_ttl: 10s\n",
+        ..Setup::new(&w)
+    }
+    .write("head -c 20000000 /dev/urandom\nsleep 60");
     let mut child = spawn(&w, &["backup", "run", "app"]);
     wait_for_run(&mut child, "the run streams to both regions", 30, || {
         !w.fs_files().is_empty() && !w.s3_uploads().is_empty()
@@ -267,16 +267,12 @@ fn a_stalled_store_ends_the_run_by_its_timeout_never_a_hang() {
     let w = World::new("stall");
     let g = garage();
     let proxy = Proxy::start(g.endpoint.trim_start_matches("http://"));
-    config(
-        &w,
-        &w.fs_root,
-        &proxy.url(),
-        (&g.key_id, &g.secret),
-        2,
-        "head -c 20000000 /dev/urandom\nsleep 5\nhead -c 12000000 /dev/urandom",
-        ", timeout: 2s",
-        "",
-    );
+    Setup {
+        endpoint: proxy.url().to_string(),
+        region_extra: ", timeout: 2s",
+        ..Setup::new(&w)
+    }
+    .write("head -c 20000000 /dev/urandom\nsleep 5\nhead -c 12000000 /dev/urandom");
     let mut child = spawn(&w, &["backup", "run", "app"]);
     wait_for_run(&mut child, "an upload is under way", 30, || {
         !w.s3_uploads().is_empty()
@@ -325,22 +321,17 @@ fn unmount(p: &Path) {
 #[test]
 fn a_full_fs_region_is_dropped_and_leaves_nothing() {
     let w = World::new("full");
-    let g = garage();
     let Some(mnt) = tmpfs(&w, "4m", false) else {
         return;
     };
     let root = mnt.join("repo");
     for min in [1, 2] {
-        config(
-            &w,
-            &root,
-            &g.endpoint,
-            (&g.key_id, &g.secret),
-            min,
-            "head -c 12000000 /dev/urandom",
-            "",
-            "",
-        );
+        Setup {
+            fs_root: root.to_path_buf(),
+            min_copies: min,
+            ..Setup::new(&w)
+        }
+        .write("head -c 12000000 /dev/urandom");
         let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
         let e = stderr(&o);
         if min == 1 {
@@ -378,16 +369,11 @@ fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
     let dump = "head -c 1000 /dev/urandom";
     // S3 with a read-only key beside a writable fs region: with min_copies 2 the run fails
     // before pg_dump starts, naming the region; with min_copies 1 it commits to fs alone.
-    config(
-        &w,
-        &w.fs_root,
-        &g.endpoint,
-        (&ro_id, &ro_secret),
-        2,
-        dump,
-        "",
-        "",
-    );
+    Setup {
+        keys: (ro_id.to_string(), ro_secret.to_string()),
+        ..Setup::new(&w)
+    }
+    .write(dump);
     let o = w.drctl(&["backup", "run", "app"]);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
@@ -399,16 +385,12 @@ fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
         !w.dir.join("fake.pid").exists(),
         "pg_dump ran although the run could not succeed"
     );
-    config(
-        &w,
-        &w.fs_root,
-        &g.endpoint,
-        (&ro_id, &ro_secret),
-        1,
-        dump,
-        "",
-        "",
-    );
+    Setup {
+        keys: (ro_id.to_string(), ro_secret.to_string()),
+        min_copies: 1,
+        ..Setup::new(&w)
+    }
+    .write(dump);
     let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -419,7 +401,13 @@ fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
         return;
     };
     let _ = std::fs::remove_file(w.dir.join("fake.pid"));
-    config(&w, &ro, &g.endpoint, (&ro_id, &ro_secret), 1, dump, "", "");
+    Setup {
+        fs_root: ro.to_path_buf(),
+        keys: (ro_id.to_string(), ro_secret.to_string()),
+        min_copies: 1,
+        ..Setup::new(&w)
+    }
+    .write(dump);
     let o = w.drctl(&["backup", "run", "app"]);
     unmount(&ro);
     let e = stderr(&o);
@@ -437,16 +425,13 @@ fn a_failed_manifest_write_in_one_region_leaves_no_manifest_and_nothing_there() 
     let g = garage();
     let proxy = Proxy::start(g.endpoint.trim_start_matches("http://"));
     proxy.cut_requests_containing("manifest.json");
-    config(
-        &w,
-        &w.fs_root,
-        &proxy.url(),
-        (&g.key_id, &g.secret),
-        1,
-        "head -c 12000000 /dev/urandom",
-        ", timeout: 5s",
-        "",
-    );
+    Setup {
+        endpoint: proxy.url().to_string(),
+        min_copies: 1,
+        region_extra: ", timeout: 5s",
+        ..Setup::new(&w)
+    }
+    .write("head -c 12000000 /dev/urandom");
     let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -462,16 +447,14 @@ fn a_failed_manifest_write_in_one_region_leaves_no_manifest_and_nothing_there() 
 fn the_store_sigkilled_mid_upload_fails_the_run_and_prune_cleans_up_after_it_returns() {
     let w = World::new("storekill");
     let store = Garage::start();
-    config(
-        &w,
-        &w.fs_root,
-        &store.endpoint,
-        (&store.key_id, &store.secret),
-        2,
-        "head -c 20000000 /dev/urandom\nsleep 5\nhead -c 12000000 /dev/urandom",
-        ", timeout: 3s",
-        "lease_ttl: 10s\n",
-    );
+    Setup {
+        endpoint: store.endpoint.to_string(),
+        keys: (store.key_id.to_string(), store.secret.to_string()),
+        region_extra: ", timeout: 3s",
+        top_extra: "lease_ttl: 10s\n",
+        ..Setup::new(&w)
+    }
+    .write("head -c 20000000 /dev/urandom\nsleep 5\nhead -c 12000000 /dev/urandom");
     let mut child = spawn(&w, &["backup", "run", "app"]);
     let uploads = |g: &Garage| g.multipart_uploads(w.s3_root.trim_start_matches('/'));
     wait_for_run(&mut child, "an upload is under way", 30, || {
