@@ -96,8 +96,22 @@ fn no_log_level_and_no_written_file_shows_a_secret() {
             }
         }
     }
-    // Every file drctl wrote: both regions' repositories (S3 read through its fs twin's
-    // layout is not needed: the manifests are the same), the evidence, anything in the world.
+    // Every file drctl wrote: the fs region, the evidence, anything in the world — and the
+    // S3 region's objects, copied down with the aws CLI.
+    let s3_copy = w.dir.join("s3-copy");
+    let sync = g.aws(&[
+        "s3",
+        "sync",
+        &format!("s3://{}{}", g.bucket, w.s3_root),
+        s3_copy.to_str().unwrap(),
+    ]);
+    assert!(sync.status.success(), "{}", stderr(&sync));
+    assert!(
+        files_under(&s3_copy)
+            .iter()
+            .any(|f| f.ends_with("manifest.json")),
+        "nothing was copied from the S3 region"
+    );
     let written = files_under(&w.dir);
     for f in written
         .iter()
