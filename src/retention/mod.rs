@@ -46,12 +46,7 @@ pub async fn prune(
     jobs: &[&JobSpec],
     opts: &Options,
 ) -> Result<Vec<Row>> {
-    if !opts.dry_run {
-        for r in regions {
-            lease::reap_expired(r).await.map_err(unreadable(r))?;
-        }
-    }
-    let (floor, writing) = lease_floor(regions).await?;
+    let (floor, writing) = lease_floor(regions, !opts.dry_run).await?;
     let mut rows = Vec::new();
     for job in jobs {
         let (backups, partial) = gather(regions, &job.name.0).await?;
@@ -241,12 +236,18 @@ pub async fn verified_ids(regions: &[Region], job: &str) -> Result<BTreeSet<Stri
 }
 
 /// Start of the oldest live lease other than prune's own, and the backup folders that live
-/// leases are writing.
-async fn lease_floor(regions: &[Region]) -> Result<(Option<DateTime<Utc>>, BTreeSet<String>)> {
+/// leases are writing. With `reap` (a real prune), expired leases are deleted on the way.
+async fn lease_floor(
+    regions: &[Region],
+    reap: bool,
+) -> Result<(Option<DateTime<Utc>>, BTreeSet<String>)> {
     let mut floor: Option<DateTime<Utc>> = None;
     let mut writing = BTreeSet::new();
     for r in regions {
-        for l in lease::all_live_leases(r).await.map_err(unreadable(r))? {
+        for l in lease::all_live_leases(r, reap)
+            .await
+            .map_err(unreadable(r))?
+        {
             if l.name != "prune" {
                 floor = Some(floor.map_or(l.acquired_at, |f| f.min(l.acquired_at)));
             }

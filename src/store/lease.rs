@@ -218,38 +218,28 @@ async fn live_leases(r: &Region, name: &str, reap: bool) -> Result<Vec<LeaseInfo
 }
 
 /// Every live lease in the repository (all names), for `prune`'s "never touch what a running
-/// job may depend on". Read-only, so a `prune --dry-run` changes nothing.
-pub async fn all_live_leases(r: &Region) -> Result<Vec<LeaseInfo>> {
-    let names = match r.op.list("locks/").await {
-        Ok(e) => e,
-        Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(r.err(e, "locks/")),
-    };
+/// job may depend on". With `reap`, expired ones (crashed holders) are deleted on the way:
+/// only a contender passes it (`prune`, holding its own lease), so a dry run changes nothing.
+pub async fn all_live_leases(r: &Region, reap: bool) -> Result<Vec<LeaseInfo>> {
     let mut out = Vec::new();
-    for n in names
-        .iter()
-        .filter(|e| e.path() != "locks/" && e.path().ends_with('/'))
-    {
-        out.extend(live_leases(r, n.name().trim_end_matches('/'), false).await?);
+    for name in lease_names(r).await? {
+        out.extend(live_leases(r, &name, reap).await?);
     }
     Ok(out)
 }
 
-/// Delete every expired lease in the region (all names): their holders crashed. Only a
-/// contender calls this (`prune`, holding its own lease), so a dry run changes nothing.
-pub async fn reap_expired(r: &Region) -> Result<()> {
-    let names = match r.op.list("locks/").await {
+/// The lease names present in a region (the folders under `locks/`).
+async fn lease_names(r: &Region) -> Result<Vec<String>> {
+    let entries = match r.op.list("locks/").await {
         Ok(e) => e,
-        Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(r.err(e, "locks/")),
     };
-    for n in names
+    Ok(entries
         .iter()
         .filter(|e| e.path() != "locks/" && e.path().ends_with('/'))
-    {
-        live_leases(r, n.name().trim_end_matches('/'), true).await?;
-    }
-    Ok(())
+        .map(|e| e.name().trim_end_matches('/').to_string())
+        .collect())
 }
 
 async fn write_all(regions: &[Region], info: &LeaseInfo) -> Result<Vec<Region>> {

@@ -24,7 +24,7 @@ struct RepoInfo {
 
 /// A repository (or manifest) written by a newer drctl: never read, let alone deleted, by
 /// code that does not know what it means.
-fn newer_format(region: &str, what: &str, v: u32) -> Error {
+fn newer_format(region: &str, what: &str, v: u64) -> Error {
     Error::failed(format!(
         "region {region}: {what} is format {v}, newer than this drctl understands ({FORMAT_VERSION}); nothing was read or changed"
     ))
@@ -42,34 +42,45 @@ pub fn manifest_path(job: &str, id: &str) -> String {
 impl Region {
     /// Create `drctl-repository.json` if absent; refuse a repository of a newer format.
     pub async fn ensure_repository(&self) -> Result<()> {
-        match self.op.read(REPO_FILE).await {
-            Ok(buf) => {
-                let info: RepoInfo = serde_json::from_slice(&buf.to_vec()).map_err(|e| {
-                    Error::failed(format!(
-                        "region {}: {REPO_FILE} is not a drctl repository file: {e}",
-                        self.name
-                    ))
-                })?;
-                if info.format_version > FORMAT_VERSION {
-                    return Err(newer_format(&self.name, REPO_FILE, info.format_version));
-                }
-                Ok(())
-            }
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
-                let info = RepoInfo {
-                    format_version: FORMAT_VERSION,
-                    created_at: chrono::Utc::now(),
-                    created_by: format!("drctl {}", env!("CARGO_PKG_VERSION")),
-                };
-                let body = serde_json::to_vec_pretty(&info)?;
-                self.op
-                    .write(REPO_FILE, body)
-                    .await
-                    .map_err(|e| self.err(e, REPO_FILE))?;
-                Ok(())
-            }
-            Err(e) => Err(self.err(e, REPO_FILE)),
+        if self.repo_info().await?.is_some() {
+            return Ok(());
         }
+        let info = RepoInfo {
+            format_version: FORMAT_VERSION,
+            created_at: chrono::Utc::now(),
+            created_by: format!("drctl {}", env!("CARGO_PKG_VERSION")),
+        };
+        let body = serde_json::to_vec_pretty(&info)?;
+        self.op
+            .write(REPO_FILE, body)
+            .await
+            .map_err(|e| self.err(e, REPO_FILE))?;
+        Ok(())
+    }
+
+    /// The repository file, refused when it is not one or is of a newer format; `None` when
+    /// absent (an empty or new repository).
+    async fn repo_info(&self) -> Result<Option<RepoInfo>> {
+        let buf = match self.op.read(REPO_FILE).await {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(e, REPO_FILE)),
+        };
+        let info: RepoInfo = serde_json::from_slice(&buf.to_vec()).map_err(|e| {
+            Error::failed(format!(
+                "region {}: {REPO_FILE} is not a drctl repository file: {e}",
+                self.name
+            ))
+            .hint("check the region's root in the config: it must point at a drctl repository")
+        })?;
+        if info.format_version > FORMAT_VERSION {
+            return Err(newer_format(
+                &self.name,
+                REPO_FILE,
+                info.format_version.into(),
+            ));
+        }
+        Ok(Some(info))
     }
 
     pub fn err(&self, e: opendal::Error, what: &str) -> Error {
@@ -91,28 +102,22 @@ impl Region {
         let path = manifest_path(job, id);
         match self.op.read(&path).await {
             Ok(buf) => {
-                let bytes = buf.to_vec();
                 // The version first: a newer format may not even parse as this one.
-                #[derive(Deserialize)]
-                struct Version {
-                    format_version: Option<u32>,
-                }
-                if let Ok(Version {
-                    format_version: Some(v),
-                }) = serde_json::from_slice::<Version>(&bytes)
-                {
-                    if v > FORMAT_VERSION {
-                        return Err(newer_format(&self.name, &path, v));
-                    }
-                }
-                let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+                let invalid = |e: serde_json::Error| {
                     Error::failed(format!(
                         "region {}: {path} is not a valid manifest: {e}",
                         self.name
                     ))
                     .hint("the copy in this region is damaged; restore from another region")
-                })?;
-                Ok(Some(m))
+                };
+                let v: serde_json::Value =
+                    serde_json::from_slice(&buf.to_vec()).map_err(invalid)?;
+                if let Some(n) = v.get("format_version").and_then(|n| n.as_u64()) {
+                    if n > u64::from(FORMAT_VERSION) {
+                        return Err(newer_format(&self.name, &path, n));
+                    }
+                }
+                Ok(Some(serde_json::from_value(v).map_err(invalid)?))
             }
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err(e, &path)),
@@ -124,31 +129,11 @@ impl Region {
         self.list_dirs("backups/").await
     }
 
-    /// Refuse a repository of a newer format than this drctl understands; read-only (a
-    /// missing repository file is an empty or new repository). Every reader passes here
-    /// (listing goes through `list_backup_ids`), checked once per region and process.
+    /// Refuse a repository of a newer format than this drctl understands; read-only. Every
+    /// reader passes here (listing goes through `list_backup_ids`), once per region and process.
     pub async fn check_format(&self) -> Result<()> {
         self.format_checked
-            .get_or_try_init(|| async {
-                match self.op.read(REPO_FILE).await {
-                    Ok(buf) => {
-                        let info: RepoInfo =
-                            serde_json::from_slice(&buf.to_vec()).map_err(|e| {
-                                Error::failed(format!(
-                                    "region {}: {REPO_FILE} is not a drctl repository file: {e}",
-                                    self.name
-                                ))
-                                .hint("check the region's root in the config: it must point at a drctl repository")
-                            })?;
-                        if info.format_version > FORMAT_VERSION {
-                            return Err(newer_format(&self.name, REPO_FILE, info.format_version));
-                        }
-                        Ok(())
-                    }
-                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(self.err(e, REPO_FILE)),
-                }
-            })
+            .get_or_try_init(|| async { self.repo_info().await.map(|_| ()) })
             .await
             .map(|_| ())
     }
