@@ -118,19 +118,7 @@ async fn run_inner(
         .collect();
     let writable = lease.regions();
     let checks = join_all(writable.iter().map(|r| r.ensure_repository())).await;
-    let mut live = Vec::new();
-    for (r, c) in writable.iter().zip(checks) {
-        match c {
-            Ok(()) => live.push(r.clone()),
-            Err(e) => {
-                tracing::warn!(region = %r.name, error = %e, "region unavailable");
-                failed.push(RegionFailure {
-                    region: r.name.clone(),
-                    error: e.to_string(),
-                });
-            }
-        }
-    }
+    let mut live = succeeded(writable, checks, &mut failed, "region unavailable");
     if live.len() < cfg.min_copies {
         return Err(below_min(cfg, &failed));
     }
@@ -290,30 +278,14 @@ async fn commit(
     // Prove, per region, that every artifact is there with the size streamed: something
     // (a prune, an operator, a lifecycle rule) may have removed objects since they completed.
     let proofs = join_all(live.iter().map(|r| artifacts_present(r, m))).await;
-    let mut proven = Vec::new();
-    for (r, p) in live.iter().zip(proofs) {
-        match p {
-            Ok(()) => proven.push(r.clone()),
-            Err(e) => {
-                tracing::warn!(region = %r.name, error = %e, "artifacts not all present: no manifest there");
-                failed.push(RegionFailure {
-                    region: r.name.clone(),
-                    error: e.to_string(),
-                });
-            }
-        }
-    }
+    let proven = succeeded(
+        live,
+        proofs,
+        failed,
+        "artifacts not all present: no manifest there",
+    );
     let writes = join_all(proven.iter().map(|r| r.write_manifest(m))).await;
-    let mut committed = Vec::new();
-    for (r, w) in proven.iter().zip(writes) {
-        match w {
-            Ok(()) => committed.push(r.clone()),
-            Err(e) => failed.push(RegionFailure {
-                region: r.name.clone(),
-                error: e.to_string(),
-            }),
-        }
-    }
+    let committed = succeeded(&proven, writes, failed, "manifest not written");
     if committed.len() < cfg.min_copies {
         cleanup(all, &m.job, &m.id).await;
         return Err(
@@ -331,6 +303,29 @@ async fn commit(
     }
     m.regions = committed.iter().map(|r| r.name.clone()).collect();
     Ok(())
+}
+
+/// The regions whose step succeeded; each failure is logged as `what` and recorded.
+fn succeeded(
+    regions: &[Region],
+    results: Vec<Result<()>>,
+    failed: &mut Vec<RegionFailure>,
+    what: &str,
+) -> Vec<Region> {
+    let mut ok = Vec::new();
+    for (r, res) in regions.iter().zip(results) {
+        match res {
+            Ok(()) => ok.push(r.clone()),
+            Err(e) => {
+                tracing::warn!(region = %r.name, error = %e, "{what}");
+                failed.push(RegionFailure {
+                    region: r.name.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    ok
 }
 
 /// One stat per artifact: present, with exactly the stored size the run streamed.
