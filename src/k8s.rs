@@ -66,15 +66,7 @@ pub fn render(cfg: &Config, raw: &str, args: &RenderArgs) -> Result<String> {
 fn refuse_inline_secrets(cfg: &Config, raw: &str) -> Result<()> {
     let doc: serde_norway::Value = serde_norway::from_str(raw.trim_start_matches('\u{feff}'))
         .map_err(|e| Error::usage(format!("{}: {e}", cfg.path.display())))?;
-    let index = crate::yamlscan::scan(
-        raw.trim_start_matches('\u{feff}'),
-        &crate::yamlscan::LIMITS,
-        &crate::yamlscan::Expect {
-            what: "a config",
-            fields: "regions, jobs, …",
-        },
-    )
-    .ok();
+    let index = crate::config::positions(raw).ok();
     let mut found = Vec::new();
     walk_secrets(&doc, "", &mut found);
     let Some((path, what)) = found.into_iter().next() else {

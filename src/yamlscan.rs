@@ -155,6 +155,7 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
             problem(*e.marker(), why)
         })?;
         let at = (mark.line().max(1), mark.col() + 1);
+        let is_alias = matches!(ev, Event::Alias(_));
         match ev {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing | Event::DocumentEnd => {}
@@ -206,15 +207,6 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
             Event::Alias(id) => {
                 let size = anchors.get(&id).copied().unwrap_or(0);
                 total += size;
-                if total > limits.max_expanded {
-                    return Err(problem(
-                        mark,
-                        format!(
-                            "aliases expand this document past {} MiB; refusing to expand it",
-                            limits.max_expanded >> 20
-                        ),
-                    ));
-                }
                 if matches!(stack.last(), Some(Frame::Map { key: None, .. })) {
                     return Err(problem(mark, "an alias as a mapping key is not supported"));
                 }
@@ -269,10 +261,15 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
             }
         }
         if total > limits.max_expanded {
+            let what = if is_alias {
+                "aliases expand this document past"
+            } else {
+                "this document holds more values than"
+            };
             return Err(problem(
                 mark,
                 format!(
-                    "this document holds more than {} MiB of values",
+                    "{what} {} MiB; refusing to read on",
                     limits.max_expanded >> 20
                 ),
             ));

@@ -47,8 +47,7 @@ impl Config {
     /// Parse and validate config text; `path` is used in error messages only.
     pub fn from_str(text: &str, path: &Path) -> Result<Config> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let index = crate::yamlscan::scan(text, &crate::yamlscan::LIMITS, &EXPECT)
-            .map_err(|p| scan_error(path, p))?;
+        let index = positions(text).map_err(|p| scan_error(path, p))?;
         let spec: ConfigSpec = serde_norway::from_str(text).map_err(|e| yaml_error(path, &e))?;
         validate::validate(spec, &index, path)
     }
@@ -80,6 +79,17 @@ const EXPECT: crate::yamlscan::Expect = crate::yamlscan::Expect {
     what: "a config",
     fields: "regions, min_copies, jobs, …",
 };
+
+/// Where each field of config text is (see `yamlscan`), for errors found after loading.
+pub fn positions(
+    text: &str,
+) -> std::result::Result<crate::yamlscan::Index, crate::yamlscan::Problem> {
+    crate::yamlscan::scan(
+        text.trim_start_matches('\u{feff}'),
+        &crate::yamlscan::LIMITS,
+        &EXPECT,
+    )
+}
 
 fn scan_error(path: &Path, p: crate::yamlscan::Problem) -> Error {
     Error::usage(format!(

@@ -7,9 +7,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<Config> {
-    // Positions come from the field path (block or flow style alike); `_key`/`_value` name
-    // what the message is about.
-    let err = |_key: &str, _value: &str, field: String, msg: String| {
+    // Positions come from the field path (block or flow style alike).
+    let err = |field: String, msg: String| {
         let pos = match index.find(&field) {
             Some((l, c)) => format!("{}:{l}:{c}", path.display()),
             None => path.display().to_string(),
@@ -20,8 +19,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
 
     if spec.regions.is_empty() {
         return Err(err(
-            "regions",
-            "",
             "regions".into(),
             "at least one region is required".into(),
         ));
@@ -31,8 +28,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         let field = |f: &str| format!("regions[{i}].{f}");
         if !seen.insert(&r.name) {
             return Err(err(
-                "name",
-                &r.name.0,
                 field("name"),
                 format!("duplicate region name {:?}", r.name.0),
             ));
@@ -40,8 +35,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         match r.kind {
             RegionKind::Fs if r.root.is_none() => {
                 return Err(err(
-                    "name",
-                    &r.name.0,
                     field("root"),
                     "an fs region needs `root` (a directory)".into(),
                 ));
@@ -49,8 +42,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
             RegionKind::Fs => {}
             _ if r.bucket.is_none() => {
                 return Err(err(
-                    "name",
-                    &r.name.0,
                     field("bucket"),
                     format!("a {} region needs `bucket`", r.kind.scheme()),
                 ));
@@ -60,8 +51,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         if let Some(p) = r.part_size_mib {
             if !(5..=5120).contains(&p) {
                 return Err(err(
-                    "part_size_mib",
-                    &p.to_string(),
                     field("part_size_mib"),
                     format!("{p} MiB is outside what S3 multipart accepts (5..=5120)"),
                 ));
@@ -69,23 +58,19 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         }
         if let Some(e) = &r.endpoint {
             if let Err(why) = endpoint_ok(e) {
-                return Err(err("endpoint", e, field("endpoint"), why));
+                return Err(err(field("endpoint"), why));
             }
         }
         if r.timeout
             .is_some_and(|t| t < std::time::Duration::from_secs(1))
         {
             return Err(err(
-                "timeout",
-                "",
                 field("timeout"),
                 "must be at least 1s (how long a store request may make no progress)".into(),
             ));
         }
         if r.upload_concurrency == Some(0) {
             return Err(err(
-                "upload_concurrency",
-                "0",
                 field("upload_concurrency"),
                 "must be at least 1".into(),
             ));
@@ -95,8 +80,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
     let min_copies = spec.min_copies.unwrap_or(spec.regions.len());
     if min_copies == 0 || min_copies > spec.regions.len() {
         return Err(err(
-            "min_copies",
-            &min_copies.to_string(),
             "min_copies".into(),
             format!(
                 "{min_copies} must be between 1 and the number of regions ({})",
@@ -110,17 +93,12 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         let field = |f: &str| format!("jobs[{i}].{f}");
         if !seen.insert(&j.name) {
             return Err(err(
-                "name",
-                &j.name.0,
                 field("name"),
                 format!("duplicate job name {:?}", j.name.0),
             ));
         }
         if j.rpo == Some(std::time::Duration::ZERO) {
-            return Err(err(
-                "rpo",
-                "",
-                field("rpo"),
+            return Err(err(field("rpo"),
                 "`rpo: 0s` can never be met: a backup is always some time old; give the most data, in time, the job may lose (e.g. 15m)".into(),
             ));
         }
@@ -128,8 +106,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         if let SourceSpec::Chroma(c) = &j.source {
             if c.page_size == 0 {
                 return Err(err(
-                    "page_size",
-                    "0",
                     field("source.page_size"),
                     "page_size must be at least 1 (records per page)".into(),
                 ));
@@ -137,10 +113,7 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         }
         if let Some(r) = &j.retention {
             if r.is_empty() {
-                return Err(err(
-                    "retention",
-                    "",
-                    field("retention"),
+                return Err(err(field("retention"),
                     "no keep_* rule: this would keep only what the safety rules keep; remove `retention` to keep everything".into(),
                 ));
             }
@@ -149,8 +122,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
             let pg = matches!(j.source, SourceSpec::Postgres(_));
             if !v.assertions.is_empty() && !pg {
                 return Err(err(
-                    "assertions",
-                    "",
                     field("verify.assertions"),
                     format!(
                         "SQL assertions apply to postgres jobs, not {}",
@@ -165,16 +136,12 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
                 .find(|(_, a)| a.sql.trim().is_empty())
             {
                 return Err(err(
-                    "sql",
-                    "",
                     field(&format!("verify.assertions[{i}].sql")),
                     "empty query".into(),
                 ));
             }
             if v.level == VerifyLevel::Restore && pg && v.scratch.is_none() {
                 return Err(err(
-                    "level",
-                    "restore",
                     field("verify.scratch"),
                     "`level: restore` needs `scratch`, a throwaway target to restore into".into(),
                 ));
@@ -185,8 +152,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
     let lease_ttl = spec.lease_ttl.unwrap_or(crate::store::lease::DEFAULT_TTL);
     if lease_ttl < std::time::Duration::from_secs(10) {
         return Err(err(
-            "lease_ttl",
-            "",
             "lease_ttl".into(),
             "must be at least 10s (it is renewed every third of it)".into(),
         ));
@@ -195,16 +160,12 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
     let sch = &spec.scheduler;
     if sch.max_concurrent == 0 {
         return Err(err(
-            "max_concurrent",
-            "0",
             "scheduler.max_concurrent".into(),
             "must be at least 1".into(),
         ));
     }
     if sch.attempts == 0 {
         return Err(err(
-            "attempts",
-            "0",
             "scheduler.attempts".into(),
             "must be at least 1 (1 = no retry)".into(),
         ));
@@ -213,8 +174,6 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
         let u = n.url.expose();
         if !(u.starts_with("http://") || u.starts_with("https://")) {
             return Err(err(
-                "url",
-                "",
                 format!("notifications[{i}].url"),
                 "not an http:// or https:// URL".into(),
             ));
