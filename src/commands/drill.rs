@@ -95,9 +95,9 @@ fn validate(sel: &DrillSelect, out: Output) -> Result<()> {
 fn list(out: Output) -> Result<()> {
     let mut rows = Vec::new();
     let mut add = |name: String, source: String, text: &str, stem: &str| {
-        let entry = match parse::parse(&source, text, stem, &parse::Options::default()) {
+        let mut entry = match parse::parse(&source, text, stem, &parse::Options::default()) {
             Ok(pb) => json!({ "name": name, "source": source, "description": pb.description,
-                "title": pb.title, "metadata": pb.metadata,
+                "title": pb.title,
                 "steps": pb.items.iter().map(|i| i.steps().len()).sum::<usize>(),
                 "rto_target_seconds": pb.targets.rto.map(|d| d.as_secs_f64()),
                 "rpo_target_seconds": pb.targets.rpo.map(|d| d.as_secs_f64()) }),
@@ -113,16 +113,15 @@ fn list(out: Output) -> Result<()> {
                         .map(|d| d.as_secs_f64())
                 };
                 json!({ "name": name, "source": source,
-                    "metadata": crate::drill::checklist::metadata_of(text),
                     "description": raw.get("description").and_then(|d| d.as_str()).unwrap_or(""),
                     "steps": raw.get("steps").and_then(|s| s.as_sequence()).map(|s| s.len()),
                     "rto_target_seconds": t("rto"), "rpo_target_seconds": t("rpo"),
                     "note": p.list.first().map(|x| x.message.clone()) })
             }
         };
-        let mut entry = entry;
-        let meta: std::collections::BTreeMap<String, String> =
-            serde_json::from_value(entry["metadata"].clone()).unwrap_or_default();
+        // A checklist's own fields, from its text: the same whether or not it parsed in full.
+        let meta = crate::drill::checklist::metadata_of(text);
+        entry["metadata"] = json!(meta);
         if let Some(due) = crate::drill::checklist::next_due(&meta) {
             entry["next_drill_due"] = json!(due.to_rfc3339());
             entry["overdue"] = json!(due < chrono::Utc::now());
@@ -132,21 +131,13 @@ fn list(out: Output) -> Result<()> {
     for (name, text) in drill::SHIPPED {
         add(name.to_string(), format!("shipped:{name}"), text, name);
     }
-    if let Ok(dir) = std::fs::read_dir("playbooks") {
-        let mut files: Vec<_> = dir
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-            .collect();
-        files.sort();
-        for f in files {
-            if let Ok(text) = std::fs::read_to_string(&f) {
-                let stem = f
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                add(stem.clone(), f.display().to_string(), &text, &stem);
-            }
+    for f in drill::local_playbooks() {
+        if let Ok(text) = std::fs::read_to_string(&f) {
+            let stem = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            add(stem.clone(), f.display().to_string(), &text, &stem);
         }
     }
     if !is_text(out) {

@@ -16,12 +16,7 @@ pub(super) fn native(
 ) -> Option<(MarkedMappingNode, Option<String>, BTreeMap<String, String>)> {
     // The file is the team's document: top-level fields drctl does not use (a version, the
     // dates of the last and next drill, an approver…) are kept and shown, never refused.
-    let mut metadata = BTreeMap::new();
-    for (k, v) in top.iter() {
-        if !["scenarios", "name", "description", "vars"].contains(&k.as_str()) {
-            metadata.insert(k.as_str().to_string(), render(v));
-        }
-    }
+    let metadata = own_fields(top);
     let Some(list) = top.get_node("scenarios").and_then(|n| n.as_sequence()) else {
         p.problem(
             top.span(),
@@ -208,6 +203,11 @@ pub fn metadata_of(text: &str) -> BTreeMap<String, String> {
     if top.get_node("scenarios").is_none() {
         return BTreeMap::new();
     }
+    own_fields(top)
+}
+
+/// The top-level fields of a checklist that drctl does not use, rendered as text.
+fn own_fields(top: &MarkedMappingNode) -> BTreeMap<String, String> {
     top.iter()
         .filter(|(k, _)| !["scenarios", "name", "description", "vars"].contains(&k.as_str()))
         .map(|(k, v)| (k.as_str().to_string(), render(v)))

@@ -53,15 +53,15 @@ pub fn locate(arg: &str) -> Result<Located> {
         let bytes = std::fs::read(p)
             .map_err(|e| Error::usage(format!("cannot read playbook {}: {e}", p.display())))?;
         let text = crate::yamlscan::decode(&bytes, &crate::yamlscan::LIMITS).map_err(|e| {
-            Error::usage(format!(
-                "playbook {} is invalid (1 problem):\n{}:{}:{}: {}",
-                p.display(),
-                p.display(),
-                e.line,
-                e.column,
-                e.message
-            ))
-            .hint("fix it and check with `drctl drill validate`; nothing was run")
+            invalid(parse::Problems {
+                file: p.display().to_string(),
+                list: vec![parse::Problem {
+                    line: e.line,
+                    column: e.column,
+                    step: None,
+                    message: e.message,
+                }],
+            })
         })?;
         Ok(Located {
             display: p.display().to_string(),
@@ -103,17 +103,34 @@ pub fn locate(arg: &str) -> Result<Located> {
 }
 
 /// Locate, parse and validate. Problems become one usage error (exit 2) listing them all.
+/// Every problem of a playbook as one usage error (exit 2).
+fn invalid(p: parse::Problems) -> Error {
+    let n = p.list.len();
+    Error::usage(format!(
+        "playbook {} is invalid ({n} problem{}):\n{p}",
+        p.file,
+        if n == 1 { "" } else { "s" }
+    ))
+    .hint("fix it and check with `drctl drill validate`; nothing was run")
+}
+
+/// The playbook files in `./playbooks` (`.yaml`, `.yml`), sorted.
+pub fn local_playbooks() -> Vec<std::path::PathBuf> {
+    let Ok(dir) = std::fs::read_dir("playbooks") else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = dir
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    files
+}
+
 pub fn load(arg: &str, opts: &parse::Options) -> Result<plan::Playbook> {
     let l = locate(arg)?;
-    let pb = parse::parse(&l.display, &l.text, &l.stem, opts).map_err(|p| {
-        let n = p.list.len();
-        Error::usage(format!(
-            "playbook {} is invalid ({n} problem{}):\n{p}",
-            l.display,
-            if n == 1 { "" } else { "s" }
-        ))
-        .hint("fix it and check with `drctl drill validate`; nothing was run")
-    })?;
+    let pb = parse::parse(&l.display, &l.text, &l.stem, opts).map_err(invalid)?;
     if !pb.metadata.is_empty() {
         let fields: Vec<&str> = pb.metadata.keys().map(String::as_str).collect();
         tracing::warn!(
@@ -135,14 +152,8 @@ pub fn new_run_id() -> String {
 
 /// The next-drill due dates of the checklists in `./playbooks` (file stem, due instant).
 pub fn next_drills() -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
-    let Ok(dir) = std::fs::read_dir("playbooks") else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for p in dir.flatten().map(|e| e.path()) {
-        if !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-            continue;
-        }
+    for p in local_playbooks() {
         let Ok(text) = std::fs::read_to_string(&p) else {
             continue;
         };

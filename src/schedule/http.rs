@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 /// nothing longer), a connection lives at most `CONN_LIFETIME`, and at most `MAX_CONNS` are
 /// served at once; past that a new connection is closed at once. The rendered Deployment
 /// listens on every interface, so these bounds face the cluster network.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONN_LIFETIME: Duration = Duration::from_secs(60);
-pub const MAX_CONNS: usize = 64;
+const MAX_CONNS: usize = 64;
 
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, stop: CancellationToken) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNS));
