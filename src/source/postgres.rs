@@ -117,9 +117,7 @@ impl ConnInfo {
     }
 
     fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
-        // libpq's own variables (PGSSLMODE, PGPASSFILE, …) pass; nothing else of drctl's.
-        crate::source::process::confine_env(&mut cmd, &["PG"]);
+        let mut cmd = pg_tool(program);
         cmd.arg(format!("--dbname={}", self.without_password))
             .arg("--no-password");
         if let Some(p) = &self.password {
@@ -142,9 +140,7 @@ impl PostgresSource {
 }
 
 async fn tool_major(program: &str) -> Result<u32> {
-    let mut version = Command::new(program);
-    crate::source::process::confine_env(&mut version, &["PG"]);
-    let out = version.arg("--version").output().await.map_err(|e| {
+    let out = pg_tool(program).arg("--version").output().await.map_err(|e| {
         Error::failed(format!("cannot run {program}: {e}"))
             .hint("install the PostgreSQL client tools (Debian: postgresql-client) or set the tool's path in the job's source")
     })?;
@@ -296,25 +292,30 @@ impl SourceRun for PostgresRun {
     }
 }
 
+/// A PostgreSQL client tool with libpq's own variables (PGSSLMODE, PGPASSFILE, …) and the
+/// base environment, nothing else of drctl's.
+fn pg_tool(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    crate::source::process::confine_env(&mut cmd, &["PG"]);
+    cmd
+}
+
 /// `pg_dump` arguments that choose which objects are dumped: then drctl cannot know which
 /// tables must be readable, and leaves the check to pg_dump.
 fn filters_objects(args: &[String]) -> bool {
-    const FLAGS: &[&str] = &[
-        "-t",
-        "-T",
-        "-n",
-        "-N",
+    const LONG: &[&str] = &[
         "--table",
         "--exclude-table",
         "--schema",
         "--exclude-schema",
         "--exclude-table-data",
     ];
-    args.iter().any(|a| {
-        FLAGS
+    const SHORT: &[&str] = &["-t", "-T", "-n", "-N"]; // also with the value attached: -tfoo
+    args.iter().any(|a| match a.strip_prefix("--") {
+        Some(_) => LONG
             .iter()
-            .any(|f| a == f || a.starts_with(&format!("{f}=")))
-            || (a.len() > 2 && ["-t", "-T", "-n", "-N"].iter().any(|f| a.starts_with(f)))
+            .any(|f| a == f || a.starts_with(&format!("{f}="))),
+        None => SHORT.iter().any(|f| a.starts_with(f)),
     })
 }
 
@@ -390,8 +391,7 @@ pub(crate) async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>>
 /// `verify --level structure`: read the whole custom-format archive through
 /// `pg_restore --list` and return how many `TABLE DATA` entries its table of contents holds.
 pub async fn check_archive(mut reader: ByteReader, pg_restore: &str) -> Result<usize> {
-    let mut cmd = tokio::process::Command::new(pg_restore);
-    crate::source::process::confine_env(&mut cmd, &["PG"]);
+    let mut cmd = pg_tool(pg_restore);
     cmd.arg("--list")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());
@@ -565,7 +565,16 @@ impl RestoreTarget for PostgresTarget {
 
 #[cfg(test)]
 mod tests {
-    use super::ConnInfo;
+    use super::{filters_objects, ConnInfo};
+
+    #[test]
+    fn object_filters_are_recognised_in_every_spelling() {
+        let f = |a: &[&str]| filters_objects(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(
+            f(&["--table=orders"]) && f(&["--schema", "app"]) && f(&["-tfoo"]) && f(&["-N", "x"])
+        );
+        assert!(!f(&["--no-owner", "--lock-wait-timeout=10s", "-Z0"]));
+    }
 
     #[test]
     fn passwords_are_percent_decoded_not_form_decoded() {
