@@ -879,3 +879,19 @@ impl Redis {
 pub fn excerpt(s: &str) -> String {
     s.chars().take(2000).collect()
 }
+
+/// A stand-in for pg_dump in `dir` that answers `--version` like the real one, records its
+/// pid in `dir/fake.pid`, and otherwise runs `body`.
+pub fn fake_pg_dump(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("pg_dump");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --version) exec pg_dump --version;; esac\necho $$ > {}/fake.pid\n{body}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p
+}

@@ -2,22 +2,13 @@
 //! no manifest, no object and no unfinished multipart upload in any region.
 
 use crate::common::*;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// A stand-in for pg_dump that answers `--version` like the real one and otherwise runs `body`.
-fn fake_pg_dump(w: &World, body: &str) -> PathBuf {
-    let p = w.dir.join("pg_dump");
-    std::fs::write(&p, format!("#!/bin/sh\ncase \"$1\" in --version) exec pg_dump --version;; esac\necho $$ > {}/fake.pid\n{body}\n", w.dir.display())).unwrap();
-    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    p
-}
 
 /// A world backing up a real database through a stand-in pg_dump running `body`.
 fn world_with_fake_dump(name: &str, body: &str, extra: &str) -> World {
     let db = source_db();
     let w = World::new(name);
-    let fake = fake_pg_dump(&w, body);
+    let fake = fake_pg_dump(&w.dir, body);
     w.two_regions(
         2,
         &pg().url(&db),

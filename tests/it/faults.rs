@@ -9,21 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// A stand-in pg_dump (answers `--version` like the real one) that runs `body`.
-fn fake_dump(dir: &Path, body: &str) -> PathBuf {
-    let p = dir.join("pg_dump");
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in --version) exec pg_dump --version;; esac\necho $$ > {}/fake.pid\n{body}\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    p
-}
-
 fn source_db() -> String {
     let db = db_name("fault_src");
     seed(pg(), &db);
@@ -60,7 +45,7 @@ impl<'a> Setup<'a> {
     }
 
     fn write(&self, dump: &str) {
-        let fake = fake_dump(&self.w.dir, dump);
+        let fake = fake_pg_dump(&self.w.dir, dump);
         self.w.write_config(&format!(
             "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"{k}\", secret_access_key: \"{s}\"{x} }}\n\
              min_copies: {min}\n{top}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{db}\", pg_dump: {fake}, row_counts: false }}\n",
