@@ -43,7 +43,7 @@ pub enum Command {
     Backup(BackupCmd),
     /// Restore a backup into a target, from whichever region still holds an intact copy.
     #[command(
-        after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://chroma:8000 --rename docs=docs-restored"
+        after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://vectors:8000 --rename docs=docs-restored"
     )]
     Restore(RestoreArgs),
     /// Prove a backup restores: checksums in every region, the format itself, a real restore.
@@ -132,7 +132,7 @@ pub struct RestoreArgs {
     /// Parallel restore jobs; above 1 the artifact is first spooled to a local file ($TMPDIR).
     #[arg(long, short = 'j', default_value_t = 1)]
     pub jobs: u32,
-    /// Restore collection FROM under the name TO (Chroma, Qdrant); repeatable.
+    /// Restore collection FROM under the name TO (vector databases); repeatable.
     #[arg(long, value_name = "FROM=TO")]
     pub rename: Vec<String>,
 }
@@ -311,4 +311,45 @@ pub enum ReportFormat {
     Markdown,
     Html,
     Json,
+}
+
+/// The command line with what the registered source kinds add to `restore --help`: the
+/// targets each kind restores to.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let targets: Vec<String> = crate::source::kinds()
+        .iter()
+        .map(|(name, about)| format!("  {name:<9} {}", about.restore_to))
+        .collect();
+    let summaries: Vec<String> = crate::source::kinds()
+        .iter()
+        .map(|(name, about)| format!("  {name:<9} {}", about.summary))
+        .collect();
+    let root = Cli::command();
+    let root_help = root
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    root.after_help(format!(
+        "Source kinds (`source: {{ kind: … }}` in a job):\n{}\n\n{root_help}",
+        summaries.join("\n")
+    ))
+    .mut_subcommand("restore", |c| {
+        let help = c
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        c.after_help(format!(
+            "{help}\n\nTargets (--to), by source kind:\n{}",
+            targets.join("\n")
+        ))
+    })
+}
+
+/// Parse the process's arguments against `command()`; exits on `--help` and bad usage, as
+/// `Cli::parse` does.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

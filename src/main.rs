@@ -1,8 +1,5 @@
-use clap::Parser;
-use drctl::cli::Cli;
-
 fn main() {
-    let cli = Cli::parse();
+    let cli = drctl::cli::parse();
     drctl::logging::init(cli.log_format, cli.verbose);
     opendal::install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,7 @@ use crate::config::{Config, JobSpec};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::pipeline::{codec, hash::Verifying};
-use crate::source::{self, RestoreOptions};
+use crate::source::RestoreOptions;
 use crate::store::repo::backup_dir;
 use crate::store::Region;
 use chrono::{DateTime, Utc};
@@ -148,7 +148,7 @@ pub async fn run(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     let regions = ordered_regions(cfg, preferred)?;
-    let target = source::restore_target(&job.source, to, opts)?;
+    let target = job.source.restore_target(to, opts)?;
     let manifest = select(&regions, &job.name.0, sel).await?;
     tracing::info!(job = %job.name, backup = %manifest.id, consistent_at = %manifest.consistent_at, "restoring");
 

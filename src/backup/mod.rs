@@ -10,7 +10,7 @@ use crate::config::{Config, JobSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{new_backup_id, Artifact, Manifest, SourceInfo, FORMAT_VERSION};
 use crate::pipeline::{self, codec, fanout::Fanout, hash::Counting};
-use crate::source::{self, SourceRun};
+use crate::source::SourceRun;
 use crate::store::repo::backup_dir;
 use crate::store::Region;
 use chrono::Utc;
@@ -123,7 +123,7 @@ async fn run_inner(
         return Err(below_min(cfg, &failed));
     }
 
-    let src = source::backup_source(&job.source)?;
+    let src = job.source.backup_source()?;
     let mut run = src
         .begin()
         .await

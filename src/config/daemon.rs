@@ -2,8 +2,8 @@
 //! schedules) and `notifications:` (webhooks on failure, RPO breach, failed verification,
 //! optionally success — used by the daemon and by `backup run` alike).
 
-use super::env::{parse_scalar, Secret};
 use super::spec::Schedule;
+use crate::interp::{parse_scalar, Secret};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;

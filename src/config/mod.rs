@@ -5,7 +5,7 @@
 //! expansion, so a "billion laughs" file is an error rather than an out-of-memory.
 
 pub mod daemon;
-pub mod env;
+pub use crate::interp as env;
 pub mod spec;
 mod validate;
 

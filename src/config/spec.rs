@@ -2,7 +2,7 @@
 //! durations, codecs, env vars) happen while deserializing so their errors carry the YAML
 //! position; cross-field checks live in `validate.rs`.
 
-use super::env::{expand, parse_scalar, Interp, Secret};
+use crate::interp::{parse_scalar, Interp, Secret};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ pub struct RegionSpec {
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     pub name: Name,
-    pub source: SourceSpec,
+    pub source: crate::source::SourceSpec,
     /// Standard 5-field cron, as in a Kubernetes CronJob, or @hourly, @daily, ...
     #[serde(default)]
     pub schedule: Option<Schedule>,
@@ -112,161 +112,6 @@ pub struct JobSpec {
     pub retention: Option<RetentionSpec>,
     #[serde(default)]
     pub verify: Option<VerifySpec>,
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-/// What to back up. One variant per source kind.
-pub enum SourceSpec {
-    Postgres(PostgresSpec),
-    Redis(RedisSpec),
-    Chroma(ChromaSpec),
-    Qdrant(QdrantSpec),
-}
-
-impl SourceSpec {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceSpec::Postgres(_) => "postgres",
-            SourceSpec::Redis(_) => "redis",
-            SourceSpec::Chroma(_) => "chroma",
-            SourceSpec::Qdrant(_) => "qdrant",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresSpec {
-    /// `postgres://user[:password]@host:port/db`. The password is handed to pg_dump through
-    /// PGPASSWORD, never argv. Without one, libpq's usual PGPASSWORD / ~/.pgpass apply.
-    #[serde(deserialize_with = "postgres_url")]
-    #[schemars(with = "String")]
-    pub url: Secret,
-    /// pg_dump binary; its major version must be >= the server's. Default: `pg_dump` on PATH.
-    #[serde(default)]
-    pub pg_dump: Option<String>,
-    /// pg_restore binary used by `drctl restore`. Default: `pg_restore` on PATH.
-    #[serde(default)]
-    pub pg_restore: Option<String>,
-    /// Record exact row counts per table, taken in the dump's snapshot. Turn off for huge
-    /// databases where `count(*)` of every table costs too much.
-    #[serde(default = "yes")]
-    pub row_counts: bool,
-    /// Extra pg_dump arguments, e.g. `["--exclude-table=audit_log"]`.
-    #[serde(default)]
-    pub extra_args: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RedisSpec {
-    /// `redis://[user:password@]host:6379`, or `rediss://…:6380/?ca_file=…&cert_file=…&key_file=…`
-    /// for TLS (system trust store without `ca_file`; `cert_file` + `key_file` when the server
-    /// wants client certificates). With `method: replication` the user needs the replication
-    /// commands (`PSYNC`, `REPLCONF`).
-    #[serde(deserialize_with = "redis_url")]
-    #[schemars(with = "String")]
-    pub url: Secret,
-    /// How the snapshot is taken. `replication` (default): one point-in-time RDB over the
-    /// replication protocol. `dump`: SCAN + PTTL + DUMP per key, for servers that refuse
-    /// replication commands (managed Redis); not point-in-time, stated in the manifest.
-    #[serde(default)]
-    pub method: RedisMethod,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisMethod {
-    #[default]
-    Replication,
-    Dump,
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-/// Chroma, exported through its HTTP API (v2): one line-oriented artifact per collection.
-pub struct ChromaSpec {
-    /// `http://host:8000` (or https).
-    #[serde(deserialize_with = "http_url")]
-    #[schemars(with = "String")]
-    pub url: Interp,
-    #[serde(default = "default_tenant")]
-    pub tenant: String,
-    #[serde(default = "default_database")]
-    pub database: String,
-    /// Collections to back up; every collection when empty.
-    #[serde(default)]
-    pub collections: Vec<String>,
-    /// Token sent as `x-chroma-token`, when the server requires one.
-    #[serde(default)]
-    pub token: Option<Secret>,
-    /// Records per page when exporting, and per `add` batch when restoring. Default 500.
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-}
-
-fn default_tenant() -> String {
-    "default_tenant".into()
-}
-fn default_database() -> String {
-    "default_database".into()
-}
-fn default_page_size() -> u32 {
-    500
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-/// Qdrant, through its REST API: one server-side snapshot per collection, streamed down.
-pub struct QdrantSpec {
-    /// `http://host:6333` (or https).
-    #[serde(deserialize_with = "http_url")]
-    #[schemars(with = "String")]
-    pub url: Interp,
-    /// Sent as the `api-key` header, when the server requires one.
-    #[serde(default)]
-    pub api_key: Option<Secret>,
-    /// Collections to back up; every collection when empty.
-    #[serde(default)]
-    pub collections: Vec<String>,
-}
-
-fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Interp, D::Error> {
-    parse_scalar(d, "an http:// URL", |raw| {
-        let url = expand(raw, |k| std::env::var(k).ok())?;
-        match url::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(Interp(url))
-            }
-            Ok(_) => Err(format!(
-                "source.url: {url:?} is not an http:// or https:// URL"
-            )),
-            Err(e) => Err(format!("source.url: {url:?} is not a valid URL ({e})")),
-        }
-    })
-}
-
-fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
-    parse_scalar(d, "a redis:// URL", |raw| {
-        let url = expand(raw, |k| std::env::var(k).ok())?;
-        crate::source::redis::check_url(&url).map_err(|e| format!("source.url: {e}"))?;
-        Ok(Secret(Interp(url)))
-    })
-}
-
-fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
-    parse_scalar(d, "a postgres:// URL", |raw| {
-        let url = expand(raw, |k| std::env::var(k).ok())?;
-        // The source map is buffered by serde (tagged enum), so the path stops at the job:
-        // name the field in the message.
-        crate::source::postgres::check_url(&url).map_err(|e| format!("source.url: {e}"))?;
-        Ok(Secret(Interp(url)))
-    })
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -322,45 +167,7 @@ pub struct VerifySpec {
     /// PostgreSQL only: queries run against the scratch database after a restore-level check;
     /// each one's first column of its first row must equal `expect`.
     #[serde(default)]
-    pub assertions: Vec<AssertionSpec>,
-}
-
-/// `{ name: "no negative totals", sql: "SELECT count(*) FROM orders WHERE total < 0", expect: 0 }`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AssertionSpec {
-    #[serde(default)]
-    pub name: Option<String>,
-    pub sql: String,
-    /// Compared with the value as PostgreSQL prints it (`t`/`f` for booleans); a SQL NULL is
-    /// written `null`.
-    pub expect: Scalar,
-}
-
-/// A YAML scalar kept as the text it reads as, so `expect: 0` and `expect: "0"` are the same.
-#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
-#[schemars(transparent)]
-pub struct Scalar(pub String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Any {
-            S(String),
-            I(i64),
-            F(f64),
-            B(bool),
-            N(()),
-        }
-        Ok(Scalar(match Any::deserialize(d)? {
-            Any::S(s) => s,
-            Any::I(i) => i.to_string(),
-            Any::F(f) => f.to_string(),
-            Any::B(b) => if b { "t" } else { "f" }.to_string(),
-            Any::N(()) => "null".to_string(),
-        }))
-    }
+    pub assertions: Vec<crate::source::AssertionSpec>,
 }
 
 /// A job, region or playbook name: it becomes a path segment, so it is kept to

@@ -1,6 +1,6 @@
 //! Cross-field checks that serde cannot express. Pure: no I/O, no network.
 
-use super::{Config, ConfigSpec, RegionKind, SourceSpec, VerifyLevel};
+use super::{Config, ConfigSpec, RegionKind, VerifyLevel};
 use crate::error::{Error, Result};
 use crate::yamlscan::Index;
 use std::collections::HashSet;
@@ -103,13 +103,8 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
             ));
         }
         // URL syntax is checked while parsing.
-        if let SourceSpec::Chroma(c) = &j.source {
-            if c.page_size == 0 {
-                return Err(err(
-                    field("source.page_size"),
-                    "page_size must be at least 1 (records per page)".into(),
-                ));
-            }
+        if let Some(p) = j.source.plugin().problems().into_iter().next() {
+            return Err(err(field(&format!("source.{}", p.field)), p.message));
         }
         if let Some(r) = &j.retention {
             if r.is_empty() {
@@ -119,8 +114,8 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
             }
         }
         if let Some(v) = &j.verify {
-            let pg = matches!(j.source, SourceSpec::Postgres(_));
-            if !v.assertions.is_empty() && !pg {
+            let rules = j.source.plugin().verify_rules();
+            if !v.assertions.is_empty() && !rules.assertions {
                 return Err(err(
                     field("verify.assertions"),
                     format!(
@@ -140,7 +135,8 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
                     "empty query".into(),
                 ));
             }
-            if v.level == VerifyLevel::Restore && pg && v.scratch.is_none() {
+            if v.level == VerifyLevel::Restore && rules.restore_needs_scratch && v.scratch.is_none()
+            {
                 return Err(err(
                     field("verify.scratch"),
                     "`level: restore` needs `scratch`, a throwaway target to restore into".into(),

@@ -1,4 +1,4 @@
-//! A small JSON-over-HTTP client shared by the sources that speak REST (Chroma, Qdrant): one
+//! A small JSON-over-HTTP client shared by the sources that speak REST: one
 //! place for the auth header, timeouts and error messages that name the service, the method,
 //! the path, the status and what the server said.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 pub struct Api {
     client: reqwest::Client,
     base: String,
-    /// Service name for messages, e.g. "Chroma".
+    /// Service name for messages, e.g. "Qdrant".
     pub service: &'static str,
     auth: Option<(&'static str, String)>,
 }
@@ -191,4 +191,22 @@ mod tests {
             e.message()
         );
     }
+}
+
+/// `deserialize_with` for the `url` of a REST source: an http(s) URL with a host, `${VAR}`
+/// expanded.
+pub fn http_url<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<crate::interp::Interp, D::Error> {
+    use crate::interp::{expand, parse_scalar, Interp};
+    parse_scalar(d, "an http:// URL", |raw| {
+        let url = expand(raw, |k| std::env::var(k).ok())?;
+        match url::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(Interp(url))
+            }
+            Ok(_) => Err(format!("{url:?} is not an http:// or https:// URL")),
+            Err(e) => Err(format!("{url:?} is not a valid URL ({e})")),
+        }
+    })
 }

@@ -1,16 +1,15 @@
-//! Sources: what produces backup bytes, and how they go back. One file per source kind, each
-//! implementing `BackupSource` (take a consistent snapshot and stream artifacts) and
-//! `RestoreTarget` (feed artifacts back). Adding a kind = one file + one line in `backup_source`
-//! and `restore_target`.
+//! Sources: what produces backup bytes, and how they go back. Each source kind is a plug-in:
+//! one module that owns its `source:` spec and implements `kind::SourceKind` (the contract
+//! in docs/architecture.md), registered with one line in `registry!` below. Nothing outside
+//! a kind's module matches on the kind: the rest of drctl asks `SourceSpec::plugin()`.
 
-pub mod chroma;
 pub mod http;
-pub mod postgres;
+pub mod kind;
 pub mod process;
-pub mod qdrant;
-pub mod redis;
+pub mod vector;
 
-use crate::config::SourceSpec;
+pub use kind::{About, AssertionSpec, Scalar, Scratch, SourceKind};
+
 use crate::error::Result;
 use crate::manifest::Artifact;
 use async_trait::async_trait;
@@ -89,56 +88,77 @@ pub trait RestoreTarget: Send + Sync {
     async fn restore(&self, artifact: &Artifact, reader: ByteReader) -> Result<()>;
 }
 
-/// What `verify --level restore` needs from a vector database besides restoring: count what
-/// a (renamed, scratch) collection holds, and drop it again.
-#[async_trait]
-pub trait ScratchCollections: Send + Sync {
-    /// Records (Chroma) or points (Qdrant) in the collection.
-    async fn count(&self, collection: &str) -> Result<u64>;
-    /// Delete the collection; one that does not exist is not an error.
-    async fn drop_collection(&self, collection: &str) -> Result<()>;
+/// Declares the registered source kinds: `"name" => Variant(module::Spec)`, one line each.
+/// It generates `SourceSpec` (the config's `source:` block, tagged by `kind`), the dispatch
+/// to each kind's `SourceKind` impl, and the parser the config loader calls per kind.
+macro_rules! registry {
+    ($($name:literal => $variant:ident($module:ident::$spec:ident)),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// What to back up: one variant per registered source kind, picked by `kind`.
+        #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(tag = "kind", deny_unknown_fields)]
+        pub enum SourceSpec {
+            $(#[serde(rename = $name)] $variant($module::$spec),)*
+        }
+
+        impl SourceSpec {
+            /// The kind's answers to every per-kind question.
+            pub fn plugin(&self) -> &dyn SourceKind {
+                match self {
+                    $(SourceSpec::$variant(s) => s,)*
+                }
+            }
+
+            /// The `kind:` value.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(SourceSpec::$variant(_) => $name,)*
+                }
+            }
+        }
+
+        /// Every registered kind, by name, in registry order (for help, docs and errors).
+        pub fn kinds() -> Vec<(&'static str, About)> {
+            vec![$(($name, <$module::$spec as SourceKind>::about()),)*]
+        }
+
+        /// Deserialize a `source:` block, its `kind` removed, as kind `name`; `None` when no
+        /// kind of that name is registered.
+        pub fn parse_source(
+            name: &str,
+            node: &marked_yaml::Node,
+        ) -> Option<std::result::Result<SourceSpec, marked_yaml::FromNodeError>> {
+            $(if name == $name {
+                return Some(marked_yaml::from_node::<$module::$spec>(node).map(SourceSpec::$variant));
+            })*
+            None
+        }
+    };
 }
 
-/// The scratch side of a vector-database job's source kind at `to`; `None` for other kinds.
-pub fn scratch_collections(
-    spec: &SourceSpec,
-    to: &str,
-) -> Result<Option<Box<dyn ScratchCollections>>> {
-    let opts = RestoreOptions::default();
-    Ok(match spec {
-        SourceSpec::Chroma(c) => Some(Box::new(chroma::ChromaTarget::new(c, to, opts)?)),
-        SourceSpec::Qdrant(q) => Some(Box::new(qdrant::QdrantTarget::new(q, to, opts)?)),
-        _ => None,
-    })
+registry! {
+    "postgres" => Postgres(postgres::PostgresSpec),
+    "redis" => Redis(redis::RedisSpec),
+    "chroma" => Chroma(chroma::ChromaSpec),
+    "qdrant" => Qdrant(qdrant::QdrantSpec),
 }
 
-pub fn backup_source(spec: &SourceSpec) -> Result<Box<dyn BackupSource>> {
-    Ok(match spec {
-        SourceSpec::Postgres(pg) => Box::new(postgres::PostgresSource::new(pg.clone())),
-        SourceSpec::Redis(r) => Box::new(redis::RedisSource::new(r.clone())),
-        SourceSpec::Chroma(c) => Box::new(chroma::ChromaSource::new(c.clone())?),
-        SourceSpec::Qdrant(q) => Box::new(qdrant::QdrantSource::new(q.clone())?),
-    })
-}
+impl SourceSpec {
+    pub fn backup_source(&self) -> Result<Box<dyn BackupSource>> {
+        self.plugin().backup_source()
+    }
 
-pub fn restore_target(
-    spec: &SourceSpec,
-    to: &str,
-    opts: RestoreOptions,
-) -> Result<Box<dyn RestoreTarget>> {
-    let renames = !opts.renames.is_empty();
-    Ok(match spec {
-        SourceSpec::Chroma(c) => Box::new(chroma::ChromaTarget::new(c, to, opts)?),
-        SourceSpec::Qdrant(q) => Box::new(qdrant::QdrantTarget::new(q, to, opts)?),
-        _ if renames => {
+    /// The restore side at `to`; `--rename` is refused for kinds without collections.
+    pub fn restore_target(&self, to: &str, opts: RestoreOptions) -> Result<Box<dyn RestoreTarget>> {
+        if !opts.renames.is_empty() && !self.plugin().has_collections() {
             return Err(crate::error::Error::usage(format!(
                 "--rename applies to vector-database collections, not to a {} backup",
-                spec.kind()
-            )))
+                self.kind()
+            )));
         }
-        SourceSpec::Postgres(pg) => Box::new(postgres::PostgresTarget::new(pg, to, opts)?),
-        SourceSpec::Redis(_) => redis::restore_target(to, opts)?,
-    })
+        self.plugin().restore_target(to, opts)
+    }
 }
 
 /// Decode a URL part (user, password, path) as RFC 3986 percent-encoding: `%2B` is `+` and a

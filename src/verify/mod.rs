@@ -12,8 +12,6 @@
 //! region that holds the backup, so `status` and `prune` see it wherever they look.
 
 mod scratch;
-mod scratch_redis;
-mod scratch_vector;
 mod structure;
 
 use crate::config::{Config, JobSpec, VerifyLevel};

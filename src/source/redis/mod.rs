@@ -16,15 +16,16 @@
 
 pub mod conn;
 pub mod rdb;
+mod kind;
 mod restore;
 mod scan;
+mod scratch;
 mod stream;
 mod tls;
 
-pub use restore::target as restore_target;
+pub use kind::{RedisMethod, RedisSpec};
 
 use super::{ArtifactStream, BackupSource, ByteReader, SnapshotInfo, SourceRun};
-use crate::config::{RedisMethod, RedisSpec};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use conn::Conn;

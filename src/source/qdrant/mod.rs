@@ -15,7 +15,8 @@ use super::{
     ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo,
     SourceRun,
 };
-use crate::config::QdrantSpec;
+mod kind;
+pub use kind::QdrantSpec;
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
 use async_trait::async_trait;
@@ -289,7 +290,7 @@ struct Counted {
 }
 
 #[async_trait]
-impl super::ScratchCollections for QdrantTarget {
+impl super::vector::ScratchCollections for QdrantTarget {
     /// `POST /collections/{name}/points/count` with `exact: true`.
     async fn count(&self, collection: &str) -> Result<u64> {
         let a: Answer<Counted> = self

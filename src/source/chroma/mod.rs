@@ -22,7 +22,8 @@ use super::{
     ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo,
     SourceRun,
 };
-use crate::config::ChromaSpec;
+mod kind;
+pub use kind::ChromaSpec;
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
 use async_trait::async_trait;
@@ -354,7 +355,7 @@ impl RestoreTarget for ChromaTarget {
 }
 
 #[async_trait]
-impl super::ScratchCollections for ChromaTarget {
+impl super::vector::ScratchCollections for ChromaTarget {
     async fn count(&self, collection: &str) -> Result<u64> {
         let c: Value = self.api.get(&self.path(collection)).await?;
         let id = c["id"].as_str().unwrap_or_default();

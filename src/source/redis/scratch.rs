@@ -3,20 +3,14 @@
 //! directory; every key replayed into it with the same code path as `drctl restore`; keys per
 //! db compared with the manifest's facts; the server killed and its directory removed always.
 
-use crate::config::{Config, JobSpec};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
-use crate::restore::{self, Selector};
-use crate::source::{redis, RestoreOptions};
+use crate::source::kind::Scratch;
+use crate::source::RestoreOptions;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-pub async fn check(
-    cfg: &Config,
-    job: &JobSpec,
-    m: &Manifest,
-    server: &str,
-) -> Result<(f64, String)> {
+pub async fn check(scratch: &dyn Scratch) -> Result<(f64, String)> {
+    let server = scratch.target().unwrap_or("redis-server");
     let dir = tempfile::tempdir().map_err(|e| Error::failed(format!("scratch directory: {e}")))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -59,24 +53,23 @@ pub async fn check(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        compare(cfg, job, m, &url).await
+        compare(scratch, &url).await
     }
     .await;
     let _ = child.kill().await;
     result
 }
 
-async fn compare(cfg: &Config, job: &JobSpec, m: &Manifest, url: &str) -> Result<(f64, String)> {
+async fn compare(scratch: &dyn Scratch, url: &str) -> Result<(f64, String)> {
     let t = Instant::now();
     let opts = RestoreOptions {
-        clean: false,
-        no_owner: false,
         jobs: 1,
-        renames: Vec::new(),
+        ..RestoreOptions::default()
     };
-    restore::run(cfg, job, &Selector::Id(m.id.clone()), None, url, opts).await?;
+    scratch.restore(url, opts).await?;
     let secs = t.elapsed().as_secs_f64();
-    let got = redis::keys_per_db(url).await?;
+    let got = super::keys_per_db(url).await?;
+    let m = scratch.manifest();
     let facts = m.artifacts.first().map(|a| &a.facts["dbs"]);
     let want: std::collections::BTreeMap<String, u64> = facts
         .and_then(|d| d.as_object())

@@ -11,7 +11,8 @@ use super::{
     ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo,
     SourceRun,
 };
-use crate::config::PostgresSpec;
+mod kind;
+pub use kind::PostgresSpec;
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
 use async_trait::async_trait;
