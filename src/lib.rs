@@ -25,5 +25,6 @@ pub mod status;
 pub mod store;
 pub mod verify;
 pub mod yamlscan;
+pub mod yamltree;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,11 +1,12 @@
 //! Config: parse (`spec`) → validate (`validate`, no I/O) → the `Config` the commands use.
 //!
-//! YAML is read with `serde_norway`, the maintained fork of `serde_yaml` (archived upstream):
-//! same serde API, errors with line, column and field path, and libyaml's bound on alias
-//! expansion, so a "billion laughs" file is an error rather than an out-of-memory.
+//! The text is first scanned (`yamlscan`: size, depth and alias-expansion bounds, duplicate
+//! keys), then built into a tree whose every node knows its line and column (`yamltree`), and
+//! deserialized piece by piece (`load`), so every problem is reported, each where it is.
 
 pub mod daemon;
 pub use crate::interp as env;
+pub mod load;
 pub mod spec;
 mod validate;
 
@@ -44,12 +45,25 @@ impl Config {
         Self::from_str(&text, path)
     }
 
-    /// Parse and validate config text; `path` is used in error messages only.
+    /// Parse and validate config text; `path` is used in error messages only. Every problem
+    /// is reported, each at its own position, not just the first.
     pub fn from_str(text: &str, path: &Path) -> Result<Config> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let index = positions(text).map_err(|p| scan_error(path, p))?;
-        let spec: ConfigSpec = serde_norway::from_str(text).map_err(|e| yaml_error(path, &e))?;
-        validate::validate(spec, &index, path)
+        positions(text).map_err(|p| scan_error(path, p))?;
+        let root = crate::yamltree::tree(text).map_err(|(line, column, message)| {
+            scan_error(
+                path,
+                crate::yamlscan::Problem {
+                    line,
+                    column,
+                    message,
+                },
+            )
+        })?;
+        let mut problems = load::Problems::default();
+        let config = load::parse(&root, &mut problems)
+            .and_then(|spec| validate::validate(spec, &root, path, &mut problems));
+        config.ok_or_else(|| problems.into_error(path))
     }
 
     pub fn job(&self, name: &str) -> Result<&JobSpec> {
@@ -100,24 +114,6 @@ fn scan_error(path: &Path, p: crate::yamlscan::Problem) -> Error {
         p.message
     ))
     .hint("fix the config and check it with `drctl config validate`")
-}
-
-/// Turn a serde_norway error into "file:line:column: field.path: message".
-fn yaml_error(path: &Path, e: &serde_norway::Error) -> Error {
-    let msg = e.to_string();
-    // serde_norway appends " at line L column C"; we lead with the position instead.
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg,
-    };
-    // The deserializer quotes offending values whole; a huge one must not come back whole.
-    let msg = crate::yamlscan::clip_quoted(&msg, 80);
-    let pos = match e.location() {
-        Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
-        None => path.display().to_string(),
-    };
-    Error::usage(format!("{pos}: {msg}"))
-        .hint("fix the config and check it with `drctl config validate`")
 }
 
 /// The JSON Schema of the config file, for editors and CI linting.

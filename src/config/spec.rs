@@ -94,11 +94,13 @@ pub struct RegionSpec {
     pub options: BTreeMap<String, Secret>,
 }
 
+/// One job. The loader parses `source` on its own, through the source registry (so errors
+/// inside it keep their positions): `S` is `Skip` for that first pass.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct JobSpec {
+pub struct JobSpec<S = crate::source::SourceSpec> {
     pub name: Name,
-    pub source: crate::source::SourceSpec,
+    pub source: S,
     /// Standard 5-field cron, as in a Kubernetes CronJob, or @hourly, @daily, ...
     #[serde(default)]
     pub schedule: Option<Schedule>,
@@ -144,6 +146,32 @@ impl RetentionSpec {
             keep_yearly: self.keep_yearly.unwrap_or(0),
             keep_within: self.keep_within,
         }
+    }
+}
+
+impl<S> JobSpec<S> {
+    /// The same job with another `source`.
+    pub fn with_source<T>(self, source: T) -> JobSpec<T> {
+        JobSpec {
+            name: self.name,
+            source,
+            schedule: self.schedule,
+            compression: self.compression,
+            rpo: self.rpo,
+            retention: self.retention,
+            verify: self.verify,
+        }
+    }
+}
+
+/// A value read and thrown away: the `source` of a job's first parsing pass.
+#[derive(Debug, Clone, Copy, Default, JsonSchema)]
+pub struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Skip)
     }
 }
 

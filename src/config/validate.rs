@@ -1,128 +1,130 @@
 //! Cross-field checks that serde cannot express. Pure: no I/O, no network.
 
-use super::{Config, ConfigSpec, RegionKind, VerifyLevel};
-use crate::error::{Error, Result};
-use crate::yamlscan::Index;
+use super::load::{Parsed, Problems};
+use super::{Config, RegionKind, VerifyLevel};
+use marked_yaml::Node;
 use std::collections::HashSet;
 use std::path::Path;
 
-pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<Config> {
-    // Positions come from the field path (block or flow style alike).
+/// Every rule is checked and every broken one recorded (at its field's position in `root`);
+/// the `Config` comes back only when none is.
+pub(super) fn validate(
+    parsed: Parsed,
+    root: &Node,
+    path: &Path,
+    p: &mut Problems,
+) -> Option<Config> {
+    let Parsed {
+        spec,
+        region_at,
+        job_at,
+        notification_at,
+        complete,
+    } = parsed;
+    let before = p.list.len();
+    let cell = std::cell::RefCell::new(&mut *p);
     let err = |field: String, msg: String| {
-        let pos = match index.find(&field) {
-            Some((l, c)) => format!("{}:{l}:{c}", path.display()),
-            None => path.display().to_string(),
-        };
-        Error::usage(format!("{pos}: {field}: {msg}"))
-            .hint("fix the config and check it with `drctl config validate`")
+        cell.borrow_mut()
+            .push(crate::yamltree::find(root, &field), &field, msg);
     };
 
-    if spec.regions.is_empty() {
-        return Err(err(
-            "regions".into(),
-            "at least one region is required".into(),
-        ));
+    if complete && spec.regions.is_empty() {
+        err("regions".into(), "at least one region is required".into());
     }
     let mut seen = HashSet::new();
     for (i, r) in spec.regions.iter().enumerate() {
-        let field = |f: &str| format!("regions[{i}].{f}");
+        let field = |f: &str| format!("regions[{}].{f}", region_at[i]);
         if !seen.insert(&r.name) {
-            return Err(err(
+            err(
                 field("name"),
                 format!("duplicate region name {:?}", r.name.0),
-            ));
+            );
         }
         match r.kind {
             RegionKind::Fs if r.root.is_none() => {
-                return Err(err(
+                err(
                     field("root"),
                     "an fs region needs `root` (a directory)".into(),
-                ));
+                );
             }
             RegionKind::Fs => {}
             _ if r.bucket.is_none() => {
-                return Err(err(
+                err(
                     field("bucket"),
                     format!("a {} region needs `bucket`", r.kind.scheme()),
-                ));
+                );
             }
             _ => {}
         }
         if let Some(p) = r.part_size_mib {
             if !(5..=5120).contains(&p) {
-                return Err(err(
+                err(
                     field("part_size_mib"),
                     format!("{p} MiB is outside what S3 multipart accepts (5..=5120)"),
-                ));
+                );
             }
         }
         if let Some(e) = &r.endpoint {
             if let Err(why) = endpoint_ok(e) {
-                return Err(err(field("endpoint"), why));
+                err(field("endpoint"), why);
             }
         }
         if r.timeout
             .is_some_and(|t| t < std::time::Duration::from_secs(1))
         {
-            return Err(err(
+            err(
                 field("timeout"),
                 "must be at least 1s (how long a store request may make no progress)".into(),
-            ));
+            );
         }
         if r.upload_concurrency == Some(0) {
-            return Err(err(
-                field("upload_concurrency"),
-                "must be at least 1".into(),
-            ));
+            err(field("upload_concurrency"), "must be at least 1".into());
         }
     }
 
     let min_copies = spec.min_copies.unwrap_or(spec.regions.len());
-    if min_copies == 0 || min_copies > spec.regions.len() {
-        return Err(err(
+    if complete && (min_copies == 0 || min_copies > spec.regions.len()) {
+        err(
             "min_copies".into(),
             format!(
                 "{min_copies} must be between 1 and the number of regions ({})",
                 spec.regions.len()
             ),
-        ));
+        );
     }
 
     let mut seen = HashSet::new();
     for (i, j) in spec.jobs.iter().enumerate() {
-        let field = |f: &str| format!("jobs[{i}].{f}");
+        let field = |f: &str| format!("jobs[{}].{f}", job_at[i]);
         if !seen.insert(&j.name) {
-            return Err(err(
-                field("name"),
-                format!("duplicate job name {:?}", j.name.0),
-            ));
+            err(field("name"), format!("duplicate job name {:?}", j.name.0));
         }
         if j.rpo == Some(std::time::Duration::ZERO) {
-            return Err(err(field("rpo"),
+            err(field("rpo"),
                 "`rpo: 0s` can never be met: a backup is always some time old; give the most data, in time, the job may lose (e.g. 15m)".into(),
-            ));
+            );
         }
         // URL syntax is checked while parsing.
-        if let Some(p) = j.source.plugin().problems().into_iter().next() {
-            return Err(err(field(&format!("source.{}", p.field)), p.message));
+        for p in j.source.plugin().problems() {
+            err(field(&format!("source.{}", p.field)), p.message);
         }
         if let Some(r) = &j.retention {
             if r.is_empty() {
-                return Err(err(field("retention"),
+                err(field("retention"),
                     "no keep_* rule: this would keep only what the safety rules keep; remove `retention` to keep everything".into(),
-                ));
+                );
             }
         }
         if let Some(v) = &j.verify {
             let rules = j.source.plugin().verify_rules();
             if !v.assertions.is_empty() && !rules.assertions {
-                return Err(err(
+                err(
                     field("verify.assertions"),
                     format!(
                         "SQL assertions apply to postgres jobs, not {}",
                         j.source.kind()
                     ),
-                ));
+                );
             }
             if let Some((i, _)) = v
                 .assertions
@@ -130,53 +132,56 @@ pub(super) fn validate(spec: ConfigSpec, index: &Index, path: &Path) -> Result<C
                 .enumerate()
                 .find(|(_, a)| a.sql.trim().is_empty())
             {
-                return Err(err(
+                err(
                     field(&format!("verify.assertions[{i}].sql")),
                     "empty query".into(),
-                ));
+                );
             }
             if v.level == VerifyLevel::Restore && rules.restore_needs_scratch && v.scratch.is_none()
             {
-                return Err(err(
+                err(
                     field("verify.scratch"),
                     "`level: restore` needs `scratch`, a throwaway target to restore into".into(),
-                ));
+                );
             }
         }
     }
 
     let lease_ttl = spec.lease_ttl.unwrap_or(crate::store::lease::DEFAULT_TTL);
     if lease_ttl < std::time::Duration::from_secs(10) {
-        return Err(err(
+        err(
             "lease_ttl".into(),
             "must be at least 10s (it is renewed every third of it)".into(),
-        ));
+        );
     }
 
     let sch = &spec.scheduler;
     if sch.max_concurrent == 0 {
-        return Err(err(
+        err(
             "scheduler.max_concurrent".into(),
             "must be at least 1".into(),
-        ));
+        );
     }
     if sch.attempts == 0 {
-        return Err(err(
+        err(
             "scheduler.attempts".into(),
             "must be at least 1 (1 = no retry)".into(),
-        ));
+        );
     }
     for (i, n) in spec.notifications.iter().enumerate() {
         let u = n.url.expose();
         if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(err(
-                format!("notifications[{i}].url"),
+            err(
+                format!("notifications[{}].url", notification_at[i]),
                 "not an http:// or https:// URL".into(),
-            ));
+            );
         }
     }
 
-    Ok(Config {
+    if !complete || cell.into_inner().list.len() > before {
+        return None;
+    }
+    Some(Config {
         path: path.to_path_buf(),
         regions: spec.regions,
         min_copies,

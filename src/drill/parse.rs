@@ -350,7 +350,7 @@ impl Parser {
                         span = *k.span();
                     }
                 }
-                let msg = e.to_string();
+                let msg = (*e).to_string();
                 self.problem(&span, sid, format!("{kind_name} step: {msg}"));
                 return None;
             }

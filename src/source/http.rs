@@ -169,6 +169,24 @@ pub fn seg(s: &str) -> String {
         .replace('+', "%20")
 }
 
+/// `deserialize_with` for the `url` of a REST source: an http(s) URL with a host, `${VAR}`
+/// expanded.
+pub fn http_url<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<crate::interp::Interp, D::Error> {
+    use crate::interp::{expand, parse_scalar, Interp};
+    parse_scalar(d, "an http:// URL", |raw| {
+        let url = expand(raw, |k| std::env::var(k).ok())?;
+        match url::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(Interp(url))
+            }
+            Ok(_) => Err(format!("{url:?} is not an http:// or https:// URL")),
+            Err(e) => Err(format!("{url:?} is not a valid URL ({e})")),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,22 +209,4 @@ mod tests {
             e.message()
         );
     }
-}
-
-/// `deserialize_with` for the `url` of a REST source: an http(s) URL with a host, `${VAR}`
-/// expanded.
-pub fn http_url<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<crate::interp::Interp, D::Error> {
-    use crate::interp::{expand, parse_scalar, Interp};
-    parse_scalar(d, "an http:// URL", |raw| {
-        let url = expand(raw, |k| std::env::var(k).ok())?;
-        match url::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(Interp(url))
-            }
-            Ok(_) => Err(format!("{url:?} is not an http:// or https:// URL")),
-            Err(e) => Err(format!("{url:?} is not a valid URL ({e})")),
-        }
-    })
 }

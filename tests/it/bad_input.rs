@@ -46,8 +46,8 @@ const CONFIGS: &[(&str, i32, &str, &str)] = &[
     (
         "chroma-url-scheme",
         2,
-        "6:5",
-        "jobs[0]: source.url: \"ftp://h:8000\" is not an",
+        "7:34",
+        "jobs[0].source.url: \"ftp://h:8000\" is not an",
     ),
     (
         "compression-level-out-of-range",
@@ -222,8 +222,8 @@ const CONFIGS: &[(&str, i32, &str, &str)] = &[
     (
         "missing-source-url",
         2,
-        "6:5",
-        "jobs[0]: missing field `url`",
+        "7:13",
+        "jobs[0].source: missing field `url`",
     ),
     (
         "missing-source",
@@ -264,14 +264,14 @@ const CONFIGS: &[(&str, i32, &str, &str)] = &[
     (
         "postgres-url-scheme",
         2,
-        "6:5",
-        "jobs[0]: source.url: scheme \"mysql\" is not",
+        "7:36",
+        "jobs[0].source.url: scheme \"mysql\" is not",
     ),
     (
         "redis-url-scheme",
         2,
-        "6:5",
-        "jobs[0]: source.url: scheme \"http\" is not",
+        "7:33",
+        "jobs[0].source.url: scheme \"http\" is not",
     ),
     (
         "region-timeout-zero",
@@ -342,8 +342,8 @@ const CONFIGS: &[(&str, i32, &str, &str)] = &[
     (
         "unknown-field-deep-in-redis-tls",
         2,
-        "6:5",
-        "jobs[0]: unknown field `methd`, expected `url`",
+        "7:46",
+        "jobs[0].source: unknown field `methd`, expected `url`",
     ),
     (
         "unknown-job-field",
@@ -384,8 +384,8 @@ const CONFIGS: &[(&str, i32, &str, &str)] = &[
     (
         "unknown-source-field",
         2,
-        "6:5",
-        "jobs[0]: unknown field `urll`, expected one of",
+        "7:31",
+        "jobs[0].source: unknown field `urll`, expected one of",
     ),
     (
         "unknown-source-kind",

@@ -27,12 +27,12 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         ("unknown source kind", format!("{GOOD_HEAD}jobs:\n  - name: app\n    source: {{ kind: mongodb, url: x }}\n"), vec!["drctl.yaml:10:", "jobs[0].source", "unknown variant `mongodb`"]),
         ("invalid job name", format!("{GOOD_HEAD}jobs:\n  - name: App DB\n    source: {{ kind: postgres, url: \"postgres://u@h/db\" }}\n"), vec!["drctl.yaml:9:11", "jobs[0].name", "invalid name"]),
         ("compression level", format!("{GOOD_HEAD}{GOOD_JOB}    compression: {{ codec: zstd, level: 40 }}\n"), vec!["drctl.yaml:11:", "jobs[0].compression", "out of range"]),
-        ("source url scheme", format!("{GOOD_HEAD}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"mysql://u@h/db\" }}\n"), vec!["drctl.yaml:9:", "jobs[0]: source.url", "not postgres://"]),
-        ("chroma url scheme", format!("{GOOD_HEAD}jobs:\n  - name: v\n    source: {{ kind: chroma, url: \"ftp://h:8000\" }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "not an http:// or https:// URL"]),
-        ("redis method", format!("{GOOD_HEAD}jobs:\n  - name: c\n    source: {{ kind: redis, url: \"redis://h\", method: bgsave }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "unknown variant `bgsave`"]),
+        ("source url scheme", format!("{GOOD_HEAD}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"mysql://u@h/db\" }}\n"), vec!["drctl.yaml:10:36", "jobs[0].source.url", "not postgres://"]),
+        ("chroma url scheme", format!("{GOOD_HEAD}jobs:\n  - name: v\n    source: {{ kind: chroma, url: \"ftp://h:8000\" }}\n"), vec!["drctl.yaml:10:34", "jobs[0]", "not an http:// or https:// URL"]),
+        ("redis method", format!("{GOOD_HEAD}jobs:\n  - name: c\n    source: {{ kind: redis, url: \"redis://h\", method: bgsave }}\n"), vec!["drctl.yaml:10:54", "jobs[0]", "unknown variant `bgsave`"]),
         ("assertions on redis", format!("{GOOD_HEAD}jobs:\n  - name: c\n    source: {{ kind: redis, url: \"redis://h\" }}\n    verify:\n      level: restore\n      assertions:\n        - {{ sql: \"SELECT 1\", expect: 1 }}\n"), vec!["drctl.yaml:13:7", "jobs[0].verify.assertions", "apply to postgres jobs, not redis"]),
         ("assertion without expect", format!("{GOOD_HEAD}{GOOD_JOB}    verify:\n      level: structure\n      assertions:\n        - {{ sql: \"SELECT 1\" }}\n"), vec!["drctl.yaml:14:", "jobs[0].verify.assertions[0]", "missing field `expect`"]),
-        ("qdrant unknown field", format!("{GOOD_HEAD}jobs:\n  - name: q\n    source: {{ kind: qdrant, url: \"http://h:6333\", apikey: x }}\n"), vec!["drctl.yaml:9:", "jobs[0]", "unknown field `apikey`"]),
+        ("qdrant unknown field", format!("{GOOD_HEAD}jobs:\n  - name: q\n    source: {{ kind: qdrant, url: \"http://h:6333\", apikey: x }}\n"), vec!["drctl.yaml:10:51", "jobs[0]", "unknown field `apikey`"]),
     ]
 }
 
@@ -81,4 +81,56 @@ fn missing_config_file_is_a_usage_error() {
         "{}",
         crate::common::stderr(&o)
     );
+}
+
+/// Five problems in three jobs, in block and flow style with comments between: every one is
+/// reported, each at its own line and column with its field path, in file order — not just
+/// the first, and not at the first line that happens to hold the same key.
+#[test]
+fn every_problem_of_a_config_is_reported_at_its_own_position() {
+    let w = World::new("config-five");
+    let text = "\
+regions:
+  - { name: a, kind: fs, root: /tmp/x }   # one region, flow style
+jobs:
+  - name: app
+    source: { kind: postgres, url: \"postgres://u@h:5432/db\" }
+    retention: { keep_last: 3 }
+    rpo: 0s                                # 1: can never be met
+  - name: cache
+    source:
+      kind: redis
+      url: \"redis://h:6379\"
+      methd: dump                          # 2: unknown field
+    schedule: \"61 * * * *\"                 # 3: minute out of range
+  - name: vectors
+    # retention below has no rule
+    source: { kind: chroma, url: \"http://c:8000\", page_size: 0 }  # 4: page_size 0
+    retention: {}                          # 5: no keep_* rule
+";
+    w.write_config(text);
+    let o = w.drctl(&["config", "validate"]);
+    let err = crate::common::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let want = [
+        (
+            "drctl.yaml:7:5: jobs[0].rpo: ",
+            "`rpo: 0s` can never be met",
+        ),
+        ("drctl.yaml:12:7: jobs[1].source: ", "unknown field `methd`"),
+        (
+            "drctl.yaml:13:15: jobs[1].schedule: ",
+            "invalid schedule \"61 * * * *\"",
+        ),
+        ("drctl.yaml:16:51: jobs[2].source.page_size: ", "at least 1"),
+        ("drctl.yaml:17:5: jobs[2].retention: ", "no keep_* rule"),
+    ];
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("drctl.yaml:")).collect();
+    assert_eq!(lines.len(), want.len(), "one line per problem:\n{err}");
+    for ((at, what), line) in want.iter().zip(&lines) {
+        assert!(
+            line.contains(at) && line.contains(what),
+            "want {at}{what}, got: {line}\nall:\n{err}"
+        );
+    }
 }
