@@ -61,13 +61,18 @@ impl Error {
             self.hint(hint)
         }
     }
+    /// Keep the underlying error for `source()` (the message should already say it in words).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
     }
-    /// Prefix the message with context ("region beijing: ...").
+    /// Prefix the message with context ("region beijing: ..."), unless the message already
+    /// starts with it: a cause that names its region or job is not named twice.
     pub fn context(mut self, ctx: impl fmt::Display) -> Self {
-        self.message = format!("{ctx}: {}", self.message);
+        let ctx = ctx.to_string();
+        if !self.message.starts_with(&ctx) {
+            self.message = format!("{ctx}: {}", self.message);
+        }
         self
     }
     pub fn kind(&self) -> ErrorKind {
@@ -91,20 +96,11 @@ impl Error {
     }
 }
 
+/// The message (which already says the cause in words), then the hint. The cause itself is
+/// kept for `source()`, not printed again.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)?;
-        let mut src = self
-            .source
-            .as_deref()
-            .map(|s| s as &(dyn std::error::Error + 'static));
-        while let Some(s) = src {
-            let text = s.to_string();
-            if !self.message.contains(&text) {
-                write!(f, ": {text}")?;
-            }
-            src = s.source();
-        }
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -118,7 +114,13 @@ impl fmt::Debug for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<opendal::Error> for Error {
     fn from(e: opendal::Error) -> Self {
@@ -127,13 +129,13 @@ impl From<opendal::Error> for Error {
         } else {
             ErrorKind::Failed
         };
-        Error::new(kind, format!("storage error: {e}"))
+        Error::new(kind, format!("storage error: {e}")).with_source(e)
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::failed(format!("I/O error: {e}"))
+        Error::failed(format!("I/O error: {e}")).with_source(e)
     }
 }
 
@@ -143,12 +145,44 @@ impl From<tokio_postgres::Error> for Error {
             Some(db) => format!("PostgreSQL: {}: {}", db.severity(), db.message()),
             None => format!("PostgreSQL: {e}"),
         };
-        Error::failed(msg)
+        Error::failed(msg).with_source(e)
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::failed(format!("JSON: {e}"))
+        Error::failed(format!("JSON: {e}")).with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// The format users and scripts read: `context: message[: cause]`, then the hint on its
+    /// own indented line. A cause already in the message is not repeated; a context already
+    /// leading the message is not added again.
+    #[test]
+    fn display_format_is_pinned() {
+        let e = Error::failed("the upload stalled")
+            .context("region beijing (backups/app/1/db.zst)")
+            .context("region beijing")
+            .hint("check the endpoint");
+        assert_eq!(
+            e.to_string(),
+            "region beijing (backups/app/1/db.zst): the upload stalled\n  hint: check the endpoint"
+        );
+        assert_eq!(e.exit_code(), 1);
+
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::from(io).context("job app");
+        assert_eq!(e.to_string(), "job app: I/O error: denied");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("denied"));
+
+        let wrapped = Error::usage("bad flag").with_source(std::fmt::Error);
+        assert_eq!(wrapped.to_string(), "bad flag");
+        assert!(wrapped.source().is_some());
+        assert_eq!(wrapped.exit_code(), 2);
     }
 }

@@ -188,7 +188,7 @@ mod tests {
         let first = r
             .as_sequence()
             .unwrap()
-            .get(0)
+            .first()
             .unwrap()
             .as_mapping()
             .unwrap();

@@ -353,16 +353,11 @@ async fn run_drill(
     evidence::write_local(&dir, &rec)?;
     let mut stored = vec![dir.display().to_string()];
     if let Some(cfg) = &cfg {
-        let failed = evidence::publish(cfg, &dir, &rec).await;
-        for f in &failed {
-            tracing::warn!(error = %f, "drill evidence not stored in a region");
+        let published = evidence::publish(cfg, &dir, &rec).await;
+        for (region, error) in &published.failed {
+            tracing::warn!(region = %region, error = %error, "drill evidence not stored in a region");
         }
-        let ok: Vec<_> = cfg
-            .regions
-            .iter()
-            .map(|r| r.name.0.clone())
-            .filter(|n| !failed.iter().any(|f| f.contains(&format!("region {n}:"))))
-            .collect();
+        let ok = published.stored;
         if !ok.is_empty() {
             stored.push(format!(
                 "drills/{}/{}/ in {}",

@@ -3,7 +3,7 @@ use crate::backup::open_regions;
 use crate::cli::{Output, PruneArgs};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::retention::{self, Options};
+use crate::retention::{self, Action, Options};
 use crate::store::lease::{self, Refused};
 
 pub async fn run(cfg: &Config, args: PruneArgs, out: Output) -> Result<()> {
@@ -39,15 +39,6 @@ pub async fn run(cfg: &Config, args: PruneArgs, out: Output) -> Result<()> {
     if !is_text(out) {
         return print_json(&rows);
     }
-    let verb = |a: &str| match (a, args.dry_run) {
-        ("keep", _) => "keep",
-        ("delete", true) => "would delete",
-        ("delete", false) => "deleted",
-        ("abort-upload", true) => "would abort upload",
-        ("abort-upload", false) => "aborted upload",
-        (_, true) => "would remove partial",
-        (_, false) => "removed partial",
-    };
     for r in &rows {
         let why = if r.reasons.is_empty() {
             "no rule keeps it".to_string()
@@ -59,10 +50,10 @@ pub async fn run(cfg: &Config, args: PruneArgs, out: Output) -> Result<()> {
             r.job,
             r.backup,
             r.region,
-            verb(r.action)
+            r.action.verb(args.dry_run)
         );
     }
-    let gone = rows.iter().filter(|r| r.action != "keep").count();
+    let gone = rows.iter().filter(|r| r.action != Action::Keep).count();
     println!(
         "{} {gone} of {} copies{}",
         if args.dry_run {

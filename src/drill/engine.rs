@@ -6,7 +6,7 @@
 use super::journal::Journal;
 use super::measure;
 use super::plan::{Item, OnFailure, Playbook, Step};
-use super::record::{Phase, RunRecord, Status, StepRecord};
+use super::record::{Abort, Phase, RunRecord, Status, StepRecord};
 use super::steps::{Ctx, Outcome, Prompter};
 use super::vars::Scope;
 use crate::config::Config;
@@ -62,21 +62,19 @@ struct Shared {
     prompter: Arc<Prompter>,
     config: Option<Arc<Config>>,
     /// Why the drill was stopped from outside the step sequence (guard, interrupt).
-    stop_reason: Mutex<Option<String>>,
+    stop_reason: Mutex<Option<Abort>>,
     interrupt: CancellationToken,
 }
 
 impl Shared {
-    fn reason(&self) -> Option<String> {
+    fn reason(&self) -> Option<Abort> {
         let mut r = self.stop_reason.lock().unwrap();
         if self.interrupt.is_cancelled() && r.is_none() {
-            *r = Some(INTERRUPTED.into());
+            *r = Some(Abort::Interrupted);
         }
         r.clone()
     }
 }
-
-const INTERRUPTED: &str = "interrupted (Ctrl-C / SIGTERM)";
 
 pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunRecord {
     let started_at = Utc::now();
@@ -145,10 +143,11 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
                         );
                         tracing::warn!(failures, of = g.failures, error = %e, "guard probe failed");
                         if failures >= g.failures {
-                            let reason = format!(
-                                "guard `{}` failed {failures} times in a row: {e}",
-                                g.step.id
-                            );
+                            let reason = Abort::Guard {
+                                step: g.step.id.clone(),
+                                failures,
+                                error: e.to_string(),
+                            };
                             sh.stop_reason.lock().unwrap().get_or_insert(reason);
                             stop.cancel();
                             return;
@@ -164,10 +163,10 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
         ..Default::default()
     };
     let mut records: Vec<StepRecord> = Vec::new();
-    let mut aborted: Option<String> = None;
+    let mut aborted: Option<Abort> = None;
     for item in &pb.items {
         if aborted.is_none() && stop.is_cancelled() {
-            aborted = shared.reason().or(Some("stopped".into()));
+            aborted = shared.reason().or(Some(Abort::Stopped));
         }
         if aborted.is_some() {
             for s in item.steps() {
@@ -193,14 +192,13 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
             }
             if !rec.status.ok() && aborted.is_none() {
                 if rec.status == Status::Cancelled {
-                    aborted = shared.reason().or(Some("stopped".into()));
+                    aborted = shared.reason().or(Some(Abort::Stopped));
                 } else if step.on_failure == OnFailure::Abort {
-                    aborted = Some(format!(
-                        "step `{}` {}: {}",
-                        step.id,
-                        rec.status.as_str(),
-                        rec.error.clone().unwrap_or_default()
-                    ));
+                    aborted = Some(Abort::Step {
+                        step: step.id.clone(),
+                        status: rec.status.as_str().to_string(),
+                        error: rec.error.clone().unwrap_or_default(),
+                    });
                 }
             }
             records.push(rec);
@@ -214,7 +212,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
         let _ = t.await;
     }
     if let Some(a) = &aborted {
-        journal.event("aborted", json!({ "reason": a }));
+        journal.event("aborted", json!({ "reason": a.to_string(), "cause": a }));
         tracing::error!(reason = %a, "drill aborted");
     }
 
@@ -262,7 +260,7 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
     }
     if let Some(a) = &aborted {
         // A failed step is listed already; a guard or an interrupt is not.
-        if !a.starts_with("step `") {
+        if !matches!(a, Abort::Step { .. }) {
             failures.push(format!("aborted: {a}"));
         }
     }
@@ -293,7 +291,8 @@ pub async fn run(pb: &Playbook, opts: RunOptions, journal: Arc<Journal>) -> RunR
         passed: failures.is_empty(),
         failures,
         steps: records,
-        aborted,
+        aborted: aborted.as_ref().map(|a| a.to_string()),
+        cause: aborted,
     };
     journal.event(
         "drill_finished",
@@ -436,7 +435,7 @@ async fn run_step(
             rec.status = Status::Cancelled;
             rec.error = Some(
                 sh.reason()
-                    .unwrap_or_else(|| "the drill was stopped".into()),
+                    .map_or_else(|| "the drill was stopped".into(), |a| a.to_string()),
             );
         }
         Some(Err(_)) => {

@@ -27,30 +27,46 @@ pub fn write_local(dir: &Path, r: &RunRecord) -> Result<()> {
     Ok(())
 }
 
-/// Copy the run's folder into every region; returns one line per region that failed.
-pub async fn publish(cfg: &Config, dir: &Path, r: &RunRecord) -> Vec<String> {
+/// Where a run's evidence went: the regions that hold it, and each one that does not, why.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub stored: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Copy the run's folder into every region. A region that cannot be opened, read or written
+/// is in `failed` with its reason, never in `stored`.
+pub async fn publish(cfg: &Config, dir: &Path, r: &RunRecord) -> Published {
+    let mut out = Published::default();
     let regions = match crate::backup::open_regions(cfg) {
         Ok(r) => r,
-        Err(e) => return vec![e.to_string()],
-    };
-    let mut failed = Vec::new();
-    for region in &regions {
-        for f in FILES {
-            let path = format!("drills/{}/{}/{f}", r.playbook, r.run_id);
-            let body = match std::fs::read(dir.join(f)) {
-                Ok(b) => b,
-                Err(e) => {
-                    failed.push(format!("{}: cannot read {f}: {e}", region.name));
-                    continue;
-                }
-            };
-            if let Err(e) = region.op.write(&path, body).await {
-                failed.push(format!("region {}: {}", region.name, region.err(e, &path)));
-                break;
+        Err(e) => {
+            for region in &cfg.regions {
+                out.failed.push((region.name.0.clone(), e.to_string()));
             }
+            return out;
+        }
+    };
+    for region in &regions {
+        match publish_to(region, dir, r).await {
+            Ok(()) => out.stored.push(region.name.clone()),
+            Err(e) => out.failed.push((region.name.clone(), e)),
         }
     }
-    failed
+    out
+}
+
+async fn publish_to(region: &Region, dir: &Path, r: &RunRecord) -> std::result::Result<(), String> {
+    for f in FILES {
+        let path = format!("drills/{}/{}/{f}", r.playbook, r.run_id);
+        let body = std::fs::read(dir.join(f)).map_err(|e| format!("cannot read {f}: {e}"))?;
+        region
+            .op
+            .write(&path, body)
+            .await
+            .map_err(|e| region.err(e, &path).to_string())?;
+    }
+    Ok(())
 }
 
 async fn region_records(region: &Region) -> Result<Vec<RunRecord>> {

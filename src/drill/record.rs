@@ -130,11 +130,58 @@ pub struct RunRecord {
     pub rto: Metric,
     pub rpo: Metric,
     pub steps: Vec<StepRecord>,
-    /// Why the drill stopped early (a failed step, a guard, an interrupt).
+    /// Why the drill stopped early (a failed step, a guard, an interrupt), as text.
     pub aborted: Option<String>,
+    /// The same, as data (absent in records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Abort>,
     pub passed: bool,
     /// One line per reason the drill failed (steps and missed targets).
     pub failures: Vec<String>,
+}
+
+/// Why a drill stopped before its last step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Abort {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The guard's probe failed `failures` times in a row.
+    Guard {
+        step: String,
+        failures: u32,
+        error: String,
+    },
+    /// A step with `on_failure: abort` failed.
+    Step {
+        step: String,
+        status: String,
+        error: String,
+    },
+    /// Stopped from outside without a recorded cause.
+    Stopped,
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Abort::Interrupted => f.write_str("interrupted (Ctrl-C / SIGTERM)"),
+            Abort::Guard {
+                step,
+                failures,
+                error,
+            } => write!(
+                f,
+                "guard `{step}` failed {failures} times in a row: {error}"
+            ),
+            Abort::Step {
+                step,
+                status,
+                error,
+            } => write!(f, "step `{step}` {status}: {error}"),
+            Abort::Stopped => f.write_str("stopped"),
+        }
+    }
 }
 
 impl RunRecord {

@@ -24,13 +24,49 @@ pub struct Row {
     pub job: String,
     pub backup: String,
     pub region: String,
-    /// `keep`, `delete`, `remove-partial` (a run that never committed) or `abort-upload`
-    /// (an unfinished S3 multipart upload).
-    pub action: &'static str,
+    pub action: Action,
     pub reasons: Vec<String>,
     /// Set for `abort-upload` rows (and unfinished uploads kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload: Option<Upload>,
+}
+
+/// What prune does with one copy; serialized as `keep`, `delete`, `remove-partial` or
+/// `abort-upload` in `-o json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Keep,
+    /// A committed backup no rule keeps: its manifest goes first, then its objects.
+    Delete,
+    /// A run that never committed (no manifest).
+    RemovePartial,
+    /// An unfinished S3 multipart upload.
+    AbortUpload,
+}
+
+impl Action {
+    /// The verb for the text table, e.g. "would delete" on a dry run.
+    pub fn verb(self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Action::Keep, _) => "keep",
+            (Action::Delete, true) => "would delete",
+            (Action::Delete, false) => "deleted",
+            (Action::AbortUpload, true) => "would abort upload",
+            (Action::AbortUpload, false) => "aborted upload",
+            (Action::RemovePartial, true) => "would remove partial",
+            (Action::RemovePartial, false) => "removed partial",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Keep => "keep",
+            Action::Delete => "delete",
+            Action::RemovePartial => "remove-partial",
+            Action::AbortUpload => "abort-upload",
+        }
+    }
 }
 
 pub struct Options {
@@ -72,7 +108,11 @@ pub async fn prune(
                     job: job.name.0.clone(),
                     backup: d.id.clone(),
                     region: region.clone(),
-                    action: if d.keep() { "keep" } else { "delete" },
+                    action: if d.keep() {
+                        Action::Keep
+                    } else {
+                        Action::Delete
+                    },
                     reasons: d.reasons.clone(),
                     upload: None,
                 });
@@ -84,17 +124,17 @@ pub async fn prune(
             let written = writing.contains(&repo::backup_dir(&job.name.0, &id));
             let (action, why) = if written {
                 (
-                    "keep",
+                    Action::Keep,
                     "partial: a running job holds a live lease on it".to_string(),
                 )
             } else if id_floor(floor).is_some_and(|f| at.is_none_or(|t| t >= f)) {
                 (
-                    "keep",
+                    Action::Keep,
                     "partial: a running job may still be writing it".to_string(),
                 )
             } else if at.is_none_or(|t| t >= cutoff) {
                 (
-                    "keep",
+                    Action::Keep,
                     format!(
                         "partial, within the {} grace period",
                         humantime::format_duration(opts.grace)
@@ -102,7 +142,7 @@ pub async fn prune(
                 )
             } else {
                 (
-                    "remove-partial",
+                    Action::RemovePartial,
                     "partial: no manifest, the run never committed".to_string(),
                 )
             };
@@ -146,7 +186,11 @@ async fn stale_uploads(
                 job: job.to_string(),
                 backup,
                 region: r.name.clone(),
-                action: if stale { "abort-upload" } else { "keep" },
+                action: if stale {
+                    Action::AbortUpload
+                } else {
+                    Action::Keep
+                },
                 reasons: vec![format!(
                     "unfinished upload {} ({})",
                     u.key,
@@ -164,7 +208,7 @@ async fn stale_uploads(
 }
 
 async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
-    for row in rows.iter().filter(|r| r.action != "keep") {
+    for row in rows.iter().filter(|r| r.action != Action::Keep) {
         let r = regions
             .iter()
             .find(|r| r.name == row.region)
@@ -176,13 +220,13 @@ async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
             tracing::info!(job = %row.job, key = %u.key, region = %r.name, "aborted a stale multipart upload");
             continue;
         }
-        if row.action == "delete" {
+        if row.action == Action::Delete {
             // Uncommit first: from here on no listing counts it as a backup.
             let m = repo::manifest_path(&row.job, &row.backup);
             r.op.delete(&m).await.map_err(|e| r.err(e, &m))?;
         }
         r.remove_backup(&row.job, &row.backup).await?;
-        tracing::info!(job = %row.job, backup = %row.backup, region = %r.name, action = row.action, "pruned");
+        tracing::info!(job = %row.job, backup = %row.backup, region = %r.name, action = row.action.as_str(), "pruned");
     }
     Ok(())
 }

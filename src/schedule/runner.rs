@@ -164,7 +164,10 @@ async fn run_prune(state: &Arc<State>, cfg: &Config, abort: &CancellationToken) 
     })
     .await;
     if let Ok(Some(rows)) = result {
-        let deleted = rows.iter().filter(|r| r.action == "delete").count();
+        let deleted = rows
+            .iter()
+            .filter(|r| r.action == crate::retention::Action::Delete)
+            .count();
         tracing::info!(deleted, "scheduled prune done");
         state
             .metrics
