@@ -7,7 +7,7 @@
 //! manual steps unless they name a `kind`.
 
 use super::plan::{Guard, Item, OnFailure, Playbook, Step, Targets};
-use super::steps::{self, KINDS};
+use super::steps;
 use super::vars::{self, Ref};
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
@@ -53,21 +53,6 @@ pub struct Options {
     pub scenario: Option<String>,
     pub vars: Vec<(String, String)>,
 }
-
-/// Outputs a step may produce, for `${steps.<id>.<output>}`.
-const OUTPUTS: &[&str] = &[
-    "stdout",
-    "value",
-    "exit_code",
-    "status",
-    "body",
-    "rows",
-    "backup",
-    "consistent_at",
-    "region",
-    "answer",
-    "change_id",
-];
 
 const COMMON: &[&str] = &[
     "id",
@@ -307,11 +292,14 @@ impl Parser {
             self.problem(
                 m.span(),
                 sid,
-                format!("a step needs a `kind`: one of {}", KINDS.join(", ")),
+                format!(
+                    "a step needs a `kind`: one of {}",
+                    steps::names().join(", ")
+                ),
             );
             return None;
         };
-        if !KINDS.contains(&kind_name.as_str()) {
+        let Some(reg) = steps::kind(&kind_name) else {
             let span = m
                 .get_node("kind")
                 .map(|n| *n.span())
@@ -321,11 +309,11 @@ impl Parser {
                 sid,
                 format!(
                     "unknown kind `{kind_name}`; known kinds: {}",
-                    KINDS.join(", ")
+                    steps::names().join(", ")
                 ),
             );
             return None;
-        }
+        };
         let mut rest = m.clone();
         for k in COMMON {
             rest.remove(*k);
@@ -338,7 +326,7 @@ impl Parser {
             );
         }
         let rest = Node::from(rest);
-        let kind = match steps::build(&kind_name, &rest) {
+        let kind = match steps::build(reg, &rest) {
             Ok(k) => k,
             Err(e) => {
                 let mut span = e
@@ -683,12 +671,15 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     }
 
     // Cross-step checks, in execution order.
-    let mut before: HashSet<String> = HashSet::new();
+    let mut before: BTreeMap<String, String> = BTreeMap::new();
     let mut fault_seen: Option<String> = None;
     let known = |v: &str, vars: &BTreeMap<String, String>| {
         vars.contains_key(v) || std::env::var_os(v).is_some()
     };
-    let check_refs = |p: &mut Parser, step: &Step, node: &Node, earlier: &HashSet<String>| {
+    let check_refs = |p: &mut Parser,
+                      step: &Step,
+                      node: &Node,
+                      earlier: &BTreeMap<String, String>| {
         let mut ss = Vec::new();
         if let Some(m) = node.as_mapping() {
             let mut rest = m.clone();
@@ -711,10 +702,15 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
                                     format!("undefined variable `${{{v}}}`: define it under `vars:`, pass --var {v}=VALUE, or set it in the environment"),
                                 ),
                                 Ref::Step { id, output } => {
-                                    if !earlier.contains(&id) {
-                                        p.problem(s.span(), Some(&step.id), format!("`${{steps.{id}.{output}}}`: no step `{id}` runs before this one"));
-                                    } else if !OUTPUTS.contains(&output.as_str()) {
-                                        p.problem(s.span(), Some(&step.id), format!("`${{steps.{id}.{output}}}`: steps have no output `{output}`; outputs are {}", OUTPUTS.join(", ")));
+                                    let outputs = earlier.get(&id).and_then(|k| steps::kind(k)).map(|r| r.outputs);
+                                    match outputs {
+                                        None => p.problem(s.span(), Some(&step.id), format!("`${{steps.{id}.{output}}}`: no step `{id}` runs before this one")),
+                                        Some(o) if !o.contains(&output.as_str()) => {
+                                            let kind = &earlier[&id];
+                                            let has = if o.is_empty() { "none".to_string() } else { o.join(", ") };
+                                            p.problem(s.span(), Some(&step.id), format!("`${{steps.{id}.{output}}}`: a {kind} step has no output `{output}`; its outputs: {has}"));
+                                        }
+                                        Some(_) => {}
                                     }
                                 }
                                 _ => {}
@@ -743,7 +739,7 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
                 recovered_before_fault.push((*n.span(), s.id.clone()));
             }
             check_refs(&mut p, s, n, &before);
-            group_ids.push(s.id.clone());
+            group_ids.push((s.id.clone(), s.kind_name.clone()));
         }
         before.extend(group_ids);
     }
@@ -765,7 +761,7 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
         check_refs(&mut p, st, n, &before);
     }
     if let (Some(g), Some(gnode)) = (&guard, top.get_node("guard")) {
-        check_refs(&mut p, &g.step, gnode, &HashSet::new());
+        check_refs(&mut p, &g.step, gnode, &BTreeMap::new());
     }
     if items.is_empty() && p.problems.is_empty() {
         p.problem(top.span(), None, "the playbook has no steps");

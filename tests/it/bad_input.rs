@@ -571,7 +571,13 @@ const PLAYBOOKS: &[(&str, i32, &str, &str)] = &[
         "ref-to-unknown-output",
         2,
         "8:60",
-        "`${steps.one.colour}`: steps have no output",
+        "`${steps.one.colour}`: a sleep step has no output",
+    ),
+    (
+        "ref-to-output-another-kind-has",
+        2,
+        "8:60",
+        "`${steps.nap.rows}`: a sleep step has no output `rows`; its outputs: none",
     ),
     (
         "ref-to-unknown-step",

@@ -1,5 +1,5 @@
 //! Step kinds: one file each, behind `StepKind`. Adding a kind is one file plus one line in
-//! `build` and `KINDS`.
+//! `REGISTRY`.
 //!
 //! A kind's fields are deserialized (unknown fields refused) while the playbook is validated;
 //! strings may hold `${...}` and are expanded only when the step runs, through `Ctx::expand`,
@@ -28,9 +28,56 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Every kind `kind:` may name.
-pub const KINDS: &[&str] = &[
-    "manual", "shell", "http", "postgres", "redis", "dns", "backup", "restore", "verify", "sleep",
+/// Every step kind, by name: the outputs its steps produce (for `${steps.<id>.<output>}`,
+/// checked while the playbook is validated) and how its fields are read. A new kind is one
+/// file and one line here.
+pub const REGISTRY: &[Registration] = &[
+    reg::<manual::Manual>("manual", &["answer"]),
+    reg::<shell::Shell>("shell", &["stdout", "exit_code", "value"]),
+    reg::<http::Http>("http", &["status", "body", "value"]),
+    reg::<postgres::Postgres>("postgres", &["rows", "value"]),
+    reg::<redis::Redis>("redis", &["value"]),
+    reg::<dns::Dns>("dns", &["value", "change_id"]),
+    reg::<backup::Backup>("backup", &["backup", "consistent_at", "value"]),
+    reg::<restore::Restore>("restore", &["backup", "consistent_at", "region", "value"]),
+    reg::<verify::Verify>("verify", &["backup", "value"]),
+    reg::<sleep::Sleep>("sleep", &[]),
 ];
+
+/// One registered step kind.
+pub struct Registration {
+    pub name: &'static str,
+    pub outputs: &'static [&'static str],
+    build: fn(&Node) -> std::result::Result<Arc<dyn StepKind>, marked_yaml::FromNodeError>,
+}
+
+const fn reg<T>(name: &'static str, outputs: &'static [&'static str]) -> Registration
+where
+    T: StepKind + serde::de::DeserializeOwned + 'static,
+{
+    Registration {
+        name,
+        outputs,
+        build: build_as::<T>,
+    }
+}
+
+fn build_as<T>(node: &Node) -> std::result::Result<Arc<dyn StepKind>, marked_yaml::FromNodeError>
+where
+    T: StepKind + serde::de::DeserializeOwned + 'static,
+{
+    Ok(Arc::new(marked_yaml::from_node::<T>(node)?))
+}
+
+/// The registered kind called `name`.
+pub fn kind(name: &str) -> Option<&'static Registration> {
+    REGISTRY.iter().find(|r| r.name == name)
+}
+
+/// Every kind's name, for messages.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|r| r.name).collect()
+}
 
 #[async_trait::async_trait]
 pub trait StepKind: Send + Sync + std::fmt::Debug {
@@ -111,24 +158,12 @@ pub fn excerpt(s: &str, max: usize) -> String {
 }
 
 /// Build a kind from its fields (the step mapping without the common fields).
+/// Read a step's kind-specific fields as the registered kind `reg`.
 pub fn build(
-    kind: &str,
+    reg: &Registration,
     node: &Node,
 ) -> std::result::Result<Arc<dyn StepKind>, marked_yaml::FromNodeError> {
-    use marked_yaml::from_node;
-    Ok(match kind {
-        "manual" => Arc::new(from_node::<manual::Manual>(node)?),
-        "shell" => Arc::new(from_node::<shell::Shell>(node)?),
-        "http" => Arc::new(from_node::<http::Http>(node)?),
-        "postgres" => Arc::new(from_node::<postgres::Postgres>(node)?),
-        "redis" => Arc::new(from_node::<redis::Redis>(node)?),
-        "dns" => Arc::new(from_node::<dns::Dns>(node)?),
-        "backup" => Arc::new(from_node::<backup::Backup>(node)?),
-        "restore" => Arc::new(from_node::<restore::Restore>(node)?),
-        "verify" => Arc::new(from_node::<verify::Verify>(node)?),
-        "sleep" => Arc::new(from_node::<sleep::Sleep>(node)?),
-        _ => unreachable!("kind checked against KINDS before build"),
-    })
+    (reg.build)(node)
 }
 
 /// A value that should compare equal to what a step observed: `expect: 0` and `expect: "0"`
