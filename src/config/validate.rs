@@ -116,7 +116,7 @@ pub(super) fn validate(
             }
         }
         if let Some(v) = &j.verify {
-            let rules = j.source.plugin().verify_rules();
+            let rules = j.source.about().verify;
             if !v.assertions.is_empty() && !rules.assertions {
                 err(
                     field("verify.assertions"),

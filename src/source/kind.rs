@@ -17,6 +17,10 @@ pub struct About {
     pub summary: &'static str,
     /// What `drctl restore --to` takes for this kind, e.g. `postgres://host:5432/db`.
     pub restore_to: &'static str,
+    /// The backup holds named collections that `restore --rename` can rename.
+    pub collections: bool,
+    /// What `verify` accepts for this kind.
+    pub verify: VerifyRules,
 }
 
 /// How `verify` may be configured for a job of this kind.
@@ -28,6 +32,14 @@ pub struct VerifyRules {
     pub restore_needs_scratch: bool,
 }
 
+impl VerifyRules {
+    /// No assertions; the scratch target has a default (a temporary server, the job's own).
+    pub const PLAIN: VerifyRules = VerifyRules {
+        assertions: false,
+        restore_needs_scratch: false,
+    };
+}
+
 /// A field rule broken inside the `source:` block: the field (relative to `source`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldProblem {
@@ -37,20 +49,16 @@ pub struct FieldProblem {
 
 #[async_trait]
 pub trait SourceKind: std::fmt::Debug + Send + Sync {
-    /// The kind's name and help text (the registry reads it without an instance).
+    /// The kind's help text and static traits (the registry reads it without an instance).
     fn about() -> About
     where
         Self: Sized;
 
     /// Rules on the spec's own fields that serde cannot express (syntax is checked while
-    /// parsing). Pure: no I/O.
-    fn problems(&self) -> Vec<FieldProblem>;
-
-    /// What `verify` accepts for this kind.
-    fn verify_rules(&self) -> VerifyRules;
-
-    /// Whether the backup holds named collections that `restore --rename` can rename.
-    fn has_collections(&self) -> bool;
+    /// parsing). Pure: no I/O. Most kinds have none.
+    fn problems(&self) -> Vec<FieldProblem> {
+        Vec::new()
+    }
 
     /// The backup side: take a consistent snapshot and stream its artifacts.
     fn backup_source(&self) -> Result<Box<dyn BackupSource>>;
@@ -113,7 +121,14 @@ impl<'de> serde::Deserialize<'de> for Scalar {
             N(()),
         }
         Ok(Scalar(match Any::deserialize(d)? {
-            Any::S(s) => s,
+            // The config tree keeps every scalar as text: YAML's plain booleans and null
+            // read as the values they are (a quoted "true" is indistinguishable here).
+            Any::S(s) => match s.as_str() {
+                "true" | "True" | "TRUE" => "t".into(),
+                "false" | "False" | "FALSE" => "f".into(),
+                "~" | "null" | "Null" | "NULL" => "null".into(),
+                _ => s,
+            },
             Any::I(i) => i.to_string(),
             Any::F(f) => f.to_string(),
             Any::B(b) => if b { "t" } else { "f" }.to_string(),

@@ -110,6 +110,13 @@ macro_rules! registry {
                 }
             }
 
+            /// The kind's help text and static traits.
+            pub fn about(&self) -> About {
+                match self {
+                    $(SourceSpec::$variant(_) => <$module::$spec as SourceKind>::about(),)*
+                }
+            }
+
             /// The `kind:` value.
             pub fn kind(&self) -> &'static str {
                 match self {
@@ -151,7 +158,7 @@ impl SourceSpec {
 
     /// The restore side at `to`; `--rename` is refused for kinds without collections.
     pub fn restore_target(&self, to: &str, opts: RestoreOptions) -> Result<Box<dyn RestoreTarget>> {
-        if !opts.renames.is_empty() && !self.plugin().has_collections() {
+        if !opts.renames.is_empty() && !self.about().collections {
             return Err(crate::error::Error::usage(format!(
                 "--rename applies to vector-database collections, not to a {} backup",
                 self.kind()

@@ -44,9 +44,5 @@ impl Scratch for Run<'_> {
 /// Returns the restore's wall time in seconds and what was compared.
 pub async fn check(cfg: &Config, job: &JobSpec, m: &Manifest) -> Result<(f64, String)> {
     let run = Run { cfg, job, m };
-    job.source
-        .plugin()
-        .scratch_check(&run)
-        .await
-        .map_err(|e| e.context(format!("job {}", job.name)))
+    job.source.plugin().scratch_check(&run).await
 }

@@ -19,7 +19,14 @@ fn verify_json(w: &World, args: &[&str]) -> (Option<i32>, serde_json::Value, Str
     a.extend_from_slice(args);
     let o = w.drctl(&a);
     let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
-    (o.status.code(), v, stderr(&o))
+    // Under -o json the error is one JSON object on stderr: read its message back.
+    let err = stderr(&o);
+    let err = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|j| j["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or(err);
+    (o.status.code(), v, err)
 }
 
 fn scratch_dbs() -> String {

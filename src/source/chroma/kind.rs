@@ -51,6 +51,8 @@ impl SourceKind for ChromaSpec {
         About {
             summary: "Chroma: every collection exported page by page through the HTTP API (v2), embeddings bit-exact",
             restore_to: "http://host:8000 (each collection recreated; --rename FROM=TO, --clean)",
+            collections: true,
+            verify: VerifyRules::PLAIN,
         }
     }
 
@@ -63,17 +65,6 @@ impl SourceKind for ChromaSpec {
             });
         }
         out
-    }
-
-    fn verify_rules(&self) -> VerifyRules {
-        VerifyRules {
-            assertions: false,
-            restore_needs_scratch: false,
-        }
-    }
-
-    fn has_collections(&self) -> bool {
-        true
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {

@@ -5,7 +5,7 @@ use super::{check_archive, check_url, row_counts, ConnInfo, PostgresSource, Post
 use crate::error::{Error, Result};
 use crate::interp::{expand, parse_scalar, Interp, Secret};
 use crate::manifest::Artifact;
-use crate::source::kind::{About, FieldProblem, Scratch, SourceKind, VerifyRules};
+use crate::source::kind::{About, Scratch, SourceKind, VerifyRules};
 use crate::source::{BackupSource, ByteReader, RestoreOptions, RestoreTarget};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -61,22 +61,12 @@ impl SourceKind for PostgresSpec {
         About {
             summary: "PostgreSQL: pg_dump of one exported snapshot (row counts taken in it), pg_restore back",
             restore_to: "postgres://user@host:5432/db (created when missing; --clean, --no-owner, --jobs N)",
+            collections: false,
+            verify: VerifyRules {
+                assertions: true,
+                restore_needs_scratch: true,
+            },
         }
-    }
-
-    fn problems(&self) -> Vec<FieldProblem> {
-        Vec::new()
-    }
-
-    fn verify_rules(&self) -> VerifyRules {
-        VerifyRules {
-            assertions: true,
-            restore_needs_scratch: true,
-        }
-    }
-
-    fn has_collections(&self) -> bool {
-        false
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {

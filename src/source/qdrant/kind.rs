@@ -5,7 +5,7 @@ use super::{QdrantSource, QdrantTarget};
 use crate::error::{Error, Result};
 use crate::interp::{Interp, Secret};
 use crate::manifest::Artifact;
-use crate::source::kind::{About, FieldProblem, Scratch, SourceKind, VerifyRules};
+use crate::source::kind::{About, Scratch, SourceKind, VerifyRules};
 use crate::source::vector::{scratch_check, Collections, ScratchCollections};
 use crate::source::{BackupSource, ByteReader, RestoreOptions, RestoreTarget};
 use async_trait::async_trait;
@@ -34,22 +34,9 @@ impl SourceKind for QdrantSpec {
         About {
             summary: "Qdrant: one server-side snapshot per collection, streamed down and checksum-checked",
             restore_to: "http://host:6333 (each snapshot uploaded; --rename FROM=TO, --clean)",
+            collections: true,
+            verify: VerifyRules::PLAIN,
         }
-    }
-
-    fn problems(&self) -> Vec<FieldProblem> {
-        Vec::new()
-    }
-
-    fn verify_rules(&self) -> VerifyRules {
-        VerifyRules {
-            assertions: false,
-            restore_needs_scratch: false,
-        }
-    }
-
-    fn has_collections(&self) -> bool {
-        true
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {

@@ -5,7 +5,7 @@ use super::{check_rdb, check_url, RedisSource};
 use crate::error::{Error, Result};
 use crate::interp::{expand, parse_scalar, Interp, Secret};
 use crate::manifest::Artifact;
-use crate::source::kind::{About, FieldProblem, Scratch, SourceKind, VerifyRules};
+use crate::source::kind::{About, Scratch, SourceKind, VerifyRules};
 use crate::source::{BackupSource, ByteReader, RestoreOptions, RestoreTarget};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -51,22 +51,9 @@ impl SourceKind for RedisSpec {
         About {
             summary: "Redis: one point-in-time RDB over the replication protocol (or SCAN + DUMP), CRC-checked while it streams",
             restore_to: "redis://host:6379 (every key replayed) or file:/path/dump.rdb (for a cold start)",
+            collections: false,
+            verify: VerifyRules::PLAIN,
         }
-    }
-
-    fn problems(&self) -> Vec<FieldProblem> {
-        Vec::new()
-    }
-
-    fn verify_rules(&self) -> VerifyRules {
-        VerifyRules {
-            assertions: false,
-            restore_needs_scratch: false,
-        }
-    }
-
-    fn has_collections(&self) -> bool {
-        false
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {
