@@ -3,23 +3,32 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  the operation ran and failed (or a drill missed a target)\n  2  bad usage, config or playbook";
+const EXIT_CODES: &str = "Exit codes:\n  0    success\n  1    the operation ran and failed (or a drill missed a target)\n  2    bad usage, config or playbook\n  3    another run holds the lease (the same job, or another prune): nothing was done\n  130  interrupted (SIGINT/SIGTERM); the run cleaned up after itself\n\nConfig: -c FILE, else $DRCTL_CONFIG, else ./drctl.yaml, else /etc/drctl/drctl.yaml.";
+
+/// `--version`: the crate version and the git revision it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DRCTL_GIT_REV"), ")");
 
 #[derive(Parser, Debug)]
-#[command(name = "drctl", version, about = "Back up databases to several regions, prove they restore, run DR drills.", after_help = EXIT_CODES)]
+#[command(name = "drctl", version = VERSION, about = "Back up databases to several regions, prove they restore, run DR drills.", after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Config file [default: $DRCTL_CONFIG or ./drctl.yaml]
+    /// Config file [default: $DRCTL_CONFIG, ./drctl.yaml, then /etc/drctl/drctl.yaml]
     #[arg(short = 'c', long = "config", global = true, env = "DRCTL_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Output format for results.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Text)]
+    /// Output format for results; under json, an error is one JSON object on stderr.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Text, env = "DRCTL_OUTPUT")]
     pub output: Output,
     /// Log format on stderr [default: text on a terminal, json otherwise]
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, env = "DRCTL_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
     /// More logging (-v debug, -vv trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+    /// Log errors only, and no progress bars (results and errors still print).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No progress bars, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +47,21 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  drctl completion bash > /etc/bash_completion.d/drctl\n  drctl completion zsh > \"${fpath[1]}/_drctl\"\n  drctl completion fish > ~/.config/fish/completions/drctl.fish"
+    )]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command into a directory.
+    #[command(after_help = "Examples:\n  drctl man | man -l -\n  drctl man --dir docs/man")]
+    Man {
+        /// Write drctl.1, drctl-backup.1, drctl-backup-run.1, … into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Run, list and inspect backups.
     #[command(subcommand)]
     Backup(BackupCmd),
@@ -228,7 +252,7 @@ pub enum ConfigCmd {
 pub enum DrillCmd {
     /// Run a playbook: steps with owners and hard timeouts; RTO and RPO against the targets.
     #[command(
-        after_help = "Examples:\n  drctl drill run region-failure --var dns_server=10.0.0.53:53 --var standby=postgres://...\n  drctl drill run ./playbooks/pg-primary-failure.yaml --dry-run\n  drctl drill run dr-checklist.yaml --scenario '数据库主库故障' --yes\n  drctl -c drctl.yaml drill run restore-from-backup --var job=app-db -o json\n\nPLAYBOOK is a file, a name in ./playbooks, or a shipped playbook (`drctl drill list`).\nManual steps wait for y / n / skip on a terminal; off a terminal pass --yes.\nCtrl-C aborts the drill and runs its rollback steps; a second Ctrl-C stops those too.\nEvidence: <evidence-dir>/<playbook>/<run-id>/ (journal.jsonl, report.json|md|html), and\ndrills/<playbook>/<run-id>/ in every region when a config is given.\nExit 0 when every step passed and the targets were met; 1 otherwise; 2 invalid playbook."
+        after_help = "Examples:\n  drctl drill run region-failure --var dns_server=10.0.0.53:53 --var standby=postgres://...\n  drctl drill run ./playbooks/pg-primary-failure.yaml --dry-run\n  drctl drill run dr-checklist.yaml --scenario '数据库主库故障' --yes\n  drctl -c drctl.yaml drill run restore-from-backup --var job=app-db -o json\n\nPLAYBOOK is a file, a name in ./playbooks, or a shipped playbook (`drctl drill list`).\nManual steps wait for y / n / skip on a terminal; off a terminal pass --yes.\nCtrl-C aborts the drill and runs its rollback steps; a second Ctrl-C stops those too.\nEvidence: <evidence-dir>/<playbook>/<run-id>/ (journal.jsonl, report.json|md|html), and\ndrills/<playbook>/<run-id>/ in every region when a config is given.\nExit 0 when every step passed and the targets were met; 1 otherwise; 2 invalid playbook;\n130 interrupted."
     )]
     Run(DrillRunArgs),
     /// Check a playbook: every problem with file:line:column and step id; runs nothing.

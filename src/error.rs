@@ -15,9 +15,19 @@ pub enum ErrorKind {
     Failed,
     /// The operation failed in a way that may succeed when tried again (network, 5xx).
     Temporary,
-    /// The run was interrupted by SIGINT/SIGTERM and cleaned up after itself. Exit code 1.
+    /// The run was interrupted by SIGINT/SIGTERM and cleaned up after itself. Exit code 130,
+    /// as a shell reports a command killed by Ctrl-C.
     Interrupted,
+    /// Another run holds the lease (the same job, or another prune). Exit code 3: nothing
+    /// was done, and trying again after that run ends is the remedy.
+    LeaseHeld,
 }
+
+/// Exit codes, as `drctl --help` documents them.
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_LEASE_HELD: i32 = 3;
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// The error every drctl operation returns.
 pub struct Error {
@@ -46,6 +56,9 @@ impl Error {
     }
     pub fn interrupted(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Interrupted, message)
+    }
+    pub fn lease_held(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::LeaseHeld, message)
     }
     /// Attach what the user should do next.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -90,9 +103,29 @@ impl Error {
     /// Process exit code for this error, as documented in `drctl --help`.
     pub fn exit_code(&self) -> i32 {
         match self.kind {
-            ErrorKind::Usage => 2,
-            _ => 1,
+            ErrorKind::Usage => EXIT_USAGE,
+            ErrorKind::LeaseHeld => EXIT_LEASE_HELD,
+            ErrorKind::Interrupted => EXIT_INTERRUPTED,
+            ErrorKind::Failed | ErrorKind::Temporary => EXIT_FAILED,
         }
+    }
+
+    /// The error as one JSON object, for `-o json`: what scripts branch on.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "kind": match self.kind {
+                    ErrorKind::Usage => "usage",
+                    ErrorKind::Failed => "failed",
+                    ErrorKind::Temporary => "temporary",
+                    ErrorKind::Interrupted => "interrupted",
+                    ErrorKind::LeaseHeld => "lease_held",
+                },
+                "message": self.message,
+                "hint": self.hint,
+                "exit_code": self.exit_code(),
+            }
+        })
     }
 }
 

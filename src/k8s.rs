@@ -267,6 +267,14 @@ impl Renderer<'_> {
                     s.0
                 ))
                 .hint("use a 5-field schedule, or run the daemon instead (--daemon)"))
+            } else if let Some(ext) = s.0.chars().find(|c| matches!(c, 'L' | 'W' | '#')) {
+                // croner accepts Quartz's last-day `L`, nearest-weekday `W` and nth-weekday
+                // `#`; the CronJob controller refuses them, so the object would never run.
+                Err(Error::usage(format!(
+                    "schedule {:?} uses `{ext}`, a cron extension the daemon accepts but a Kubernetes CronJob refuses",
+                    s.0
+                ))
+                .hint("write it with standard fields only (e.g. `0 3 28-31 * *` instead of `0 3 L * *`), or run the daemon instead (--daemon)"))
             } else {
                 Ok(crate::config::expand_macro(&s.0).to_string())
             }

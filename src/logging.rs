@@ -4,8 +4,9 @@ use crate::cli::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-pub fn init(format: Option<LogFormat>, verbose: u8) {
+pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
     let default = match verbose {
+        _ if quiet => "drctl=error",
         0 => "drctl=info",
         1 => "drctl=debug",
         _ => "drctl=trace,info",

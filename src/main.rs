@@ -1,6 +1,7 @@
 fn main() {
     let cli = drctl::cli::parse();
-    drctl::logging::init(cli.log_format, cli.verbose);
+    drctl::logging::init(cli.log_format, cli.verbose, cli.quiet);
+    let json = cli.output == drctl::cli::Output::Json;
     opendal::install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -15,7 +16,11 @@ fn main() {
     let code = match rt.block_on(drctl::commands::dispatch(cli)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {}", drctl::redact::scrub(&e.to_string()));
+            if json {
+                eprintln!("{}", drctl::redact::scrub(&e.to_json().to_string()));
+            } else {
+                eprintln!("error: {}", drctl::redact::scrub(&e.to_string()));
+            }
             e.exit_code()
         }
     };

@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 
 pub async fn run(cfg: &Config, cmd: BackupCmd, out: Output) -> Result<()> {
     match cmd {
@@ -36,7 +35,7 @@ async fn run_jobs(
     };
     let cancel = shutdown_token();
     let regions = open_regions(cfg)?;
-    let bars = is_text(out) && std::io::stderr().is_terminal();
+    let bars = super::progress_bars(out);
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     let notifiers = crate::notify::Notifiers::new(&cfg.notifications);
@@ -53,7 +52,7 @@ async fn run_jobs(
                 reports.push(serde_json::json!({"job": job.name.0, "skipped": true, "held_by": h}));
                 continue;
             }
-            Ok(backup::Leased::Held(h)) => Err(Error::failed(format!("job {} is already running: {}", job.name, h.describe()))
+            Ok(backup::Leased::Held(h)) => Err(Error::lease_held(format!("job {} is already running: {}", job.name, h.describe()))
                 .hint("wait for that run to finish; in a CronJob, `--if-running skip` exits 0 instead. A crashed run's lease is taken over once it expires")),
             Ok(backup::Leased::Done(r)) => Ok(r),
             Err(e) => Err(e),

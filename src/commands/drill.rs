@@ -373,13 +373,17 @@ async fn run_drill(
     } else {
         println!("{}", report::json(&rec));
     }
-    if rec.passed {
+    let see = format!("see {}", dir.join("report.html").display());
+    if rec.cause == Some(crate::drill::record::Abort::Interrupted) {
+        Err(Error::interrupted(format!(
+            "drill {} run {} was interrupted",
+            rec.playbook, rec.run_id
+        ))
+        .hint(see))
+    } else if rec.passed {
         Ok(())
     } else {
-        Err(
-            Error::failed(format!("drill {} run {} failed", rec.playbook, rec.run_id))
-                .hint(format!("see {}", dir.join("report.html").display())),
-        )
+        Err(Error::failed(format!("drill {} run {} failed", rec.playbook, rec.run_id)).hint(see))
     }
 }
 

@@ -15,13 +15,48 @@ use crate::error::Result;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
+/// `--no-progress` / `--quiet`: no progress bars, even on a terminal.
+static NO_PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether progress bars may be drawn (a terminal, and not turned off).
+pub fn progress_bars(out: Output) -> bool {
+    use std::io::IsTerminal;
+    is_text(out)
+        && !NO_PROGRESS.load(std::sync::atomic::Ordering::Relaxed)
+        && std::io::stderr().is_terminal()
+}
+
+/// Where the config is: `-c FILE` (or `$DRCTL_CONFIG`, which clap folds into it), else
+/// `./drctl.yaml`, else `/etc/drctl/drctl.yaml` when that exists. Errors about a missing
+/// file name `./drctl.yaml`.
+pub fn config_path(explicit: Option<&std::path::Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    let local = PathBuf::from("drctl.yaml");
+    let system = PathBuf::from("/etc/drctl/drctl.yaml");
+    if !local.exists() && system.exists() {
+        system
+    } else {
+        local
+    }
+}
+
 pub async fn dispatch(cli: Cli) -> Result<()> {
     let out = cli.output;
-    let cfg_path = cli
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("drctl.yaml"));
+    NO_PROGRESS.store(
+        cli.no_progress || cli.quiet,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let cfg_path = config_path(cli.config.as_deref());
     match cli.command {
+        Command::Completion { shell } => {
+            let mut cmd = crate::cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "drctl", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Backup(cmd) => backup::run(&Config::load(&cfg_path)?, cmd, out).await,
         Command::Restore(args) => restore::run(&Config::load(&cfg_path)?, args, out).await,
         Command::Verify(args) => verify::run(&Config::load(&cfg_path)?, args, out).await,
@@ -31,6 +66,34 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Drill(cmd) => drill::run(cli.config.as_deref(), &cfg_path, cmd, out).await,
         Command::K8s(crate::cli::K8sCmd::Render(args)) => k8s::run(&cfg_path, args),
         Command::Config(cmd) => config_cmd::run(&cfg_path, cmd, out),
+    }
+}
+
+/// `drctl man`: the top page on stdout, or every command's page into `dir`.
+/// The pages carry the release version, not the git revision, so the copies kept in
+/// `docs/man/` change only when the command line does.
+fn man(dir: Option<&std::path::Path>) -> Result<()> {
+    let cmd = crate::cli::command().version(env!("CARGO_PKG_VERSION"));
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            write_stdout(&page)
+        }
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            clap_mangen::generate_to(cmd, d)?;
+            Ok(())
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }
 

@@ -23,10 +23,11 @@ pub async fn run(cfg: &Config, args: PruneArgs, out: Output) -> Result<()> {
         match lease::acquire(&regions, "prune", "prune", cfg.lease_ttl).await {
             Ok(l) => Some(l),
             Err(Refused::Held(h)) => {
-                return Err(
-                    Error::failed(format!("another prune is running: {}", h.describe()))
-                        .hint("wait for it to finish; its lease expires by itself if it crashed"),
-                )
+                return Err(Error::lease_held(format!(
+                    "another prune is running: {}",
+                    h.describe()
+                ))
+                .hint("wait for it to finish; its lease expires by itself if it crashed"))
             }
             Err(Refused::Error(e)) => return Err(e.context("cannot take the prune lease")),
         }

@@ -34,7 +34,7 @@ impl Config {
             let err = Error::usage(format!("cannot read config {}: {e}", path.display()));
             if e.kind() == std::io::ErrorKind::NotFound {
                 err.hint(
-                    "pass -c FILE, set DRCTL_CONFIG, or create ./drctl.yaml (see docs/config.md)",
+                    "pass -c FILE, set DRCTL_CONFIG, or create ./drctl.yaml or /etc/drctl/drctl.yaml (see docs/config.md)",
                 )
             } else {
                 err.hint("check the file's permissions, or pass another one with -c FILE")

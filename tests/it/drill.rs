@@ -292,7 +292,7 @@ rollback:
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1));
+    assert_eq!(status.code(), Some(130), "an interrupted drill exits 130");
     assert!(t.elapsed() < Duration::from_secs(10));
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
@@ -334,7 +334,11 @@ rollback:
     std::fs::write(dir.join("error-rate-high"), "").unwrap();
     let t = Instant::now();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a guard's abort is a failure, not an interrupt"
+    );
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "guard took {:?}",

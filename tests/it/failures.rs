@@ -160,7 +160,7 @@ fn sigterm_during_upload_aborts_and_cleans_up() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
     assert_nothing_left(&w);
     // The dump process was killed, not left running.

@@ -45,7 +45,11 @@ fn two_concurrent_runs_of_one_job_make_exactly_one_backup() {
     let ok = outs.iter().filter(|o| o.status.success()).count();
     assert_eq!(ok, 1, "{}\n---\n{}", stderr(&outs[0]), stderr(&outs[1]));
     let lost = outs.iter().find(|o| !o.status.success()).unwrap();
-    assert_eq!(lost.status.code(), Some(1));
+    assert_eq!(
+        lost.status.code(),
+        Some(3),
+        "lease held has its own exit code"
+    );
     assert!(stderr(lost).contains("already running"), "{}", stderr(lost));
     assert!(
         stderr(lost).contains("--if-running skip"),
@@ -104,7 +108,7 @@ fn an_expired_lease_of_a_crashed_run_is_taken_over() {
         live.to_string().as_bytes(),
     );
     let o = w.drctl(&["backup", "run", "cache"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("busy-node"), "{}", stderr(&o));
     assert_eq!(w.backup_ids("cache").len(), 1);
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod chroma;
+mod cli;
 mod common;
 mod config_errors;
 mod drill;
