@@ -1,0 +1,387 @@
+//! Test harness: the shared world (temp dirs, ports, servers' lifetimes, `World`: a config,
+//! its regions and the drctl binary), and one file per service (`pg`, `garage`, `chroma`,
+//! `redis`). Real services on loopback, started once per test binary and shared; each test
+//! gets its own databases, fs directories and S3 prefix so tests run in parallel.
+//!
+//! PostgreSQL comes from the installed server binaries (initdb + postgres on a random port in a
+//! temp dir; as `nobody` when the tests run as root, since PostgreSQL refuses root). Garage is
+//! the S3-compatible store. The aws CLI is the independent observer of what is in the bucket,
+//! including unfinished multipart uploads. Servers are started from a thread that never exits,
+//! with PR_SET_PDEATHSIG, so they die with the test process.
+
+#![allow(dead_code)]
+
+mod chroma;
+mod garage;
+mod pg;
+mod redis;
+
+pub use chroma::*;
+pub use garage::*;
+pub use pg::*;
+pub use redis::*;
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch_root() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("it");
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// A fresh directory for one test (or one server).
+pub fn tempdir(prefix: &str) -> PathBuf {
+    let d = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(scratch_root())
+        .unwrap();
+    d.keep()
+}
+
+/// Spawn a long-lived server whose life is tied to this test process; returns its pid.
+pub fn spawn_server(mut cmd: Command) -> u32 {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn server");
+        tx.send(child.id()).unwrap();
+        let _keep: Child = child;
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < timeout,
+            "{what} did not come up within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+// ---------------------------------------------------------------- drctl
+
+/// One test's world: a fs region directory, an S3 prefix, a config file.
+pub struct World {
+    pub dir: PathBuf,
+    pub fs_root: PathBuf,
+    pub s3_root: String,
+    pub config: PathBuf,
+}
+
+impl World {
+    pub fn new(name: &str) -> World {
+        let dir = tempdir(&format!("{name}-"));
+        let fs_root = dir.join("repo-fs");
+        let s3_root = format!("/{}", dir.file_name().unwrap().to_string_lossy());
+        World {
+            config: dir.join("drctl.yaml"),
+            dir,
+            fs_root,
+            s3_root,
+        }
+    }
+
+    /// A config with a fs region (`local`) and a Garage region (`garage`), and one postgres job.
+    pub fn two_regions(&self, min_copies: usize, source_db_url: &str, source_extra: &str) -> &Self {
+        let g = garage();
+        self.write_config(&format!(
+            "regions:\n  - name: local\n    kind: fs\n    root: {fs}\n  - name: garage\n    kind: s3\n    bucket: {b}\n    root: {root}\n    region: {r}\n    endpoint: {e}\n    access_key_id: ${{TEST_S3_KEY}}\n    secret_access_key: ${{TEST_S3_SECRET}}\n\
+             min_copies: {min_copies}\njobs:\n  - name: app\n    source:\n      kind: postgres\n      url: \"{source_db_url}\"\n{source_extra}",
+            fs = self.fs_root.display(),
+            b = g.bucket,
+            root = self.s3_root,
+            r = GARAGE_REGION,
+            e = g.endpoint,
+        ))
+    }
+
+    /// A world with the two regions and one job `job` whose `source:` is the flow map `source`
+    /// (e.g. `{ kind: redis, url: "redis://..." }`).
+    pub fn with_job(name: &str, job: &str, source: &str) -> World {
+        let w = World::new(name);
+        let g = garage();
+        w.write_config(&format!(
+            "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
+             jobs:\n  - name: {job}\n    source: {source}\n",
+            fs = w.fs_root.display(),
+            b = g.bucket,
+            root = w.s3_root,
+            r = GARAGE_REGION,
+            e = g.endpoint,
+        ));
+        w
+    }
+
+    /// A failed run left nothing behind: no file in the fs region, no backup object and no
+    /// unfinished multipart upload in the S3 region.
+    pub fn assert_nothing_left(&self) {
+        assert!(self.fs_files().is_empty(), "{:?}", self.fs_files());
+        let keys = self.s3_keys();
+        assert!(keys.iter().all(|k| !k.contains("/backups/")), "{keys:?}");
+        assert!(self.s3_uploads().is_empty(), "{:?}", self.s3_uploads());
+    }
+
+    pub fn write_config(&self, text: &str) -> &Self {
+        std::fs::write(&self.config, text).unwrap();
+        self
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
+        c.arg("-c")
+            .arg(&self.config)
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .env_remove("RUST_LOG");
+        if let Some(g) = GARAGE.get() {
+            c.env("TEST_S3_KEY", &g.key_id)
+                .env("TEST_S3_SECRET", &g.secret);
+        }
+        c
+    }
+
+    pub fn drctl(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Objects under this world's S3 prefix (without the leading root).
+    pub fn s3_keys(&self) -> Vec<String> {
+        garage().keys(self.s3_root.trim_start_matches('/'))
+    }
+
+    pub fn s3_uploads(&self) -> Vec<String> {
+        garage().multipart_uploads(self.s3_root.trim_start_matches('/'))
+    }
+
+    /// Files under the fs region's `backups/`.
+    pub fn fs_files(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        walk(&self.fs_root.join("backups"), &mut out);
+        out
+    }
+}
+
+/// Every file below `root`, at any depth (none when it does not exist).
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    walk(root, &mut out);
+    out
+}
+
+fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                walk(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A unique, valid database name for one test.
+pub fn db_name(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// A seeded source database and a world with fs + Garage regions backing it up.
+pub fn seeded_world(name: &str, min_copies: usize) -> (&'static Pg, String, World) {
+    let pg = pg();
+    let src = db_name(&format!("{name}_src"));
+    seed(pg, &src);
+    let w = World::new(name);
+    w.two_regions(min_copies, &pg.url(&src), "");
+    (pg, src, w)
+}
+
+impl World {
+    /// `backup run app`, asserting success; returns the JSON report of the job.
+    pub fn backup_ok(&self) -> serde_json::Value {
+        self.backup_ok_job("app")
+    }
+
+    /// `restore app --region R --to URL`, asserting success; returns the JSON report.
+    pub fn restore_ok(&self, region: &str, to: &str) -> serde_json::Value {
+        self.restore_job_ok("app", region, to, &[])
+    }
+
+    /// `restore JOB --region R --to URL [extra...]`, asserting success; returns the JSON report.
+    pub fn restore_job_ok(
+        &self,
+        job: &str,
+        region: &str,
+        to: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let mut args = vec!["-o", "json", "restore", job, "--region", region, "--to", to];
+        args.extend_from_slice(extra);
+        let o = self.drctl(&args);
+        assert!(
+            o.status.success(),
+            "restore from {region} failed: {}",
+            stderr(&o)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    pub fn backup_ok_job(&self, job: &str) -> serde_json::Value {
+        let o = self.drctl(&["-o", "json", "backup", "run", job]);
+        assert!(o.status.success(), "backup failed: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        report[0].clone()
+    }
+}
+
+/// Create and fill a database with several tables, types and a few thousand rows.
+pub fn seed(pg: &Pg, db: &str) {
+    pg.create_db(db);
+    pg.psql(
+        db,
+        "CREATE TABLE customers(id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE, created timestamptz NOT NULL, balance numeric(12,2), tags text[], profile jsonb, avatar bytea, active boolean, ref uuid);
+         INSERT INTO customers(name, email, created, balance, tags, profile, avatar, active, ref)
+           SELECT 'name ' || g || ' ü€ \"quoted\" ''single''', 'c' || g || '@example.test', timestamptz '2026-01-01 00:00:00+00' + g * interval '37 minutes',
+                  (g * 13.37)::numeric(12,2), ARRAY['t' || (g % 5), 'x'], jsonb_build_object('g', g, 'nested', jsonb_build_object('a', g % 3)),
+                  decode(md5(g::text), 'hex'), g % 2 = 0, md5(g::text)::uuid
+           FROM generate_series(1, 3000) g;
+         UPDATE customers SET email = NULL, profile = NULL, avatar = NULL WHERE id % 97 = 0;
+         CREATE TABLE orders(id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id), amount double precision, note text, placed date);
+         INSERT INTO orders(customer_id, amount, note, placed)
+           SELECT 1 + g % 3000, g / 7.0, CASE WHEN g % 10 = 0 THEN NULL ELSE repeat('n', g % 50) || E'\\t\\n' END, date '2025-06-01' + g % 365
+           FROM generate_series(1, 5000) g;
+         CREATE SCHEMA billing;
+         CREATE TABLE billing.\"Invoice Lines\"(k text PRIMARY KEY, v int);
+         INSERT INTO billing.\"Invoice Lines\" SELECT 'k' || g, g FROM generate_series(1, 250) g;
+         CREATE VIEW active_customers AS SELECT id, name FROM customers WHERE active;",
+    );
+}
+
+/// Every table's full contents as one digest per table (contents, not only counts).
+pub fn table_digests(pg: &Pg, db: &str) -> Vec<(String, String)> {
+    let tables = pg.psql(db, "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') ORDER BY 1");
+    tables
+        .lines()
+        .map(|t| {
+            let d = pg.psql(db, &format!("SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"));
+            (t.to_string(), d)
+        })
+        .collect()
+}
+
+impl World {
+    /// Write one object at `key` (relative to the repository root) in both regions, as
+    /// another host or an earlier crashed run would have left it.
+    pub fn put_both(&self, key: &str, body: &[u8]) {
+        let p = self.fs_root.join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+        let g = garage();
+        let o = g.aws(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            &g.bucket,
+            "--key",
+            &format!("{}/{key}", self.s3_root.trim_start_matches('/')),
+            "--body",
+            p.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    /// `backup list JOB -o json`: complete backups as "id@region,region", oldest first.
+    pub fn backup_ids(&self, job: &str) -> Vec<String> {
+        let o = self.drctl(&["-o", "json", "backup", "list", job]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut ids: Vec<String> = v["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let mut regions: Vec<&str> = b["regions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap())
+                    .collect();
+                regions.sort();
+                format!("{}@{}", b["id"].as_str().unwrap(), regions.join(","))
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// At most 2,000 characters of `s`, for assertion messages about huge outputs.
+pub fn excerpt(s: &str) -> String {
+    s.chars().take(2000).collect()
+}
+
+/// A stand-in for pg_dump in `dir` that answers `--version` like the real one, records its
+/// pid in `dir/fake.pid`, and otherwise runs `body`.
+pub fn fake_pg_dump(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("pg_dump");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --version) exec pg_dump --version;; esac\necho $$ > {}/fake.pid\n{body}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p
+}
