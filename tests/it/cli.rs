@@ -121,7 +121,7 @@ fn json_errors_are_one_object_on_stderr() {
 #[test]
 fn config_discovery_order() {
     let w = World::new("cli-discovery");
-    w.write_config("regions:\n  - { name: a, kind: fs, root: /tmp/drctl-cli-a }\njobs: []\n");
+    w.write_config(&ConfigText::default().fs("a", &w.fs_root).text());
     let validate = |env: Option<&Path>, flag: Option<&Path>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_drctl"));
         c.current_dir(&w.dir).env_remove("DRCTL_CONFIG");
@@ -161,9 +161,14 @@ fn config_discovery_order() {
 fn k8s_render_refuses_cron_extensions_kubernetes_rejects() {
     let w = World::new("cli-cron-ext");
     for sched in ["0 3 L * *", "0 3 * * 5#3", "0 3 15W * *"] {
-        w.write_config(&format!(
-            "regions:\n  - {{ name: a, kind: fs, root: /tmp/drctl-cli-b }}\njobs:\n  - name: app\n    source: {{ kind: postgres, url: \"postgres://u@h:5432/db\" }}\n    schedule: \"{sched}\"\n"
-        ));
+        let schedule = format!("schedule: \"{sched}\"");
+        let source = "{ kind: postgres, url: \"postgres://u@h:5432/db\" }";
+        w.write_config(
+            &ConfigText::default()
+                .fs("a", &w.fs_root)
+                .job("app", source, &[&schedule])
+                .text(),
+        );
         let o = w.drctl(&["config", "validate"]);
         assert!(
             o.status.success(),

@@ -97,6 +97,73 @@ pub fn run(cmd: &mut Command) -> Output {
 
 // ---------------------------------------------------------------- drctl
 
+/// A test config built from parts, instead of `format!` with escaped newlines. Regions and
+/// top-level lines first, jobs last, one block mapping each, so a test may still append
+/// lines to the last job (`    schedule: …`).
+#[derive(Default, Clone)]
+pub struct ConfigText {
+    regions: Vec<String>,
+    top: Vec<String>,
+    jobs: Vec<String>,
+}
+
+impl ConfigText {
+    pub fn fs(mut self, name: &str, root: &Path) -> Self {
+        self.regions.push(format!(
+            "{{ name: {name}, kind: fs, root: \"{}\" }}",
+            root.display()
+        ));
+        self
+    }
+
+    /// The shared Garage, under `root`, with the key from `$TEST_S3_KEY` / `$TEST_S3_SECRET`.
+    pub fn garage(mut self, name: &str, root: &str) -> Self {
+        let g = garage();
+        self.regions.push(format!(
+            "{{ name: {name}, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}",
+            b = g.bucket,
+            r = GARAGE_REGION,
+            e = g.endpoint,
+        ));
+        self
+    }
+
+    /// A top-level line, e.g. `min_copies: 1`.
+    pub fn top(mut self, line: &str) -> Self {
+        self.top.push(line.to_string());
+        self
+    }
+
+    /// A job with its `source:` as a flow map and more fields (`rpo: 1h`), one per line.
+    pub fn job(mut self, name: &str, source: &str, fields: &[&str]) -> Self {
+        let mut job = format!("  - name: {name}\n    source: {source}\n");
+        for f in fields {
+            job.push_str(&format!("    {f}\n"));
+        }
+        self.jobs.push(job);
+        self
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::from("regions:\n");
+        for r in &self.regions {
+            out.push_str(&format!("  - {r}\n"));
+        }
+        for t in &self.top {
+            out.push_str(&format!("{t}\n"));
+        }
+        out.push_str(if self.jobs.is_empty() {
+            "jobs: []\n"
+        } else {
+            "jobs:\n"
+        });
+        for j in &self.jobs {
+            out.push_str(j);
+        }
+        out
+    }
+}
+
 /// One test's world: a fs region directory, an S3 prefix, a config file.
 pub struct World {
     pub dir: PathBuf,
@@ -136,17 +203,15 @@ impl World {
     /// (e.g. `{ kind: redis, url: "redis://..." }`).
     pub fn with_job(name: &str, job: &str, source: &str) -> World {
         let w = World::new(name);
-        let g = garage();
-        w.write_config(&format!(
-            "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
-             jobs:\n  - name: {job}\n    source: {source}\n",
-            fs = w.fs_root.display(),
-            b = g.bucket,
-            root = w.s3_root,
-            r = GARAGE_REGION,
-            e = g.endpoint,
-        ));
+        w.write_config(&w.regions().job(job, source, &[]).text());
         w
+    }
+
+    /// This world's regions, `local` (fs) and `garage` (S3), as the start of a config.
+    pub fn regions(&self) -> ConfigText {
+        ConfigText::default()
+            .fs("local", &self.fs_root)
+            .garage("garage", &self.s3_root)
     }
 
     /// A failed run left nothing behind: no file in the fs region, no backup object and no
