@@ -457,55 +457,8 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
         file: file.to_string(),
         list,
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let expect = crate::yamlscan::Expect {
-        what: "a playbook",
-        fields: "name, targets, steps, … or scenarios",
-    };
-    if let Err(e) = crate::yamlscan::scan(text, &crate::yamlscan::LIMITS, &expect) {
-        return Err(fail(vec![Problem {
-            line: e.line,
-            column: e.column,
-            step: None,
-            message: e.message,
-        }]));
-    }
-    let root = marked_yaml::parse_yaml_with_options(
-        0,
-        text,
-        LoaderOptions::default().error_on_duplicate_keys(true),
-    )
-    .map_err(|e| {
-        let (line, column) = match &e {
-            marked_yaml::LoadError::TopLevelMustBeMapping(m)
-            | marked_yaml::LoadError::UnexpectedAnchor(m)
-            | marked_yaml::LoadError::MappingKeyMustBeScalar(m)
-            | marked_yaml::LoadError::UnexpectedTag(m)
-            | marked_yaml::LoadError::ScanError(m, _) => (m.line(), m.column()),
-            marked_yaml::LoadError::DuplicateKey(d) => pos(d.key.span()),
-            _ => (1, 1),
-        };
-        let msg = e.to_string();
-        let msg = msg
-            .split_once(": ")
-            .map(|(_, m)| m.to_string())
-            .filter(|_| !matches!(e, marked_yaml::LoadError::DuplicateKey(_)))
-            .unwrap_or(msg);
-        fail(vec![Problem {
-            line,
-            column,
-            step: None,
-            message: format!("not valid playbook YAML: {msg}"),
-        }])
-    })?;
-    let Some(top) = root.as_mapping() else {
-        return Err(fail(vec![Problem {
-            line: 1,
-            column: 1,
-            step: None,
-            message: "a playbook is a mapping".into(),
-        }]));
-    };
+    let root = load(text).map_err(|list| fail(vec![list]))?;
+    let top = root.as_mapping().expect("load returns a mapping");
     let mut p = Parser {
         problems: Vec::new(),
     };
@@ -556,6 +509,70 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
         p.problem(&span, None, format!("name {name:?} may hold only ASCII letters, digits, `-`, `_` and `.` (it names the evidence folder)"));
     }
     let description = p.string(&top, "description", None).unwrap_or_default();
+    let targets = targets(&mut p, &top);
+    let vars = variables(&mut p, &top, opts);
+
+    let (items, item_nodes) = p.steps_list(top.get_node("steps"), "steps", &top);
+    let (rollback_items, rollback_nodes) = match top.get_node("rollback") {
+        None => (vec![], vec![]),
+        n => p.steps_list(n, "rollback", &top),
+    };
+    let mut rollback = Vec::new();
+    let mut rollback_pairs = Vec::new();
+    for (it, nodes) in rollback_items.into_iter().zip(rollback_nodes) {
+        match it {
+            Item::Step(s) => {
+                rollback_pairs.push((s.clone(), nodes[0].clone()));
+                rollback.push(s);
+            }
+            Item::Parallel { id, .. } => p.problems.push(Problem {
+                line: 1,
+                column: 1,
+                step: Some(id),
+                message: "rollback steps run in order; `parallel` is not allowed there".into(),
+            }),
+        }
+    }
+    let guard = top.get_node("guard").and_then(|g| guard(&mut p, g));
+
+    duplicate_ids(&mut p, &top);
+
+    cross_check(
+        &mut p,
+        &CrossCheck {
+            top: &top,
+            vars: &vars,
+            items: &items,
+            item_nodes: &item_nodes,
+            rollback: &rollback_pairs,
+            guard: guard.as_ref(),
+        },
+    );
+    if items.is_empty() && p.problems.is_empty() {
+        p.problem(top.span(), None, "the playbook has no steps");
+    }
+    if !p.problems.is_empty() {
+        p.problems.sort_by_key(|x| (x.line, x.column));
+        p.problems.dedup();
+        return Err(fail(p.problems));
+    }
+    Ok(Playbook {
+        name,
+        title,
+        metadata,
+        scenario,
+        description,
+        source: file.to_string(),
+        targets,
+        vars,
+        items,
+        rollback,
+        guard,
+    })
+}
+
+/// `targets: { rto, rpo }`.
+fn targets(p: &mut Parser, top: &MarkedMappingNode) -> Targets {
     let mut targets = Targets::default();
     match top.get_node("targets") {
         None => {}
@@ -570,6 +587,11 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
             "`targets` is a mapping, e.g. { rto: 20m, rpo: 1m }",
         ),
     }
+    targets
+}
+
+/// `vars:` (strings; a default may come from the environment as `${VAR}`), then `--var`.
+fn variables(p: &mut Parser, top: &MarkedMappingNode, opts: &Options) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
     match top.get_node("vars") {
         None => {}
@@ -614,31 +636,66 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
     for (k, v) in &opts.vars {
         vars.insert(k.clone(), v.clone());
     }
+    vars
+}
 
-    let (items, item_nodes) = p.steps_list(top.get_node("steps"), "steps", &top);
-    let (rollback_items, rollback_nodes) = match top.get_node("rollback") {
-        None => (vec![], vec![]),
-        n => p.steps_list(n, "rollback", &top),
+/// Text → the playbook's top-level mapping: bounds and duplicate keys (`yamlscan`), then the
+/// marked tree. The first problem ends it: nothing else can be placed in a broken file.
+fn load(text: &str) -> Result<Node, Problem> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let expect = crate::yamlscan::Expect {
+        what: "a playbook",
+        fields: "name, targets, steps, … or scenarios",
     };
-    let mut rollback = Vec::new();
-    let mut rollback_pairs = Vec::new();
-    for (it, nodes) in rollback_items.into_iter().zip(rollback_nodes) {
-        match it {
-            Item::Step(s) => {
-                rollback_pairs.push((s.clone(), nodes[0].clone()));
-                rollback.push(s);
-            }
-            Item::Parallel { id, .. } => p.problems.push(Problem {
-                line: 1,
-                column: 1,
-                step: Some(id),
-                message: "rollback steps run in order; `parallel` is not allowed there".into(),
-            }),
-        }
+    if let Err(e) = crate::yamlscan::scan(text, &crate::yamlscan::LIMITS, &expect) {
+        return Err(Problem {
+            line: e.line,
+            column: e.column,
+            step: None,
+            message: e.message,
+        });
     }
-    let guard = top.get_node("guard").and_then(|g| guard(&mut p, g));
+    let root = marked_yaml::parse_yaml_with_options(
+        0,
+        text,
+        LoaderOptions::default().error_on_duplicate_keys(true),
+    )
+    .map_err(|e| {
+        let (line, column) = match &e {
+            marked_yaml::LoadError::TopLevelMustBeMapping(m)
+            | marked_yaml::LoadError::UnexpectedAnchor(m)
+            | marked_yaml::LoadError::MappingKeyMustBeScalar(m)
+            | marked_yaml::LoadError::UnexpectedTag(m)
+            | marked_yaml::LoadError::ScanError(m, _) => (m.line(), m.column()),
+            marked_yaml::LoadError::DuplicateKey(d) => pos(d.key.span()),
+            _ => (1, 1),
+        };
+        let msg = e.to_string();
+        let msg = msg
+            .split_once(": ")
+            .map(|(_, m)| m.to_string())
+            .filter(|_| !matches!(e, marked_yaml::LoadError::DuplicateKey(_)))
+            .unwrap_or(msg);
+        Problem {
+            line,
+            column,
+            step: None,
+            message: format!("not valid playbook YAML: {msg}"),
+        }
+    })?;
+    if root.as_mapping().is_none() {
+        return Err(Problem {
+            line: 1,
+            column: 1,
+            step: None,
+            message: "a playbook is a mapping".into(),
+        });
+    }
+    Ok(root)
+}
 
-    // Duplicate ids, from the raw mappings so a step that failed to parse still counts.
+/// Duplicate step ids, from the raw mappings so a step that failed to parse still counts.
+fn duplicate_ids(p: &mut Parser, top: &MarkedMappingNode) {
     let mut ids: HashSet<String> = HashSet::new();
     let mut raw: Vec<&Node> = Vec::new();
     for key in ["steps", "rollback"] {
@@ -669,8 +726,30 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
             }
         }
     }
+}
 
-    // Cross-step checks, in execution order.
+/// What the cross-step checks look at.
+struct CrossCheck<'a> {
+    top: &'a MarkedMappingNode,
+    vars: &'a BTreeMap<String, String>,
+    items: &'a [Item],
+    item_nodes: &'a [Vec<Node>],
+    rollback: &'a [(Step, Node)],
+    guard: Option<&'a Guard>,
+}
+
+/// Cross-step checks, in execution order: references to variables and to earlier steps'
+/// outputs (declared by each kind in the step registry), one fault instant, recovery after
+/// the fault, no fault or recovery in rollback.
+fn cross_check(p: &mut Parser, c: &CrossCheck) {
+    let CrossCheck {
+        top,
+        vars,
+        items,
+        item_nodes,
+        rollback: rollback_pairs,
+        guard,
+    } = c;
     let mut before: BTreeMap<String, String> = BTreeMap::new();
     let mut fault_seen: Option<String> = None;
     let known = |v: &str, vars: &BTreeMap<String, String>| {
@@ -696,7 +775,7 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
                     Ok(refs) => {
                         for r in refs {
                             match r {
-                                Ref::Var(v) if !known(&v, &vars) => p.problem(
+                                Ref::Var(v) if !known(&v, vars) => p.problem(
                                     s.span(),
                                     Some(&step.id),
                                     format!("undefined variable `${{{v}}}`: define it under `vars:`, pass --var {v}=VALUE, or set it in the environment"),
@@ -722,7 +801,7 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
         }
     };
     let mut recovered_before_fault = Vec::new();
-    for (item, nodes) in items.iter().zip(&item_nodes) {
+    for (item, nodes) in items.iter().zip(item_nodes.iter()) {
         let mut group_ids = Vec::new();
         for (s, n) in item.steps().into_iter().zip(nodes) {
             if s.fault {
@@ -738,7 +817,7 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
             {
                 recovered_before_fault.push((*n.span(), s.id.clone()));
             }
-            check_refs(&mut p, s, n, &before);
+            check_refs(p, s, n, &before);
             group_ids.push((s.id.clone(), s.kind_name.clone()));
         }
         before.extend(group_ids);
@@ -750,7 +829,7 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
             "a `recovered: true` step must come after the `fault: true` step",
         );
     }
-    for (st, n) in &rollback_pairs {
+    for (st, n) in rollback_pairs.iter() {
         if st.fault || st.recovered {
             p.problem(
                 n.span(),
@@ -758,32 +837,11 @@ pub fn parse(file: &str, text: &str, stem: &str, opts: &Options) -> Result<Playb
                 "rollback steps cannot be marked fault or recovered",
             );
         }
-        check_refs(&mut p, st, n, &before);
+        check_refs(p, st, n, &before);
     }
     if let (Some(g), Some(gnode)) = (&guard, top.get_node("guard")) {
-        check_refs(&mut p, &g.step, gnode, &BTreeMap::new());
+        check_refs(p, &g.step, gnode, &BTreeMap::new());
     }
-    if items.is_empty() && p.problems.is_empty() {
-        p.problem(top.span(), None, "the playbook has no steps");
-    }
-    if !p.problems.is_empty() {
-        p.problems.sort_by_key(|x| (x.line, x.column));
-        p.problems.dedup();
-        return Err(fail(p.problems));
-    }
-    Ok(Playbook {
-        name,
-        title,
-        metadata,
-        scenario,
-        description,
-        source: file.to_string(),
-        targets,
-        vars,
-        items,
-        rollback,
-        guard,
-    })
 }
 
 /// `guard: { every, failures, <a step without id/owner/timeout> }`.
