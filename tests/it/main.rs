@@ -1,6 +1,7 @@
 //! Integration tests against real services (see common.rs). Run with `cargo test`.
 
 mod bad_input;
+mod behaviour;
 mod chroma;
 mod cli;
 mod common;
