@@ -341,14 +341,15 @@ pub enum ReportFormat {
 /// targets each kind restores to.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    let targets: Vec<String> = crate::source::kinds()
-        .iter()
-        .map(|(name, about)| format!("  {name:<9} {}", about.restore_to))
-        .collect();
-    let summaries: Vec<String> = crate::source::kinds()
-        .iter()
-        .map(|(name, about)| format!("  {name:<9} {}", about.summary))
-        .collect();
+    // One line per registered kind: its name, then what `pick` says about it.
+    let per_kind = |pick: fn(&crate::source::About) -> &'static str| {
+        crate::source::kinds()
+            .iter()
+            .map(|(name, about)| format!("  {name:<9} {}", pick(about)))
+            .collect::<Vec<_>>()
+    };
+    let targets = per_kind(|a| a.restore_to);
+    let summaries = per_kind(|a| a.summary);
     let root = Cli::command();
     let root_help = root
         .get_after_help()

@@ -169,6 +169,24 @@ pub fn seg(s: &str) -> String {
         .replace('+', "%20")
 }
 
+/// A REST kind's `--to` must be an http(s) URL; `form` is e.g. `http(s)://host:6333` and
+/// `hint` says where the rest of the connection (auth, tenant) comes from.
+pub fn check_target(to: &str, service: &str, form: &str, hint: &str) -> Result<()> {
+    if to.starts_with("http://") || to.starts_with("https://") {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "--to {to:?}: a {service} backup restores to {form}"
+    ))
+    .hint(hint.to_string()))
+}
+
+/// A REST source's backup side: its spec and the client built from it.
+pub struct RestSource<S> {
+    pub spec: S,
+    pub api: Api,
+}
+
 /// `deserialize_with` for the `url` of a REST source: an http(s) URL with a host, `${VAR}`
 /// expanded.
 pub fn http_url<'de, D: serde::Deserializer<'de>>(

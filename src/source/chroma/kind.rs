@@ -1,7 +1,7 @@
 //! The Chroma plug-in: its `source:` block, and its answers to the per-kind questions
 //! (`source::SourceKind`).
 
-use super::{check_export, ChromaSource, ChromaTarget};
+use super::{check_export, source, ChromaTarget};
 use crate::error::{Error, Result};
 use crate::interp::{Interp, Secret};
 use crate::manifest::Artifact;
@@ -68,7 +68,7 @@ impl SourceKind for ChromaSpec {
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {
-        Ok(Box::new(ChromaSource::new(self.clone())?))
+        Ok(Box::new(source(self.clone())?))
     }
 
     fn restore_target(&self, to: &str, opts: RestoreOptions) -> Result<Box<dyn RestoreTarget>> {

@@ -75,16 +75,13 @@ struct Page {
     uris: Option<Vec<Option<String>>>,
 }
 
-pub struct ChromaSource {
-    spec: ChromaSpec,
-    api: Api,
-}
+/// The backup side: the spec and its client.
+pub type ChromaSource = super::http::RestSource<ChromaSpec>;
 
-impl ChromaSource {
-    pub fn new(spec: ChromaSpec) -> Result<Self> {
-        let api = api(&spec.url, &spec)?;
-        Ok(ChromaSource { spec, api })
-    }
+/// The backup side for `spec`, with its client.
+pub fn source(spec: ChromaSpec) -> Result<ChromaSource> {
+    let api = api(&spec.url, &spec)?;
+    Ok(ChromaSource { spec, api })
 }
 
 #[async_trait]
@@ -261,12 +258,8 @@ pub struct ChromaTarget {
 
 impl ChromaTarget {
     pub fn new(spec: &ChromaSpec, to: &str, opts: RestoreOptions) -> Result<Self> {
-        if !(to.starts_with("http://") || to.starts_with("https://")) {
-            return Err(Error::usage(format!(
-                "--to {to:?}: a Chroma backup restores to http(s)://host:port"
-            ))
-            .hint("the tenant, database and token come from the job's source config"));
-        }
+        let hint = "the tenant, database and token come from the job's source config";
+        super::http::check_target(to, "Chroma", "http(s)://host:port", hint)?;
         Ok(ChromaTarget {
             api: api(to, spec)?,
             spec: spec.clone(),

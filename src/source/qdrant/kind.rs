@@ -1,7 +1,7 @@
 //! The Qdrant plug-in: its `source:` block, and its answers to the per-kind questions
 //! (`source::SourceKind`).
 
-use super::{QdrantSource, QdrantTarget};
+use super::{source, QdrantTarget};
 use crate::error::{Error, Result};
 use crate::interp::{Interp, Secret};
 use crate::manifest::Artifact;
@@ -40,7 +40,7 @@ impl SourceKind for QdrantSpec {
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {
-        Ok(Box::new(QdrantSource::new(self.clone())?))
+        Ok(Box::new(source(self.clone())?))
     }
 
     fn restore_target(&self, to: &str, opts: RestoreOptions) -> Result<Box<dyn RestoreTarget>> {

@@ -49,16 +49,13 @@ struct Snapshot {
     checksum: Option<String>,
 }
 
-pub struct QdrantSource {
-    spec: QdrantSpec,
-    api: Api,
-}
+/// The backup side: the spec and its client.
+pub type QdrantSource = super::http::RestSource<QdrantSpec>;
 
-impl QdrantSource {
-    pub fn new(spec: QdrantSpec) -> Result<Self> {
-        let api = api(&spec.url, &spec)?;
-        Ok(QdrantSource { spec, api })
-    }
+/// The backup side for `spec`, with its client.
+pub fn source(spec: QdrantSpec) -> Result<QdrantSource> {
+    let api = api(&spec.url, &spec)?;
+    Ok(QdrantSource { spec, api })
 }
 
 #[async_trait]
@@ -220,12 +217,8 @@ pub struct QdrantTarget {
 
 impl QdrantTarget {
     pub fn new(spec: &QdrantSpec, to: &str, opts: RestoreOptions) -> Result<Self> {
-        if !(to.starts_with("http://") || to.starts_with("https://")) {
-            return Err(Error::usage(format!(
-                "--to {to:?}: a Qdrant backup restores to http(s)://host:6333"
-            ))
-            .hint("the API key comes from the job's source config"));
-        }
+        let hint = "the API key comes from the job's source config";
+        super::http::check_target(to, "Qdrant", "http(s)://host:6333", hint)?;
         Ok(QdrantTarget {
             api: api(to, spec)?,
             opts,
