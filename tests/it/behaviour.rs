@@ -1,10 +1,15 @@
 //! The behaviour every source kind owes its users, as one suite that each kind runs
-//! through a `Fixture` (the way OpenDAL runs one suite against every service). So far:
+//! through a `Fixture` (the way OpenDAL runs one suite against every service):
 //! - a backup restores from each of the two regions to what the source held;
 //! - with the first region's copy corrupted, a restore falls back to the other region;
-//! - `verify --level restore` passes and leaves no scratch target behind.
+//! - `verify --level restore` passes and leaves no scratch target behind;
+//! - every artifact truncated, with checksums and sizes rewritten to match in both regions:
+//!   every checksum passes and `verify --level structure` fails;
+//! - a run interrupted (SIGTERM) while its source streams or stalls exits 130 and leaves
+//!   nothing in either region: no object, no manifest, no unfinished multipart upload.
 //!
-//! A new kind adds a fixture (a source, a fresh target, a digest of each) and one `#[test]`.
+//! A new kind adds a fixture (a source, a stalling source, a fresh target, a digest of each)
+//! and one `#[test]`.
 
 use crate::common::*;
 
@@ -18,6 +23,10 @@ trait Fixture {
     /// What the source holds, in a form compared with `digest(target)`.
     fn digest_source(&self) -> String;
     fn digest(&self, to: &str) -> String;
+    /// A source whose stream starts and then stalls (flow map), for the interrupted run.
+    fn stalling_source(&self, dir: &std::path::Path) -> String;
+    /// Whether the run against `stalling_source` is in flight, `since` it started.
+    fn in_flight(&self, w: &World, since: std::time::Duration) -> bool;
     /// Scratch targets `verify --level restore` would leave if it did not clean up; `None`
     /// when the kind's scratch is not visible from outside (its own test checks it).
     fn scratch_left(&self) -> Option<String>;
@@ -48,6 +57,18 @@ fn suite(name: &str, f: &dyn Fixture) {
 
     // Fallback: the first region's copy corrupted (size unchanged), the other one used.
     let dir = w.fs_root.join(format!("backups/sut/{id}"));
+    let mpath = format!("backups/sut/{id}/manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.fs_root.join(&mpath)).unwrap()).unwrap();
+    let good: Vec<(String, Vec<u8>)> = manifest["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let path = a["path"].as_str().unwrap().to_string();
+            (path.clone(), std::fs::read(dir.join(&path)).unwrap())
+        })
+        .collect();
     for file in files_under(&dir)
         .iter()
         .filter(|p| !p.ends_with("manifest.json"))
@@ -61,6 +82,52 @@ fn suite(name: &str, f: &dyn Fixture) {
     let r = w.restore_job_ok("sut", "local", &to, &[]);
     assert_eq!(r["region"], "garage", "fell back to the intact copy: {r}");
     assert_eq!(f.digest(&to), want, "restored after the fallback");
+
+    // Truncated everywhere, the manifest rewritten to match: checksums pass, structure fails.
+    use sha2::Digest;
+    let mut m = manifest.clone();
+    for (i, (path, bytes)) in good.iter().enumerate() {
+        let cut = &bytes[..bytes.len() * 2 / 3];
+        m["artifacts"][i]["sha256"] = hex::encode(sha2::Sha256::digest(cut)).into();
+        m["artifacts"][i]["stored_size"] = cut.len().into();
+        w.put_both(&format!("backups/sut/{id}/{path}"), cut);
+    }
+    w.put_both(&mpath, m.to_string().as_bytes());
+    let o = w.drctl(&["-o", "json", "verify", "sut", "--level", "structure"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for c in r["regions"].as_array().unwrap() {
+        assert_eq!(c["copy"], "ok", "the rewritten checksums match: {r:#}");
+    }
+    assert_eq!(r["structure"]["ok"], false, "{r:#}");
+
+    interrupted(name, f);
+}
+
+/// SIGTERM while the source streams: exit 130, nothing left in either region.
+fn interrupted(name: &str, f: &dyn Fixture) {
+    use std::time::{Duration, Instant};
+    let w = World::new(&format!("{name}-killed"));
+    let source = f.stalling_source(&w.dir);
+    w.write_config(&w.regions().job("sut", &source, &[]).text());
+    let child = w
+        .cmd(&["backup", "run", "sut"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !f.in_flight(&w, start.elapsed()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the run never got under way"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    w.assert_nothing_left();
 }
 
 struct Postgres {
@@ -87,6 +154,18 @@ impl Fixture for Postgres {
     fn digest(&self, to: &str) -> String {
         let db = to.rsplit('/').next().unwrap();
         format!("{:?}", table_digests(self.pg, db))
+    }
+    fn stalling_source(&self, dir: &std::path::Path) -> String {
+        // 20 MB out (a multipart upload under way), then the "dump" hangs, stdout open.
+        let fake = fake_pg_dump(dir, "head -c 20000000 /dev/urandom\nsleep 120");
+        format!(
+            "{{ kind: postgres, url: \"{}\", pg_dump: \"{}\" }}",
+            self.pg.url(&self.db),
+            fake.display()
+        )
+    }
+    fn in_flight(&self, w: &World, _: std::time::Duration) -> bool {
+        !w.s3_uploads().is_empty()
     }
     fn scratch_left(&self) -> Option<String> {
         let q = "SELECT datname FROM pg_database WHERE datname LIKE 'drctl_verify_%'";
@@ -131,6 +210,17 @@ impl Fixture for RedisFixture {
             .find(|r| r.url() == to)
             .expect("a target we started");
         digest(r)
+    }
+    fn stalling_source(&self, dir: &std::path::Path) -> String {
+        // The server waits 6 s before it sends its snapshot.
+        let r = Redis::start(&dir.join("slow"), &["--repl-diskless-sync-delay", "6"]);
+        assert!(r.cli(&["DEBUG", "POPULATE", "2000"]).contains("OK"));
+        let source = format!("{{ kind: redis, url: \"{}\" }}", r.url());
+        self.targets.lock().unwrap().push(r);
+        source
+    }
+    fn in_flight(&self, _: &World, since: std::time::Duration) -> bool {
+        since > std::time::Duration::from_secs(2)
     }
     fn scratch_left(&self) -> Option<String> {
         None
