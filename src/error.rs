@@ -83,7 +83,12 @@ impl Error {
     /// starts with it: a cause that names its region or job is not named twice.
     pub fn context(mut self, ctx: impl fmt::Display) -> Self {
         let ctx = ctx.to_string();
-        if !self.message.starts_with(&ctx) {
+        // "region beijing (path): …" already names it; "region beijing2: …" does not.
+        let named = self
+            .message
+            .strip_prefix(&ctx)
+            .is_some_and(|rest| rest.starts_with([':', ' ']));
+        if !named {
             self.message = format!("{ctx}: {}", self.message);
         }
         self
@@ -207,6 +212,9 @@ mod tests {
             "region beijing (backups/app/1/db.zst): the upload stalled\n  hint: check the endpoint"
         );
         assert_eq!(e.exit_code(), 1);
+        // Another region whose name starts the same is context, not a repeat.
+        let e = Error::failed("region beijing2: timed out").context("region beijing");
+        assert_eq!(e.to_string(), "region beijing: region beijing2: timed out");
 
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
         let e = Error::from(io).context("job app");
