@@ -66,15 +66,15 @@ pub fn render(cfg: &Config, raw: &str, args: &RenderArgs) -> Result<String> {
 fn refuse_inline_secrets(cfg: &Config, raw: &str) -> Result<()> {
     let doc: serde_norway::Value = serde_norway::from_str(raw.trim_start_matches('\u{feff}'))
         .map_err(|e| Error::usage(format!("{}: {e}", cfg.path.display())))?;
-    let index = crate::config::positions(raw).ok();
+    let tree = crate::yamltree::tree(raw.trim_start_matches('\u{feff}')).ok();
     let mut found = Vec::new();
     walk_secrets(&doc, "", &mut found);
     let Some((path, what)) = found.into_iter().next() else {
         return Ok(());
     };
-    let pos = index
+    let pos = tree
         .as_ref()
-        .and_then(|i| i.find(&path))
+        .map(|t| crate::yamltree::find(t, &path))
         .map(|(l, c)| format!("{}:{l}:{c}", cfg.path.display()))
         .unwrap_or_else(|| cfg.path.display().to_string());
     Err(Error::usage(format!(

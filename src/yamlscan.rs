@@ -1,13 +1,12 @@
 //! The first look at a YAML file a user wrote (config or playbook), before any deserializer
 //! sees it: bytes → text (a UTF-8 byte-order mark accepted, a non-UTF-8 byte placed at its
 //! line and column), then one pass over the parser's events that bounds what a hostile or
-//! broken file can cost and records where every field is.
+//! broken file can cost.
 //!
 //! Why a separate pass: a deserializer bounds alias *depth*, not the *size* an alias expands
 //! to, so a 1 MB file that aliases one 1 MB string 2,000 times costs 2 GB; it reports a
-//! duplicate key at the mapping, not at the key that repeats; and errors found after parsing
-//! (cross-field checks) have no position at all. The index built here maps each field path
-//! (`jobs[1].verify.level`) to its line and column, whatever the YAML style (block or flow).
+//! duplicate key at the mapping, not at the key that repeats. Where each field is, for
+//! errors found after parsing, comes from the positioned tree (`yamltree`).
 
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};
@@ -81,29 +80,8 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<String, Problem> {
     }
 }
 
-/// Where each field path starts: keys of mappings and items of sequences.
-#[derive(Debug, Default)]
-pub struct Index {
-    at: HashMap<String, (usize, usize)>,
-}
-
-impl Index {
-    /// The position of `path`, or of its nearest ancestor that has one.
-    pub fn find(&self, path: &str) -> Option<(usize, usize)> {
-        let mut p = path;
-        loop {
-            if let Some(at) = self.at.get(p) {
-                return Some(*at);
-            }
-            let cut = p.rfind(['.', '['])?;
-            p = &p[..cut];
-        }
-    }
-}
-
 enum Frame {
     Map {
-        path: String,
         /// The key just read, waiting for its value; `None` while expecting a key.
         key: Option<String>,
         seen: HashMap<String, (usize, usize)>,
@@ -111,8 +89,6 @@ enum Frame {
         anchor: usize,
     },
     Seq {
-        path: String,
-        next: usize,
         size: usize,
         anchor: usize,
     },
@@ -135,10 +111,9 @@ pub struct Expect {
 }
 
 /// One pass over the events: one document, a mapping at the top, no duplicate keys, bounded
-/// depth and expanded size. Returns the position index.
-pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Problem> {
+/// depth and expanded size.
+pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<(), Problem> {
     let mut parser = Parser::new_from_str(text);
-    let mut index = Index::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, usize> = HashMap::new();
     let mut total = 0usize;
@@ -178,10 +153,7 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
                 total += value.len();
                 let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
                 if is_key {
-                    let Some(Frame::Map {
-                        key, seen, path, ..
-                    }) = stack.last_mut()
-                    else {
+                    let Some(Frame::Map { key, seen, .. }) = stack.last_mut() else {
                         unreachable!()
                     };
                     if let Some((l, c)) = seen.get(&value) {
@@ -194,13 +166,7 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
                         ));
                     }
                     seen.insert(value.clone(), at);
-                    if !path.is_empty() {
-                        index.at.entry(path.clone()).or_insert(at);
-                    }
-                    index.at.entry(join(path, &value)).or_insert(at);
                     *key = Some(value.clone());
-                } else {
-                    value_path(&mut stack, &mut index, at, true);
                 }
                 node_done(&mut stack, &mut anchors, value.len() + 1, anchor, is_key);
             }
@@ -210,7 +176,6 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
                 if matches!(stack.last(), Some(Frame::Map { key: None, .. })) {
                     return Err(problem(mark, "an alias as a mapping key is not supported"));
                 }
-                value_path(&mut stack, &mut index, at, true);
                 node_done(&mut stack, &mut anchors, size, 0, false);
             }
             Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
@@ -230,24 +195,15 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
                 if matches!(stack.last(), Some(Frame::Map { key: None, .. })) {
                     return Err(problem(mark, "a mapping key must be a plain value"));
                 }
-                // A block mapping's start event is marked after its first key: a mapping
-                // item takes the position of that key instead (see the key branch).
-                let path = value_path(&mut stack, &mut index, at, !is_map);
                 stack.push(if is_map {
                     Frame::Map {
-                        path,
                         key: None,
                         seen: HashMap::new(),
                         size: 1,
                         anchor,
                     }
                 } else {
-                    Frame::Seq {
-                        path,
-                        next: 0,
-                        size: 1,
-                        anchor,
-                    }
+                    Frame::Seq { size: 1, anchor }
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -285,7 +241,7 @@ pub fn scan(text: &str, limits: &Limits, expect: &Expect) -> Result<Index, Probl
             ),
         });
     }
-    Ok(index)
+    Ok(())
 }
 
 fn not_a_mapping(expect: &Expect, mark: Marker, found: &str) -> Problem {
@@ -296,23 +252,6 @@ fn not_a_mapping(expect: &Expect, mark: Marker, found: &str) -> Problem {
             expect.what, expect.fields
         ),
     )
-}
-
-/// The path of a value about to start (a map's value or a list's next item); records the
-/// position of list items.
-fn value_path(stack: &mut [Frame], index: &mut Index, at: (usize, usize), record: bool) -> String {
-    match stack.last_mut() {
-        None => String::new(),
-        Some(Frame::Map { path, key, .. }) => join(path, key.as_deref().unwrap_or("")),
-        Some(Frame::Seq { path, next, .. }) => {
-            let p = format!("{path}[{next}]");
-            *next += 1;
-            if record {
-                index.at.entry(p.clone()).or_insert(at);
-            }
-            p
-        }
-    }
 }
 
 /// A node of `size` ended: add it to its parent and remember it under its anchor. A value
@@ -332,14 +271,6 @@ fn node_done(
         if let (Frame::Map { key, .. }, false) = (parent, is_key) {
             *key = None;
         }
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
     }
 }
 
@@ -384,16 +315,6 @@ mod tests {
         what: "a config",
         fields: "regions, jobs",
     };
-
-    #[test]
-    fn index_finds_block_and_flow_fields() {
-        let t = "regions:\n  - name: a\n    kind: fs\njobs:\n  - { name: x, verify: { level: restore } }\n";
-        let i = scan(t, &LIMITS, &E).unwrap();
-        assert_eq!(i.find("regions[0].kind"), Some((3, 5)));
-        assert_eq!(i.find("jobs[0].verify.level"), Some((5, 26)));
-        assert_eq!(i.find("jobs[0].verify.scratch"), Some((5, 16)));
-        assert_eq!(i.find("jobs[0]"), Some((5, 7)));
-    }
 
     #[test]
     fn duplicate_key_is_reported_where_it_repeats() {

@@ -196,5 +196,11 @@ mod tests {
         assert_eq!(kept.get_scalar("keep_last").unwrap().as_str(), "3");
         // A path that does not exist stops at its nearest ancestor.
         assert_eq!(find(&root, "jobs[1].verify.level"), (6, 5));
+
+        let t = "regions:\n  - name: a\n    kind: fs\njobs:\n  - { name: x, verify: { level: restore } }\n";
+        let root = tree(t).unwrap();
+        assert_eq!(find(&root, "regions[0].kind"), (3, 5));
+        assert_eq!(find(&root, "jobs[0].verify.level"), (5, 26));
+        assert_eq!(find(&root, "jobs[0].verify.scratch"), (5, 16));
     }
 }

@@ -49,7 +49,7 @@ impl Config {
     /// is reported, each at its own position, not just the first.
     pub fn from_str(text: &str, path: &Path) -> Result<Config> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        positions(text).map_err(|p| scan_error(path, p))?;
+        scan(text).map_err(|p| scan_error(path, p))?;
         let root = crate::yamltree::tree(text).map_err(|(line, column, message)| {
             scan_error(
                 path,
@@ -94,10 +94,8 @@ const EXPECT: crate::yamlscan::Expect = crate::yamlscan::Expect {
     fields: "regions, min_copies, jobs, …",
 };
 
-/// Where each field of config text is (see `yamlscan`), for errors found after loading.
-pub fn positions(
-    text: &str,
-) -> std::result::Result<crate::yamlscan::Index, crate::yamlscan::Problem> {
+/// The first look at config text (`yamlscan`): size, depth, alias expansion, duplicate keys.
+pub fn scan(text: &str) -> std::result::Result<(), crate::yamlscan::Problem> {
     crate::yamlscan::scan(
         text.trim_start_matches('\u{feff}'),
         &crate::yamlscan::LIMITS,
