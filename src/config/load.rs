@@ -337,3 +337,22 @@ fn unknown_field(field: &str, expected: &[&str]) -> String {
         many => format!("unknown field `{field}`, expected one of {}", ticked(many)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The loader reads each top-level field on its own: its list is the spec's, exactly.
+    #[test]
+    fn top_level_fields_are_the_specs() {
+        let schema = super::super::schema();
+        let mut spec: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut ours = super::TOP.to_vec();
+        spec.sort();
+        ours.sort();
+        assert_eq!(ours, spec);
+    }
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, JsonSchema)]
 #[serde(deny_unknown_fields)]
 /// drctl.yaml: where backups go (regions) and what is backed up (jobs).
 pub struct ConfigSpec {
