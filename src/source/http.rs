@@ -187,22 +187,42 @@ pub struct RestSource<S> {
     pub api: Api,
 }
 
-/// `deserialize_with` for the `url` of a REST source: an http(s) URL with a host, `${VAR}`
-/// expanded.
-pub fn http_url<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<crate::interp::Interp, D::Error> {
-    use crate::interp::{expand, parse_scalar, Interp};
-    parse_scalar(d, "an http:// URL", |raw| {
-        let url = expand(raw, |k| std::env::var(k).ok())?;
-        match url::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(Interp(url))
+/// The `url` of a REST source: an http(s) URL with a host, `${VAR}` expanded when the config
+/// is read. A type of its own so every REST kind checks it the same way, and its schema says
+/// it is a string.
+#[derive(Debug, Clone)]
+pub struct HttpUrl(pub crate::interp::Interp);
+
+impl std::ops::Deref for HttpUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HttpUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use crate::interp::{expand, parse_scalar, Interp};
+        parse_scalar(d, "an http:// URL", |raw| {
+            let url = expand(raw, |k| std::env::var(k).ok())?;
+            match url::Url::parse(&url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    Ok(HttpUrl(Interp(url)))
+                }
+                Ok(_) => Err(format!("{url:?} is not an http:// or https:// URL")),
+                Err(e) => Err(format!("{url:?} is not a valid URL ({e})")),
             }
-            Ok(_) => Err(format!("{url:?} is not an http:// or https:// URL")),
-            Err(e) => Err(format!("{url:?} is not a valid URL ({e})")),
-        }
-    })
+        })
+    }
+}
+
+impl schemars::JsonSchema for HttpUrl {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HttpUrl".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "uri" })
+    }
 }
 
 #[cfg(test)]

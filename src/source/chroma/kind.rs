@@ -3,7 +3,8 @@
 
 use super::{check_export, source, ChromaTarget};
 use crate::error::{Error, Result};
-use crate::interp::{Interp, Secret};
+use crate::interp::Secret;
+use crate::source::http::HttpUrl;
 use crate::manifest::Artifact;
 use crate::source::kind::{About, FieldProblem, Scratch, SourceKind, VerifyRules};
 use crate::source::vector::{scratch_check, Collections, ScratchCollections};
@@ -17,9 +18,7 @@ use serde::Deserialize;
 /// Chroma, exported through its HTTP API (v2): one line-oriented artifact per collection.
 pub struct ChromaSpec {
     /// `http://host:8000` (or https).
-    #[serde(deserialize_with = "crate::source::http::http_url")]
-    #[schemars(with = "String")]
-    pub url: Interp,
+    pub url: HttpUrl,
     #[serde(default = "default_tenant")]
     pub tenant: String,
     #[serde(default = "default_database")]
@@ -95,7 +94,7 @@ impl SourceKind for ChromaSpec {
             Ok(Box::new(ChromaTarget::new(self, url, RestoreOptions::default())?))
         };
         let kind = Collections {
-            own_url: &self.url.0,
+            own_url: &self.url,
             open: &open,
             count_fact: "records",
         };

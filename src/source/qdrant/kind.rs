@@ -3,7 +3,8 @@
 
 use super::{source, QdrantTarget};
 use crate::error::{Error, Result};
-use crate::interp::{Interp, Secret};
+use crate::interp::Secret;
+use crate::source::http::HttpUrl;
 use crate::manifest::Artifact;
 use crate::source::kind::{About, Scratch, SourceKind, VerifyRules};
 use crate::source::vector::{scratch_check, Collections, ScratchCollections};
@@ -17,9 +18,7 @@ use serde::Deserialize;
 /// Qdrant, through its REST API: one server-side snapshot per collection, streamed down.
 pub struct QdrantSpec {
     /// `http://host:6333` (or https).
-    #[serde(deserialize_with = "crate::source::http::http_url")]
-    #[schemars(with = "String")]
-    pub url: Interp,
+    pub url: HttpUrl,
     /// Sent as the `api-key` header, when the server requires one.
     #[serde(default)]
     pub api_key: Option<Secret>,
@@ -61,7 +60,7 @@ impl SourceKind for QdrantSpec {
             Ok(Box::new(QdrantTarget::new(self, url, RestoreOptions::default())?))
         };
         let kind = Collections {
-            own_url: &self.url.0,
+            own_url: &self.url,
             open: &open,
             count_fact: "points_count",
         };

@@ -1,5 +1,6 @@
-//! The command line (clap derive). Examples live in each command's `--help`.
+//! The command line (clap derive). Examples live in each command's `--help`, from `help.rs`.
 
+mod help;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ const EXIT_CODES: &str = "Exit codes:\n  0    success\n  1    the operation ran 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DRCTL_GIT_REV"), ")");
 
 #[derive(Parser, Debug)]
-#[command(name = "drctl", version = VERSION, about = "Back up databases to several regions, prove they restore, run DR drills.", after_help = EXIT_CODES)]
+#[command(name = "drctl", version = VERSION, about = "Back up databases to several regions, prove they restore, run DR drills.")]
 pub struct Cli {
     /// Config file [default: $DRCTL_CONFIG, ./drctl.yaml, then /etc/drctl/drctl.yaml]
     #[arg(short = 'c', long = "config", global = true, env = "DRCTL_CONFIG")]
@@ -48,15 +49,11 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print a shell completion script.
-    #[command(
-        after_help = "Examples:\n  drctl completion bash > /etc/bash_completion.d/drctl\n  drctl completion zsh > \"${fpath[1]}/_drctl\"\n  drctl completion fish > ~/.config/fish/completions/drctl.fish"
-    )]
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print the man page, or write one page per command into a directory.
-    #[command(after_help = "Examples:\n  drctl man | man -l -\n  drctl man --dir docs/man")]
     Man {
         /// Write drctl.1, drctl-backup.1, drctl-backup-run.1, … into DIR.
         #[arg(long, value_name = "DIR")]
@@ -66,27 +63,14 @@ pub enum Command {
     #[command(subcommand)]
     Backup(BackupCmd),
     /// Restore a backup into a target, from whichever region still holds an intact copy.
-    #[command(
-        after_help = "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://vectors:8000 --rename docs=docs-restored"
-    )]
     Restore(RestoreArgs),
     /// Prove a backup restores: checksums in every region, the format itself, a real restore.
-    #[command(
-        after_help = "Examples:\n  drctl verify app-db\n  drctl verify app-db --level checksum\n  drctl verify app-db --backup 20261123T040000Z-3fa2c1 --level restore -o json\n\nLevels are cumulative: structure includes checksum, restore includes both.\nThe result is stored in the repository (verifications/...); exit 1 when it fails."
-    )]
     Verify(VerifyArgs),
     /// Per job: newest and newest verified backup, copies per region, RPO exposure; exit 1 on a breach.
-    #[command(after_help = "Examples:\n  drctl status\n  drctl status -o json")]
     Status,
     /// Enforce each job's retention policy in every region; partial runs past a grace period go too.
-    #[command(
-        after_help = "Examples:\n  drctl prune --dry-run\n  drctl prune app-db\n  drctl prune --dry-run -o json\n  drctl prune --grace 6h\n\nA job without `retention` keeps everything. Whatever the policy, prune keeps the newest\ncomplete backup, the newest verified one, the newest held by min_copies regions, anything\nnewer than a running job's lease, and each region's copy covering a kept backup missing there.\nIt deletes nothing while any region cannot be read."
-    )]
     Prune(PruneArgs),
     /// The daemon: run backups, verifications and prunes on their cron schedules.
-    #[command(
-        after_help = "Examples:\n  drctl schedule\n  drctl -c /etc/drctl/drctl.yaml schedule --listen 0.0.0.0:9477\n\nServes /healthz, /readyz and /metrics (Prometheus) on the listen address.\nSIGTERM/SIGINT: no new runs; running ones get scheduler.shutdown_grace to finish, then\nare aborted (they clean up); exit 0. A second signal aborts at once.\nSIGHUP: re-read and validate the config; an invalid one is refused and the old one kept."
-    )]
     Schedule(ScheduleArgs),
     /// DR drills: run a playbook, measure RTO and RPO, keep the evidence.
     #[command(subcommand)]
@@ -102,9 +86,6 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum BackupCmd {
     /// Back up now (the CronJob entry point).
-    #[command(
-        after_help = "Examples:\n  drctl backup run app-db\n  drctl backup run --all -o json\n  drctl -c /etc/drctl/drctl.yaml backup run app-db sessions"
-    )]
     Run {
         /// Jobs to back up, in order.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -121,10 +102,8 @@ pub enum BackupCmd {
         pushgateway: Option<String>,
     },
     /// List complete backups and the regions holding each.
-    #[command(after_help = "Examples:\n  drctl backup list\n  drctl backup list app-db -o json")]
     List { job: Option<String> },
     /// Show one backup's manifest and where it is stored.
-    #[command(after_help = "Example:\n  drctl backup show 20261123T040000Z-3fa2c1")]
     Show { id: String },
 }
 
@@ -207,9 +186,6 @@ pub struct ScheduleArgs {
 #[derive(Subcommand, Debug)]
 pub enum K8sCmd {
     /// One CronJob per scheduled job (and the daemon as a Deployment alternative), as YAML.
-    #[command(
-        after_help = "Examples:\n  drctl k8s render > drctl.k8s.yaml\n  drctl k8s render --image registry.example/drctl:0.1.0 --namespace backups --secret drctl-env\n  drctl k8s render --daemon\n\nThe config goes into a ConfigMap as is: ${VAR} references stay references, and every\nvariable it names is taken from the Secret (--secret) as an environment variable."
-    )]
     Render(RenderArgs),
 }
 
@@ -242,7 +218,6 @@ pub struct RenderArgs {
 #[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
     /// Parse and validate the config (no I/O beyond reading it); exit 2 with file:line:column on error.
-    #[command(after_help = "Example:\n  drctl -c drctl.yaml config validate")]
     Validate,
     /// Print the config's JSON Schema.
     Schema,
@@ -251,27 +226,14 @@ pub enum ConfigCmd {
 #[derive(Subcommand, Debug)]
 pub enum DrillCmd {
     /// Run a playbook: steps with owners and hard timeouts; RTO and RPO against the targets.
-    #[command(
-        after_help = "Examples:\n  drctl drill run region-failure --var dns_server=10.0.0.53:53 --var standby=postgres://...\n  drctl drill run ./playbooks/pg-primary-failure.yaml --dry-run\n  drctl drill run dr-checklist.yaml --scenario '数据库主库故障' --yes\n  drctl -c drctl.yaml drill run restore-from-backup --var job=app-db -o json\n\nPLAYBOOK is a file, a name in ./playbooks, or a shipped playbook (`drctl drill list`).\nManual steps wait for y / n / skip on a terminal; off a terminal pass --yes.\nCtrl-C aborts the drill and runs its rollback steps; a second Ctrl-C stops those too.\nEvidence: <evidence-dir>/<playbook>/<run-id>/ (journal.jsonl, report.json|md|html), and\ndrills/<playbook>/<run-id>/ in every region when a config is given.\nExit 0 when every step passed and the targets were met; 1 otherwise; 2 invalid playbook;\n130 interrupted."
-    )]
     Run(DrillRunArgs),
     /// Check a playbook: every problem with file:line:column and step id; runs nothing.
-    #[command(
-        after_help = "Examples:\n  drctl drill validate playbooks/region-failure.yaml\n  drctl drill validate checklist.yaml --scenario 'Region outage'"
-    )]
     Validate(DrillValidateArgs),
     /// Shipped playbooks and those in ./playbooks.
-    #[command(after_help = "Example:\n  drctl drill list -o json")]
     List,
     /// Show one run's report (text, markdown, html or json).
-    #[command(
-        after_help = "Examples:\n  drctl drill report 20261123T101500Z-3fa2c1\n  drctl drill report 20261123T1015 --format html > drill.html"
-    )]
     Report(DrillReportArgs),
     /// Every recorded run: verdict, RTO and RPO, and the trend against the previous run.
-    #[command(
-        after_help = "Examples:\n  drctl drill history\n  drctl -c drctl.yaml drill history region-failure -o json"
-    )]
     History(DrillHistoryArgs),
 }
 
@@ -337,8 +299,9 @@ pub enum ReportFormat {
     Json,
 }
 
-/// The command line with what the registered source kinds add to `restore --help`: the
-/// targets each kind restores to.
+/// The command line with each command's examples (`help::AFTER_HELP`) and what the
+/// registered source kinds add: a summary per kind under `drctl --help`, the targets each
+/// restores to under `restore --help`.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
     // One line per registered kind: its name, then what `pick` says about it.
@@ -348,27 +311,33 @@ pub fn command() -> clap::Command {
             .map(|(name, about)| format!("  {name:<9} {}", pick(about)))
             .collect::<Vec<_>>()
     };
-    let targets = per_kind(|a| a.restore_to);
-    let summaries = per_kind(|a| a.summary);
-    let root = Cli::command();
-    let root_help = root
-        .get_after_help()
-        .map(|h| h.to_string())
-        .unwrap_or_default();
-    root.after_help(format!(
-        "Source kinds (`source: {{ kind: … }}` in a job):\n{}\n\n{root_help}",
-        summaries.join("\n")
-    ))
-    .mut_subcommand("restore", |c| {
-        let help = c
-            .get_after_help()
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        c.after_help(format!(
-            "{help}\n\nTargets (--to), by source kind:\n{}",
-            targets.join("\n")
-        ))
+    let mut extra: Vec<(&str, String)> = help::AFTER_HELP
+        .iter()
+        .map(|(path, text)| (*path, text.to_string()))
+        .collect();
+    let restore = extra.iter_mut().find(|(p, _)| *p == "restore").unwrap();
+    restore.1 = format!(
+        "{}\n\nTargets (--to), by source kind:\n{}",
+        restore.1,
+        per_kind(|a| a.restore_to).join("\n")
+    );
+    let root = Cli::command().after_help(format!(
+        "Source kinds (`source: {{ kind: … }}` in a job):\n{}\n\n{EXIT_CODES}",
+        per_kind(|a| a.summary).join("\n")
+    ));
+    extra.into_iter().fold(root, |cmd, (path, text)| {
+        let path: Vec<&str> = path.split(' ').collect();
+        with_after_help(cmd, &path, text)
     })
+}
+
+/// `cmd` with `text` after the help of its subcommand at `path`. A path naming no command is
+/// a bug in the table; the `help` test catches it.
+fn with_after_help(cmd: clap::Command, path: &[&str], text: String) -> clap::Command {
+    match path {
+        [] => cmd.after_help(text),
+        [first, rest @ ..] => cmd.mut_subcommand(*first, |c| with_after_help(c, rest, text)),
+    }
 }
 
 /// Parse the process's arguments against `command()`; exits on `--help` and bad usage, as
