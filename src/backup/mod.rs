@@ -143,7 +143,7 @@ async fn run_inner(
     let artifacts = match outcome {
         Ok(a) => a,
         Err(e) => {
-            run.abort().await;
+            abort_source(run.as_mut(), &job.name.0).await;
             cleanup(&regions, &job.name.0, &id).await;
             return Err(e.context(format!("job {}: backup {id} failed", job.name)));
         }
@@ -387,4 +387,23 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// How long a failed or interrupted run waits for its source to clean up (a server-side
+/// snapshot to delete, say). A source that hangs must not hold the exit past Kubernetes'
+/// default 30 s termination grace, after which the pod is killed before the regions are
+/// cleaned.
+const SOURCE_CLEANUP: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn abort_source(run: &mut dyn crate::source::SourceRun, job: &str) {
+    if tokio::time::timeout(SOURCE_CLEANUP, run.abort())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            job,
+            seconds = SOURCE_CLEANUP.as_secs(),
+            "the source did not finish cleaning up in time; check it for a leftover server-side snapshot or export"
+        );
+    }
 }

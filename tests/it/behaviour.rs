@@ -5,8 +5,9 @@
 //! - `verify --level restore` passes and leaves no scratch target behind;
 //! - every artifact truncated, with checksums and sizes rewritten to match in both regions:
 //!   every checksum passes and `verify --level structure` fails;
-//! - a run interrupted (SIGTERM) while its source streams or stalls exits 130 and leaves
-//!   nothing in either region: no object, no manifest, no unfinished multipart upload.
+//! - a run interrupted (SIGTERM) while its source streams or stalls exits 130 within
+//!   Kubernetes' 30 s termination grace and leaves nothing in either region: no object, no
+//!   manifest, no unfinished multipart upload.
 //!
 //! A new kind adds a fixture (a source, a stalling source, a fresh target, a digest of each)
 //! and one `#[test]`.
@@ -125,8 +126,16 @@ fn interrupted(name: &str, f: &dyn Fixture) {
         std::thread::sleep(Duration::from_millis(100));
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let termed = Instant::now();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    // Kubernetes kills a pod 30 s after SIGTERM by default: the cleanup must be done by then,
+    // even when the source hangs.
+    assert!(
+        termed.elapsed() < Duration::from_secs(30),
+        "exited {:?} after SIGTERM",
+        termed.elapsed()
+    );
     w.assert_nothing_left();
 }
 
@@ -258,4 +267,154 @@ fn redis_behaves() {
         targets: std::sync::Mutex::new(Vec::new()),
     };
     suite("bh-redis", &f);
+}
+
+/// A source behind a proxy that stalls once it has answered `bytes`: the export starts,
+/// then the server hangs with every connection open.
+fn stalling(upstream_port: u16, bytes: usize) -> crate::proxy::Proxy {
+    let p = crate::proxy::Proxy::start(&format!("127.0.0.1:{upstream_port}"));
+    p.stall_after_answering(bytes);
+    p
+}
+
+struct ChromaFixture {
+    dir: std::path::PathBuf,
+    source: Chroma,
+    targets: std::sync::Mutex<Vec<Chroma>>,
+    proxies: std::sync::Mutex<Vec<crate::proxy::Proxy>>,
+}
+
+impl Fixture for ChromaFixture {
+    fn source(&self) -> String {
+        format!(
+            "{{ kind: chroma, url: \"{}\", page_size: 200 }}",
+            self.source.url()
+        )
+    }
+    fn job_fields(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn fresh_target(&self, tag: &str) -> String {
+        let c = Chroma::start(&self.dir.join(tag));
+        let url = c.url();
+        self.targets.lock().unwrap().push(c);
+        url
+    }
+    fn digest_source(&self) -> String {
+        self.source.tool("dump")
+    }
+    fn digest(&self, to: &str) -> String {
+        let targets = self.targets.lock().unwrap();
+        let c = targets.iter().find(|c| c.url() == to).unwrap();
+        c.tool("dump")
+    }
+    fn stalling_source(&self, _: &std::path::Path) -> String {
+        let p = stalling(self.source.port, 20_000);
+        let source = format!("{{ kind: chroma, url: \"{}\", page_size: 200 }}", p.url());
+        self.proxies.lock().unwrap().push(p);
+        source
+    }
+    fn in_flight(&self, _: &World, _: std::time::Duration) -> bool {
+        self.proxies.lock().unwrap()[0].answered() >= 20_000
+    }
+    fn scratch_left(&self) -> Option<String> {
+        let dump: serde_json::Value = serde_json::from_str(&self.source.tool("dump")).unwrap();
+        let names = dump.as_object().unwrap().keys();
+        Some(
+            names
+                .filter(|n| n.starts_with("drctl_verify"))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+#[test]
+fn chroma_behaves() {
+    let dir = tempdir("bh-chroma-");
+    let source = Chroma::start(&dir.join("src"));
+    source.tool("seed-exact");
+    let f = ChromaFixture {
+        dir,
+        source,
+        targets: Default::default(),
+        proxies: Default::default(),
+    };
+    suite("bh-chroma", &f);
+}
+
+/// Qdrant is a contract test: the stub of its REST API stands in for the server.
+struct QdrantFixture {
+    source: QdrantStub,
+    targets: std::sync::Mutex<Vec<QdrantStub>>,
+    proxies: std::sync::Mutex<Vec<crate::proxy::Proxy>>,
+}
+
+impl QdrantFixture {
+    fn source_at(url: &str) -> String {
+        format!("{{ kind: qdrant, url: \"{url}\", api_key: \"{QDRANT_KEY}\" }}")
+    }
+}
+
+/// Every collection's name and points, as the stub holds them.
+fn qdrant_digest(stub: &QdrantStub) -> String {
+    let cols = stub.get("/collections")["collections"].clone();
+    let mut names: Vec<String> = cols
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|n| format!("{n}: {}", stub.get(&format!("/_stub/points/{n}"))))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Fixture for QdrantFixture {
+    fn source(&self) -> String {
+        Self::source_at(&self.source.url())
+    }
+    fn job_fields(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn fresh_target(&self, _: &str) -> String {
+        let s = QdrantStub::start(&["--empty"]);
+        let url = s.url();
+        self.targets.lock().unwrap().push(s);
+        url
+    }
+    fn digest_source(&self) -> String {
+        qdrant_digest(&self.source)
+    }
+    fn digest(&self, to: &str) -> String {
+        let targets = self.targets.lock().unwrap();
+        qdrant_digest(targets.iter().find(|s| s.url() == to).unwrap())
+    }
+    fn stalling_source(&self, _: &std::path::Path) -> String {
+        let p = stalling(self.source.port, 100_000);
+        let source = Self::source_at(&p.url());
+        self.proxies.lock().unwrap().push(p);
+        source
+    }
+    fn in_flight(&self, _: &World, _: std::time::Duration) -> bool {
+        self.proxies.lock().unwrap()[0].answered() >= 100_000
+    }
+    fn scratch_left(&self) -> Option<String> {
+        let d = qdrant_digest(&self.source);
+        let left = d.lines().filter(|l| l.starts_with("drctl_verify"));
+        Some(left.map(|l| l.split(':').next().unwrap()).collect())
+    }
+}
+
+#[test]
+fn qdrant_contract_behaves() {
+    let f = QdrantFixture {
+        source: QdrantStub::start(&[]),
+        targets: Default::default(),
+        proxies: Default::default(),
+    };
+    suite("bh-qdrant", &f);
 }

@@ -6,82 +6,13 @@
 //! the result.
 
 use crate::common::*;
-use std::io::{Read, Write};
-use std::process::Command;
-use std::time::Duration;
 
-const KEY: &str = "contract-test-key";
-
-struct Stub {
-    port: u16,
-}
-
-impl Stub {
-    fn start(extra: &[&str]) -> Stub {
-        let port = free_port();
-        let mut cmd = Command::new("python3");
-        cmd.arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/tools/qdrant_stub.py"
-        ))
-        .args([&port.to_string(), KEY])
-        .args(extra);
-        spawn_server(cmd);
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "stub did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Stub { port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// GET with the API key; the JSON body's `result`.
-    fn get(&self, path: &str) -> serde_json::Value {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\napi-key: {KEY}\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let body = resp.split_once("\r\n\r\n").unwrap().1;
-        serde_json::from_str::<serde_json::Value>(body).unwrap()["result"].clone()
-    }
-
-    /// The requests drctl made (method, path, query, api-key), stub endpoints excluded.
-    fn calls(&self) -> Vec<serde_json::Value> {
-        self.get("/_stub/log")
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| !c[1].as_str().unwrap().starts_with("/_stub"))
-            .cloned()
-            .collect()
-    }
-
-    fn snapshots_left(&self) -> usize {
-        ["products", "reviews"]
-            .iter()
-            .map(|c| {
-                self.get(&format!("/collections/{c}/snapshots"))
-                    .as_array()
-                    .unwrap()
-                    .len()
-            })
-            .sum()
-    }
-}
-
-fn world(name: &str, stub: &Stub) -> World {
+fn world(name: &str, stub: &QdrantStub) -> World {
     World::with_job(
         name,
         "vectors",
         &format!(
-            "{{ kind: qdrant, url: \"{}\", api_key: \"{KEY}\" }}",
+            "{{ kind: qdrant, url: \"{}\", api_key: \"{QDRANT_KEY}\" }}",
             stub.url()
         ),
     )
@@ -89,7 +20,7 @@ fn world(name: &str, stub: &Stub) -> World {
 
 #[test]
 fn qdrant_contract_snapshots_back_up_and_restore_renamed() {
-    let stub = Stub::start(&[]);
+    let stub = QdrantStub::start(&[]);
     let w = world("qdrant-rt", &stub);
     let report = w.backup_ok_job("vectors");
     let id = report["id"].as_str().unwrap();
@@ -108,7 +39,7 @@ fn qdrant_contract_snapshots_back_up_and_restore_renamed() {
     assert_eq!(arts[1]["facts"]["points_count"], 1500);
     // Every call carried the API key, and the server-side snapshots are gone.
     let calls = stub.calls();
-    assert!(calls.iter().all(|c| c[3] == KEY), "{calls:?}");
+    assert!(calls.iter().all(|c| c[3] == QDRANT_KEY), "{calls:?}");
     assert!(calls.iter().any(|c| c[0] == "DELETE"));
     assert_eq!(stub.snapshots_left(), 0);
 
@@ -198,7 +129,7 @@ fn qdrant_contract_snapshots_back_up_and_restore_renamed() {
 #[test]
 fn qdrant_contract_failed_download_fails_the_whole_backup_and_deletes_snapshots() {
     // `products` streams fine; `reviews` is cut off halfway.
-    let stub = Stub::start(&["--fail-download", "reviews"]);
+    let stub = QdrantStub::start(&["--fail-download", "reviews"]);
     let w = world("qdrant-fail", &stub);
     let o = w.drctl(&["backup", "run", "vectors"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

@@ -1,6 +1,8 @@
 """Independent observer for the Chroma tests, using Chroma's own Python client.
 
   chroma_tool.py seed PORT   create collections with embeddings, metadatas and documents
+  chroma_tool.py seed-exact PORT   the same without the cosine collection (whose vectors Chroma
+                             returns up to 1 ULP off), for suites that compare bit for bit
   chroma_tool.py dump PORT   print every collection canonically: metadata, space, and each
                              record's id, embedding bytes (float32, hex), metadata, document
 """
@@ -13,9 +15,11 @@ import numpy as np
 cmd, port = sys.argv[1], int(sys.argv[2])
 client = chromadb.HttpClient(host="127.0.0.1", port=port)
 
-if cmd == "seed":
+if cmd in ("seed", "seed-exact"):
     rng = np.random.default_rng(7)
     specs = [("docs", 1234, 64, "l2"), ("images", 300, 8, "cosine"), ("empty-one", 0, 4, "ip")]
+    if cmd == "seed-exact":
+        specs = [s for s in specs if s[3] != "cosine"]
     for name, n, dim, space in specs:
         col = client.create_collection(
             name, metadata={"team": "search", "dim": dim}, configuration={"hnsw": {"space": space}}

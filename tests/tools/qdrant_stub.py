@@ -3,7 +3,9 @@ drctl is tested. It implements exactly the documented endpoints drctl calls, wit
 response envelope ({"result": ..., "status": "ok", "time": ...}), the `api-key` header, and
 snapshot checksums (SHA-256), and keeps a log of every request for the test to inspect.
 
-  qdrant_stub.py PORT API_KEY [--fail-download COLLECTION]
+  qdrant_stub.py PORT API_KEY [--fail-download COLLECTION] [--empty]
+
+--empty starts with no collections (a restore target).
 
 Endpoints (Qdrant's):
   GET    /                                        version
@@ -20,6 +22,7 @@ Endpoints (Qdrant's):
                                                   field `snapshot`), creating or replacing {c}
 Test-only (not Qdrant's): GET /_stub/log, GET /_stub/points/{c}.
 """
+import argparse
 import email.parser
 import hashlib
 import json
@@ -30,14 +33,19 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-port, api_key = int(sys.argv[1]), sys.argv[2]
-fail_download = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--fail-download" else None
+parser = argparse.ArgumentParser()
+parser.add_argument("port", type=int)
+parser.add_argument("api_key")
+parser.add_argument("--fail-download")
+parser.add_argument("--empty", action="store_true")
+args = parser.parse_args()
+port, api_key, fail_download = args.port, args.api_key, args.fail_download
 
 rng = random.Random(11)
 collections = {
     name: [{"id": i, "vector": [rng.random() for _ in range(dim)], "payload": {"n": i, "name": f"{name}-{i}"}}
            for i in range(n)]
-    for name, n, dim in [("products", 6000, 16), ("reviews", 1500, 8)]
+    for name, n, dim in ([] if args.empty else [("products", 6000, 16), ("reviews", 1500, 8)])
 }
 snapshots = {}  # collection -> {snapshot name: bytes}
 log = []

@@ -35,9 +35,8 @@ impl Chroma {
         .stderr(Stdio::null());
         spawn_server(cmd);
         let c = Chroma { port };
-        wait_for("chroma", Duration::from_secs(60), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        // Listening is not ready: under load the port opens before the API answers.
+        wait_for("chroma", Duration::from_secs(60), || heartbeat(port));
         c
     }
 
@@ -56,4 +55,20 @@ impl Chroma {
         assert!(o.status.success(), "chroma_tool {cmd}: {}", stderr(&o));
         stdout(&o)
     }
+}
+
+/// Whether Chroma's `/api/v2/heartbeat` answers 200.
+fn heartbeat(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET /api/v2/heartbeat HTTP/1.0\r\nHost: localhost\r\n\r\n"
+    );
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200")
 }

@@ -14,11 +14,13 @@
 mod chroma;
 mod garage;
 mod pg;
+mod qdrant;
 mod redis;
 
 pub use chroma::*;
 pub use garage::*;
 pub use pg::*;
+pub use qdrant::*;
 pub use redis::*;
 
 use std::net::TcpListener;
