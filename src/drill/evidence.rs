@@ -38,19 +38,15 @@ pub struct Published {
 /// is in `failed` with its reason, never in `stored`.
 pub async fn publish(cfg: &Config, dir: &Path, r: &RunRecord) -> Published {
     let mut out = Published::default();
-    let regions = match crate::backup::open_regions(cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            for region in &cfg.regions {
-                out.failed.push((region.name.0.clone(), e.to_string()));
-            }
-            return out;
-        }
-    };
-    for region in &regions {
-        match publish_to(region, dir, r).await {
-            Ok(()) => out.stored.push(region.name.clone()),
-            Err(e) => out.failed.push((region.name.clone(), e)),
+    for spec in &cfg.regions {
+        let name = spec.name.0.clone();
+        let stored = match Region::open(spec) {
+            Ok(region) => publish_to(&region, dir, r).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match stored {
+            Ok(()) => out.stored.push(name),
+            Err(e) => out.failed.push((name, e)),
         }
     }
     out

@@ -735,3 +735,59 @@ fn a_teams_checklist_runs_unchanged_and_yes_makes_a_rehearsal_not_a_met_target()
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     assert!(journal.contains("\"confirmed_by_flag\":true"), "{journal}");
 }
+
+#[test]
+fn evidence_names_the_regions_that_hold_it_and_warns_for_each_that_does_not() {
+    let w = World::new("evidence-regions");
+    // `blocked`'s root is a file: nothing can be written under it. `dead` answers nothing.
+    let blocked = w.dir.join("blocked");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let text = ConfigText::default()
+        .fs("local", &w.fs_root)
+        .fs("blocked", &blocked)
+        .dead_s3("dead", ", timeout: 1s")
+        .text();
+    w.write_config(&text);
+    std::fs::write(
+        w.dir.join("pb.yaml"),
+        "name: ev\nsteps:\n  - { id: hi, owner: SRE, timeout: 10s, kind: shell, run: \"echo hi\" }\n",
+    )
+    .unwrap();
+    let ev = w.dir.join("ev");
+    let o = w
+        .cmd(&["drill", "run", w.dir.join("pb.yaml").to_str().unwrap()])
+        .env("DRCTL_EVIDENCE_DIR", &ev)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = runs(&ev).pop().expect("a local run folder");
+    let run_id = run.file_name().unwrap().to_string_lossy().to_string();
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.trim_start().starts_with("evidence:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.ends_with(&format!("drills/ev/{run_id}/ in local")),
+        "only the region that holds it: {line}"
+    );
+    for f in ["journal.jsonl", "report.json", "report.md", "report.html"] {
+        let stored = w.fs_root.join(format!("drills/ev/{run_id}/{f}"));
+        assert!(stored.is_file(), "{} missing", stored.display());
+    }
+    // One warning per region that does not hold it, naming the region and why.
+    let warned: Vec<Value> = stderr(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "drill evidence not stored in a region")
+        .collect();
+    let mut names: Vec<&str> = warned
+        .iter()
+        .map(|l| l["fields"]["region"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["blocked", "dead"], "{}", stderr(&o));
+    assert!(warned
+        .iter()
+        .all(|l| l["fields"]["error"].as_str().unwrap().len() > 10));
+}

@@ -5,15 +5,14 @@ use crate::common::*;
 use std::time::{Duration, Instant};
 
 /// A world backing up a real database through a stand-in pg_dump running `body`.
-fn world_with_fake_dump(name: &str, body: &str, extra: &str) -> World {
+fn world_with_fake_dump(name: &str, body: &str, extra: &[&str]) -> World {
     let db = source_db();
     let w = World::new(name);
-    let fake = fake_pg_dump(&w.dir, body);
-    w.two_regions(
-        2,
-        &pg().url(&db),
-        &format!("      pg_dump: {}\n{extra}", fake.display()),
-    );
+    let fake = format!("pg_dump: \"{}\"", fake_pg_dump(&w.dir, body).display());
+    let fields: Vec<&str> = std::iter::once(fake.as_str())
+        .chain(extra.iter().copied())
+        .collect();
+    w.two_regions(2, &pg().url(&db), &fields);
     w
 }
 
@@ -46,7 +45,7 @@ fn source_db() -> String {
 #[test]
 fn pg_dump_failing_mid_stream_commits_nothing() {
     // 12 MB of incompressible bytes (more than one 8 MiB part), then an error exit.
-    let w = world_with_fake_dump("dumpfail", "head -c 12000000 /dev/urandom\necho 'pg_dump: error: Dumping the contents of table \"orders\" failed: connection lost' >&2\nexit 1", "");
+    let w = world_with_fake_dump("dumpfail", "head -c 12000000 /dev/urandom\necho 'pg_dump: error: Dumping the contents of table \"orders\" failed: connection lost' >&2\nexit 1", &[]);
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = stderr(&o);
@@ -65,7 +64,7 @@ fn real_pg_dump_error_fails_the_backup() {
     w.two_regions(
         2,
         &pg().url(&db),
-        "      extra_args: [\"--table=no_such_table\"]\n",
+        &["extra_args: [\"--table=no_such_table\"]"],
     );
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1));
@@ -80,7 +79,7 @@ fn real_pg_dump_error_fails_the_backup() {
 #[test]
 fn bad_database_name_fails_with_the_cause() {
     let w = World::new("baddb");
-    w.two_regions(2, &pg().url("no_such_database"), "");
+    w.two_regions(2, &pg().url("no_such_database"), &[]);
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
@@ -93,13 +92,13 @@ fn bad_database_name_fails_with_the_cause() {
 }
 
 fn dead_region_config(w: &World, db: &str, min_copies: usize) {
-    let port = free_port(); // nothing listens here
-    w.write_config(&format!(
-        "regions:\n  - name: local\n    kind: fs\n    root: {}\n  - name: dead\n    kind: s3\n    bucket: b\n    region: garage\n    endpoint: http://127.0.0.1:{port}\n    access_key_id: x\n    secret_access_key: y\n\
-         min_copies: {min_copies}\njobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{}\" }}\n",
-        w.fs_root.display(),
-        pg().url(db)
-    ));
+    let text = ConfigText::default()
+        .fs("local", &w.fs_root)
+        .dead_s3("dead", "")
+        .top(&format!("min_copies: {min_copies}"))
+        .job("app", &pg_source(&pg().url(db), &[]), &[])
+        .text();
+    w.write_config(&text);
 }
 
 #[test]
@@ -142,7 +141,7 @@ fn unreachable_region_with_min_copies_1_succeeds_and_says_so() {
 #[test]
 fn sigterm_during_upload_aborts_and_cleans_up() {
     // 20 MB streams out (multipart upload under way), then the "dump" hangs with stdout open.
-    let w = world_with_fake_dump("sigterm", "head -c 20000000 /dev/urandom\nsleep 120", "");
+    let w = world_with_fake_dump("sigterm", "head -c 20000000 /dev/urandom\nsleep 120", &[]);
     let child = w
         .cmd(&["backup", "run", "app"])
         .stdout(std::process::Stdio::piped())
@@ -182,7 +181,7 @@ fn memory_stays_bounded_for_a_dump_many_times_the_buffer() {
     let w = world_with_fake_dump(
         "memory",
         "head -c 400000000 /dev/urandom",
-        "      row_counts: false\n",
+        &["row_counts: false"],
     );
     let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -211,7 +210,7 @@ fn a_role_that_cannot_read_a_table_gets_the_real_cause_and_what_to_grant() {
     let url = pg
         .url(&db)
         .replacen("postgres://postgres@", "postgres://drctl_noread@", 1);
-    w.two_regions(2, &url, "");
+    w.two_regions(2, &url, &[]);
     let o = w.drctl(&["backup", "run", "app"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = stderr(&o);

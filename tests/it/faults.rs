@@ -26,7 +26,7 @@ struct Setup<'a> {
     min_copies: usize,
     /// Appended inside the S3 region's flow mapping, e.g. `, timeout: 2s`.
     region_extra: &'a str,
-    /// Top-level lines, e.g. `lease_ttl: 10s\n`.
+    /// Top-level lines, e.g. `lease_ttl: 10s`.
     top_extra: &'a str,
 }
 
@@ -45,23 +45,20 @@ impl<'a> Setup<'a> {
     }
 
     fn write(&self, dump: &str) {
-        let fake = fake_pg_dump(&self.w.dir, dump);
-        self.w.write_config(&format!(
-            "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"{k}\", secret_access_key: \"{s}\"{x} }}\n\
-             min_copies: {min}\n{top}jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{db}\", pg_dump: {fake}, row_counts: false }}\n",
-            fs = self.fs_root.display(),
-            b = garage().bucket,
-            root = self.w.s3_root,
-            r = GARAGE_REGION,
-            e = self.endpoint,
-            k = self.keys.0,
-            s = self.keys.1,
-            x = self.region_extra,
-            min = self.min_copies,
-            top = self.top_extra,
-            db = pg().url(&source_db()),
-            fake = fake.display(),
-        ));
+        let fake = format!("pg_dump: \"{}\"", fake_pg_dump(&self.w.dir, dump).display());
+        let (root, key) = (
+            &self.w.s3_root,
+            (self.keys.0.as_str(), self.keys.1.as_str()),
+        );
+        let mut text = ConfigText::default()
+            .fs("local", &self.fs_root)
+            .garage_at("garage", root, &self.endpoint, key, self.region_extra)
+            .top(&format!("min_copies: {}", self.min_copies));
+        for line in self.top_extra.lines() {
+            text = text.top(line);
+        }
+        let source = pg_source(&pg().url(&source_db()), &[&fake, "row_counts: false"]);
+        self.w.write_config(&text.job("app", &source, &[]).text());
     }
 }
 
@@ -199,7 +196,7 @@ fn an_artifact_removed_during_the_run_gets_no_manifest_in_that_region() {
 fn drctl_sigkilled_mid_run_leaves_partials_that_prune_removes_once_the_lease_expires() {
     let w = World::new("killed");
     Setup {
-        top_extra: "lease_ttl: 10s\n",
+        top_extra: "lease_ttl: 10s",
         ..Setup::new(&w)
     }
     .write("head -c 20000000 /dev/urandom\nsleep 60");
@@ -436,7 +433,7 @@ fn the_store_sigkilled_mid_upload_fails_the_run_and_prune_cleans_up_after_it_ret
         endpoint: store.endpoint.to_string(),
         keys: (store.key_id.to_string(), store.secret.to_string()),
         region_extra: ", timeout: 3s",
-        top_extra: "lease_ttl: 10s\n",
+        top_extra: "lease_ttl: 10s",
         ..Setup::new(&w)
     }
     .write("head -c 20000000 /dev/urandom\nsleep 5\nhead -c 12000000 /dev/urandom");

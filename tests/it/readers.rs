@@ -12,11 +12,16 @@ fn fs_world(name: &str) -> (World, String) {
     let db = db_name(&format!("{name}_src"));
     seed(pg, &db);
     let w = World::new(name);
-    w.write_config(&format!(
-        "regions:\n  - {{ name: local, kind: fs, root: {} }}\nmin_copies: 1\njobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{}\" }}\n    retention: {{ keep_last: 1 }}\n",
-        w.fs_root.display(),
-        pg.url(&db)
-    ));
+    let text = ConfigText::default()
+        .fs("local", &w.fs_root)
+        .top("min_copies: 1")
+        .job(
+            "app",
+            &pg_source(&pg.url(&db), &[]),
+            &["retention: { keep_last: 1 }"],
+        )
+        .text();
+    w.write_config(&text);
     (w, db)
 }
 
@@ -130,12 +135,13 @@ fn every_reader_refuses_a_newer_repository_format_and_prune_deletes_nothing() {
 fn a_listing_that_could_not_read_a_region_names_it_and_fails() {
     let (w, db) = fs_world("unreadable");
     w.backup_ok();
-    let port = free_port(); // nothing listens
-    w.write_config(&format!(
-        "regions:\n  - {{ name: local, kind: fs, root: {} }}\n  - {{ name: dead, kind: s3, bucket: b, region: x, endpoint: \"http://127.0.0.1:{port}\", access_key_id: k, secret_access_key: s, timeout: 1s }}\nmin_copies: 1\njobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{}\" }}\n",
-        w.fs_root.display(),
-        pg().url(&db)
-    ));
+    let text = ConfigText::default()
+        .fs("local", &w.fs_root)
+        .dead_s3("dead", ", timeout: 1s")
+        .top("min_copies: 1")
+        .job("app", &pg_source(&pg().url(&db), &[]), &[])
+        .text();
+    w.write_config(&text);
     let o = w.drctl(&["backup", "list"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(

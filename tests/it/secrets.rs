@@ -36,17 +36,23 @@ fn no_log_level_and_no_written_file_shows_a_secret() {
         1,
     );
     let hook_port = free_port(); // nothing listens: the notifier fails and logs
-    w.write_config(&format!(
-        "regions:\n  - {{ name: local, kind: fs, root: {fs} }}\n  - {{ name: garage, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}\n\
-         jobs:\n  - name: app\n    source: {{ kind: postgres, url: \"{url}\" }}\n    verify: {{ level: restore, scratch: \"{scratch}\" }}\n\
-         notifications:\n  - {{ kind: webhook, url: \"http://127.0.0.1:{hook_port}/hooks/{WEBHOOK_TOKEN}\", on: [failure, success], timeout: 2s }}\n",
-        fs = w.fs_root.display(),
-        b = g.bucket,
-        root = w.s3_root,
-        r = GARAGE_REGION,
-        e = g.endpoint,
-        scratch = pg.url("postgres").replacen("postgres://postgres@", "postgres://postgres:Dsn%2BPa%26ss-7781@", 1),
-    ));
+    let scratch = pg.url("postgres").replacen(
+        "postgres://postgres@",
+        "postgres://postgres:Dsn%2BPa%26ss-7781@",
+        1,
+    );
+    let text = w
+        .regions()
+        .notification(&format!(
+            "{{ kind: webhook, url: \"http://127.0.0.1:{hook_port}/hooks/{WEBHOOK_TOKEN}\", on: [failure, success], timeout: 2s }}"
+        ))
+        .job(
+            "app",
+            &pg_source(&url, &[]),
+            &[&format!("verify: {{ level: restore, scratch: \"{scratch}\" }}")],
+        )
+        .text();
+    w.write_config(&text);
     let playbook = w.dir.join("tsig.yaml");
     std::fs::write(
         &playbook,
@@ -151,7 +157,7 @@ fn child_processes_get_a_base_environment_not_drctls_credentials() {
     w.two_regions(
         2,
         &pg().url(&db),
-        &format!("      pg_dump: {}\n", fake.display()),
+        &[&format!("pg_dump: \"{}\"", fake.display())],
     );
     let o = w
         .cmd(&["backup", "run", "app"])

@@ -99,6 +99,16 @@ pub fn run(cmd: &mut Command) -> Output {
 
 // ---------------------------------------------------------------- drctl
 
+/// A postgres `source:` flow map with more fields (`row_counts: false`).
+pub fn pg_source(url: &str, fields: &[&str]) -> String {
+    let mut src = format!("{{ kind: postgres, url: \"{url}\"");
+    for f in fields {
+        src.push_str(", ");
+        src.push_str(f);
+    }
+    src + " }"
+}
+
 /// A test config built from parts, instead of `format!` with escaped newlines. Regions and
 /// top-level lines first, jobs last, one block mapping each, so a test may still append
 /// lines to the last job (`    schedule: …`).
@@ -106,6 +116,7 @@ pub fn run(cmd: &mut Command) -> Output {
 pub struct ConfigText {
     regions: Vec<String>,
     top: Vec<String>,
+    notifications: Vec<String>,
     jobs: Vec<String>,
 }
 
@@ -119,14 +130,49 @@ impl ConfigText {
     }
 
     /// The shared Garage, under `root`, with the key from `$TEST_S3_KEY` / `$TEST_S3_SECRET`.
-    pub fn garage(mut self, name: &str, root: &str) -> Self {
+    pub fn garage(self, name: &str, root: &str) -> Self {
+        let key = ("${TEST_S3_KEY}", "${TEST_S3_SECRET}");
+        self.garage_at(name, root, &garage().endpoint, key, "")
+    }
+
+    /// The shared Garage's bucket through `endpoint` (a proxy, say), with another key
+    /// (`(id, secret)`) and more fields (`, timeout: 2s`).
+    pub fn garage_at(
+        self,
+        name: &str,
+        root: &str,
+        endpoint: &str,
+        key: (&str, &str),
+        extra: &str,
+    ) -> Self {
         let g = garage();
-        self.regions.push(format!(
-            "{{ name: {name}, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"${{TEST_S3_KEY}}\", secret_access_key: \"${{TEST_S3_SECRET}}\" }}",
+        self.region(&format!(
+            "{{ name: {name}, kind: s3, bucket: {b}, root: {root}, region: {r}, endpoint: \"{e}\", access_key_id: \"{k}\", secret_access_key: \"{s}\"{extra} }}",
             b = g.bucket,
             r = GARAGE_REGION,
-            e = g.endpoint,
-        ));
+            e = endpoint,
+            k = key.0,
+            s = key.1,
+        ))
+    }
+
+    /// An S3 region on a loopback port nothing listens on, with more fields (`, timeout: 1s`).
+    pub fn dead_s3(self, name: &str, extra: &str) -> Self {
+        let port = free_port();
+        self.region(&format!(
+            "{{ name: {name}, kind: s3, bucket: b, region: x, endpoint: \"http://127.0.0.1:{port}\", access_key_id: k, secret_access_key: s{extra} }}"
+        ))
+    }
+
+    /// Any region, as a flow map.
+    pub fn region(mut self, flow: &str) -> Self {
+        self.regions.push(flow.to_string());
+        self
+    }
+
+    /// A notification, as a flow map.
+    pub fn notification(mut self, flow: &str) -> Self {
+        self.notifications.push(flow.to_string());
         self
     }
 
@@ -153,6 +199,12 @@ impl ConfigText {
         }
         for t in &self.top {
             out.push_str(&format!("{t}\n"));
+        }
+        if !self.notifications.is_empty() {
+            out.push_str("notifications:\n");
+        }
+        for n in &self.notifications {
+            out.push_str(&format!("  - {n}\n"));
         }
         out.push_str(if self.jobs.is_empty() {
             "jobs: []\n"
@@ -187,18 +239,21 @@ impl World {
         }
     }
 
-    /// A config with a fs region (`local`) and a Garage region (`garage`), and one postgres job.
-    pub fn two_regions(&self, min_copies: usize, source_db_url: &str, source_extra: &str) -> &Self {
-        let g = garage();
-        self.write_config(&format!(
-            "regions:\n  - name: local\n    kind: fs\n    root: {fs}\n  - name: garage\n    kind: s3\n    bucket: {b}\n    root: {root}\n    region: {r}\n    endpoint: {e}\n    access_key_id: ${{TEST_S3_KEY}}\n    secret_access_key: ${{TEST_S3_SECRET}}\n\
-             min_copies: {min_copies}\njobs:\n  - name: app\n    source:\n      kind: postgres\n      url: \"{source_db_url}\"\n{source_extra}",
-            fs = self.fs_root.display(),
-            b = g.bucket,
-            root = self.s3_root,
-            r = GARAGE_REGION,
-            e = g.endpoint,
-        ))
+    /// A config with a fs region (`local`) and a Garage region (`garage`), and one postgres
+    /// job `app` whose source has more `source_fields` (`pg_dump: "/x"`).
+    pub fn two_regions(
+        &self,
+        min_copies: usize,
+        source_db_url: &str,
+        source_fields: &[&str],
+    ) -> &Self {
+        self.write_config(
+            &self
+                .regions()
+                .top(&format!("min_copies: {min_copies}"))
+                .job("app", &pg_source(source_db_url, source_fields), &[])
+                .text(),
+        )
     }
 
     /// A world with the two regions and one job `job` whose `source:` is the flow map `source`
@@ -309,7 +364,7 @@ pub fn seeded_world(name: &str, min_copies: usize) -> (&'static Pg, String, Worl
     let src = db_name(&format!("{name}_src"));
     seed(pg, &src);
     let w = World::new(name);
-    w.two_regions(min_copies, &pg.url(&src), "");
+    w.two_regions(min_copies, &pg.url(&src), &[]);
     (pg, src, w)
 }
 
