@@ -13,7 +13,7 @@ pub const AFTER_HELP: &[(&str, &str)] = &[
     ),
     (
         "restore",
-        "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://vectors:8000 --rename docs=docs-restored",
+        "Examples:\n  drctl restore app-db --to postgres://postgres@localhost:5432/app_restored\n  drctl restore app-db --backup 20261123T040000Z-3fa2c1 --region beijing --to postgres://...\n  drctl restore app-db --before 2026-11-23T03:00:00Z --to postgres://... --clean --yes\n  drctl restore app-db --before 2h --jobs 4 --to postgres://...\n  drctl restore sessions --to redis://127.0.0.1:6379\n  drctl restore sessions --to file:/var/lib/redis/dump.rdb\n  drctl restore vectors --to http://vectors:8000 --rename docs=docs-restored\n  drctl restore app-config --to dir:/srv/restore\n  drctl restore app-config --to dir:/ --path etc/app/app.yaml --clean",
     ),
     (
         "verify",

@@ -138,6 +138,10 @@ pub struct RestoreArgs {
     /// Restore collection FROM under the name TO (vector databases); repeatable.
     #[arg(long, value_name = "FROM=TO")]
     pub rename: Vec<String>,
+    /// Restore only this member of a files backup (a file, or a directory with what is under
+    /// it), named as stored: `etc/app/app.yaml`; repeatable.
+    #[arg(long, value_name = "MEMBER")]
+    pub path: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -33,6 +33,7 @@ pub async fn run(cfg: &Config, args: RestoreArgs, out: Output) -> Result<()> {
                     .hint("e.g. --rename docs=docs-restored")),
             })
             .collect::<Result<_>>()?,
+        members: args.path.clone(),
     };
     let r = restore::run(cfg, job, &sel, args.region.as_deref(), &args.to, opts).await?;
     if is_text(out) {

@@ -19,6 +19,8 @@ pub struct About {
     pub restore_to: &'static str,
     /// The backup holds named collections that `restore --rename` can rename.
     pub collections: bool,
+    /// The backup holds named members (files) that `restore --path` can pick from.
+    pub members: bool,
     /// What `verify` accepts for this kind.
     pub verify: VerifyRules,
 }

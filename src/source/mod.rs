@@ -65,6 +65,8 @@ pub struct RestoreOptions {
     pub jobs: u32,
     /// Collection renames `(from, to)` for vector databases.
     pub renames: Vec<(String, String)>,
+    /// Members to restore alone (`--path`), for kinds whose backup holds named members.
+    pub members: Vec<String>,
 }
 
 impl RestoreOptions {
@@ -149,6 +151,7 @@ registry! {
     "redis" => Redis(redis::RedisSpec),
     "chroma" => Chroma(chroma::ChromaSpec),
     "qdrant" => Qdrant(qdrant::QdrantSpec),
+    "files" => Files(files::FilesSpec),
 }
 
 impl SourceSpec {
@@ -156,11 +159,18 @@ impl SourceSpec {
         self.plugin().backup_source()
     }
 
-    /// The restore side at `to`; `--rename` is refused for kinds without collections.
+    /// The restore side at `to`; `--rename` is refused for kinds without collections, `--path`
+    /// for kinds without members.
     pub fn restore_target(&self, to: &str, opts: RestoreOptions) -> Result<Box<dyn RestoreTarget>> {
         if !opts.renames.is_empty() && !self.about().collections {
             return Err(crate::error::Error::usage(format!(
                 "--rename applies to vector-database collections, not to a {} backup",
+                self.kind()
+            )));
+        }
+        if !opts.members.is_empty() && !self.about().members {
+            return Err(crate::error::Error::usage(format!(
+                "--path picks members of a files backup, not of a {} backup",
                 self.kind()
             )));
         }

@@ -418,3 +418,75 @@ fn qdrant_contract_behaves() {
     };
     suite("bh-qdrant", &f);
 }
+
+struct FilesFixture {
+    dir: std::path::PathBuf,
+}
+
+impl FilesFixture {
+    fn tree(&self) -> std::path::PathBuf {
+        self.dir.join("tree")
+    }
+    /// Where a restore into `dir:X` puts the tree: its absolute path under X.
+    fn restored(&self, to: &str) -> std::path::PathBuf {
+        let base = std::path::Path::new(to.strip_prefix("dir:").unwrap());
+        base.join(self.tree().strip_prefix("/").unwrap())
+    }
+    fn skip(name: &str) -> bool {
+        name.ends_with(".swp")
+    }
+}
+
+impl Fixture for FilesFixture {
+    fn source(&self) -> String {
+        format!(
+            "{{ kind: files, paths: [\"{}\"], exclude: [\"*.swp\"] }}",
+            self.tree().display()
+        )
+    }
+    fn job_fields(&self) -> Vec<String> {
+        let scratch = self.dir.join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        vec![format!(
+            "verify: {{ level: restore, scratch: \"dir:{}\" }}",
+            scratch.display()
+        )]
+    }
+    fn fresh_target(&self, tag: &str) -> String {
+        format!("dir:{}", self.dir.join(format!("restored-{tag}")).display())
+    }
+    fn digest_source(&self) -> String {
+        tree_digest(&self.tree(), &Self::skip)
+    }
+    fn digest(&self, to: &str) -> String {
+        tree_digest(&self.restored(to), &|_| false)
+    }
+    fn stalling_source(&self, dir: &std::path::Path) -> String {
+        // A 64 GiB sparse file: reading it takes far longer than the test waits.
+        let tree = dir.join("huge");
+        std::fs::create_dir_all(&tree).unwrap();
+        let f = std::fs::File::create(tree.join("sparse.img")).unwrap();
+        f.set_len(64 << 30).unwrap();
+        format!("{{ kind: files, paths: [\"{}\"] }}", tree.display())
+    }
+    fn in_flight(&self, _: &World, since: std::time::Duration) -> bool {
+        since > std::time::Duration::from_secs(2)
+    }
+    fn scratch_left(&self) -> Option<String> {
+        let left = std::fs::read_dir(self.dir.join("scratch")).unwrap();
+        Some(
+            left.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }
+}
+
+#[test]
+fn files_behave() {
+    let f = FilesFixture {
+        dir: tempdir("bh-files-"),
+    };
+    config_tree(&f.tree());
+    suite("bh-files", &f);
+}

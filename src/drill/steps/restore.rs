@@ -45,9 +45,8 @@ impl StepKind for Restore {
         };
         let opts = crate::source::RestoreOptions {
             clean: self.clean,
-            no_owner: false,
             jobs: 1,
-            renames: Vec::new(),
+            ..Default::default()
         };
         let sel = selector(ctx, &self.backup)?;
         let r = crate::restore::run(cfg, job, &sel, region.as_deref(), &to, opts).await?;

@@ -51,6 +51,7 @@ impl SourceKind for ChromaSpec {
             summary: "Chroma: every collection exported page by page through the HTTP API (v2), embeddings bit-exact",
             restore_to: "http://host:8000 (each collection recreated; --rename FROM=TO, --clean)",
             collections: true,
+            members: false,
             verify: VerifyRules::PLAIN,
         }
     }

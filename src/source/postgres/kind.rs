@@ -62,6 +62,7 @@ impl SourceKind for PostgresSpec {
             summary: "PostgreSQL: pg_dump of one exported snapshot (row counts taken in it), pg_restore back",
             restore_to: "postgres://user@host:5432/db (created when missing; --clean, --no-owner, --jobs N)",
             collections: false,
+            members: false,
             verify: VerifyRules {
                 assertions: true,
                 restore_needs_scratch: true,

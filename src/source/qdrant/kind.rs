@@ -34,6 +34,7 @@ impl SourceKind for QdrantSpec {
             summary: "Qdrant: one server-side snapshot per collection, streamed down and checksum-checked",
             restore_to: "http://host:6333 (each snapshot uploaded; --rename FROM=TO, --clean)",
             collections: true,
+            members: false,
             verify: VerifyRules::PLAIN,
         }
     }

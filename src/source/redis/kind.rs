@@ -52,6 +52,7 @@ impl SourceKind for RedisSpec {
             summary: "Redis: one point-in-time RDB over the replication protocol (or SCAN + DUMP), CRC-checked while it streams",
             restore_to: "redis://host:6379 (every key replayed) or file:/path/dump.rdb (for a cold start)",
             collections: false,
+            members: false,
             verify: VerifyRules::PLAIN,
         }
     }

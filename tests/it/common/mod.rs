@@ -12,12 +12,14 @@
 #![allow(dead_code)]
 
 mod chroma;
+mod files;
 mod garage;
 mod pg;
 mod qdrant;
 mod redis;
 
 pub use chroma::*;
+pub use files::*;
 pub use garage::*;
 pub use pg::*;
 pub use qdrant::*;
