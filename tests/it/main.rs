@@ -10,6 +10,7 @@ mod drill;
 mod drill_playbooks;
 mod failures;
 mod faults;
+mod files;
 mod k8s;
 mod lease;
 mod proxy;

@@ -237,7 +237,12 @@ fn daemon_runs_on_its_ticks_never_overlaps_and_exports_what_the_repository_holds
         hook.url("/hook")
     ));
     let d = Daemon::start(&w);
-    assert_eq!(d.get("/readyz").0, 200);
+    // Ready once the config is loaded and the first status refresh is done: soon, not at once.
+    let start = Instant::now();
+    while d.get("/readyz").0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_secs(13));
     let text = d.get("/metrics").1;
     let listed = manifests(&w, "cache");

@@ -257,37 +257,52 @@ impl Walk {
         let before = f.metadata().map_err(|e| cannot_read(path, e))?;
         header.set_metadata_in_mode(&before, tar::HeaderMode::Complete);
         let size = before.len();
-        let hashing = Hashing {
-            inner: f.take(size),
+        let mut hashing = Hashing {
+            inner: (&f).take(size),
+            file: &f,
+            before: &before,
             sha: sha2::Sha256::default(),
             n: 0,
             stop: &self.stop,
         };
-        let mut hashing = hashing;
+        let changed = |after: &std::fs::Metadata| changed(path, &before, after);
         tar.append_data(header, member, &mut hashing).map_err(|e| {
             if self.stop.load(Ordering::SeqCst) {
                 Error::interrupted("the files backup was stopped")
+            } else if e.kind() == std::io::ErrorKind::InvalidData {
+                // `Hashing` saw the size or mtime move.
+                f.metadata().map(|a| changed(&a)).unwrap_or_else(|e| cannot_read(path, e))
             } else {
                 Error::failed(format!("{}: {e}", path.display()))
-                    .hint("if it is written to all the time, exclude it (source.exclude)")
             }
         })?;
-        let after = std::fs::metadata(path).map_err(|e| cannot_read(path, e))?;
-        if hashing.n != size
-            || after.len() != size
-            || (after.mtime(), after.mtime_nsec()) != (before.mtime(), before.mtime_nsec())
-        {
-            return Err(Error::failed(format!(
-                "{} changed while it was read (size {size} → {}, mtime moved: {})",
-                path.display(),
-                after.len(),
-                (after.mtime(), after.mtime_nsec()) != (before.mtime(), before.mtime_nsec())
-            ))
-            .hint("the backup was not committed; run it again, or exclude the file if it is always being written (source.exclude)"));
+        let after = f.metadata().map_err(|e| cannot_read(path, e))?;
+        if hashing.n != size || moved(&before, &after) {
+            return Err(changed(&after));
         }
         use sha2::Digest;
         Ok((hex::encode(hashing.sha.finalize()), size))
     }
+}
+
+fn moved(before: &std::fs::Metadata, after: &std::fs::Metadata) -> bool {
+    after.len() != before.len()
+        || (after.mtime(), after.mtime_nsec()) != (before.mtime(), before.mtime_nsec())
+}
+
+fn changed(path: &Path, before: &std::fs::Metadata, after: &std::fs::Metadata) -> Error {
+    Error::failed(format!(
+        "{} changed while it was read (size {} → {}{})",
+        path.display(),
+        before.len(),
+        after.len(),
+        if after.mtime() != before.mtime() || after.mtime_nsec() != before.mtime_nsec() {
+            ", mtime moved"
+        } else {
+            ""
+        }
+    ))
+    .hint("the backup was not committed; run it again, or exclude the file if it is always being written (source.exclude)")
 }
 
 fn cannot_read(path: &Path, e: std::io::Error) -> Error {
@@ -299,9 +314,16 @@ fn cannot_read(path: &Path, e: std::io::Error) -> Error {
     Error::failed(format!("cannot read {}: {e}", path.display())).hint(hint)
 }
 
-/// A reader that hashes what passes through and counts it.
+/// Bytes read between two looks at the file's size and mtime.
+const RECHECK: u64 = 64 << 20;
+
+/// A reader that hashes what passes through and counts it, and every `RECHECK` bytes looks
+/// whether the file moved, so a large file written to meanwhile fails in seconds, not at
+/// its end.
 struct Hashing<'a, R> {
     inner: R,
+    file: &'a std::fs::File,
+    before: &'a std::fs::Metadata,
     sha: sha2::Sha256,
     n: u64,
     stop: &'a AtomicBool,
@@ -315,6 +337,9 @@ impl<R: Read> Read for Hashing<'_, R> {
         }
         let k = self.inner.read(buf)?;
         self.sha.update(&buf[..k]);
+        if (self.n + k as u64) / RECHECK != self.n / RECHECK && moved(self.before, &self.file.metadata()?) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "changed"));
+        }
         self.n += k as u64;
         Ok(k)
     }
