@@ -179,8 +179,15 @@ async fn region_task(
                 };
             }
             None => {
-                if let Err(e) = w.abort().await {
-                    tracing::warn!(region = %region.name, error = %e, "aborting the upload failed");
+                match w.abort().await {
+                    Ok(()) => {}
+                    // An fs region cannot abort a write; the run's cleanup deletes the file.
+                    Err(e) if e.kind() == opendal::ErrorKind::Unsupported => {
+                        tracing::debug!(region = %region.name, "no abort here; the partial object is deleted by the cleanup")
+                    }
+                    Err(e) => {
+                        tracing::warn!(region = %region.name, error = %e, "aborting the upload failed")
+                    }
                 }
                 return Err(Error::failed("upload aborted"));
             }

@@ -25,6 +25,32 @@ pub struct About {
     pub verify: VerifyRules,
 }
 
+impl About {
+    /// A kind without collections or members whose `verify` takes the plain rules; the
+    /// `with_` methods say otherwise.
+    pub const fn new(summary: &'static str, restore_to: &'static str) -> About {
+        About {
+            summary,
+            restore_to,
+            collections: false,
+            members: false,
+            verify: VerifyRules::PLAIN,
+        }
+    }
+    pub const fn with_collections(mut self) -> About {
+        self.collections = true;
+        self
+    }
+    pub const fn with_members(mut self) -> About {
+        self.members = true;
+        self
+    }
+    pub const fn with_verify(mut self, verify: VerifyRules) -> About {
+        self.verify = verify;
+        self
+    }
+}
+
 /// How `verify` may be configured for a job of this kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyRules {

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::interp::Secret;
 use crate::source::http::HttpUrl;
 use crate::manifest::Artifact;
-use crate::source::kind::{About, FieldProblem, Scratch, SourceKind, VerifyRules};
+use crate::source::kind::{About, FieldProblem, Scratch, SourceKind};
 use crate::source::vector::{scratch_check, Collections, ScratchCollections};
 use crate::source::{BackupSource, ByteReader, RestoreOptions, RestoreTarget};
 use async_trait::async_trait;
@@ -47,13 +47,11 @@ fn default_page_size() -> u32 {
 #[async_trait]
 impl SourceKind for ChromaSpec {
     fn about() -> About {
-        About {
-            summary: "Chroma: every collection exported page by page through the HTTP API (v2), embeddings bit-exact",
-            restore_to: "http://host:8000 (each collection recreated; --rename FROM=TO, --clean)",
-            collections: true,
-            members: false,
-            verify: VerifyRules::PLAIN,
-        }
+        About::new(
+            "Chroma: every collection exported page by page through the HTTP API (v2), embeddings bit-exact",
+            "http://host:8000 (each collection recreated; --rename FROM=TO, --clean)",
+        )
+        .with_collections()
     }
 
     fn problems(&self) -> Vec<FieldProblem> {

@@ -4,7 +4,7 @@
 use super::{tree, unpack, FilesSource};
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
-use crate::source::kind::{About, FieldProblem, Scratch, SourceKind, VerifyRules};
+use crate::source::kind::{About, FieldProblem, Scratch, SourceKind};
 use crate::source::{BackupSource, ByteReader, RestoreOptions, RestoreTarget};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -30,16 +30,6 @@ pub struct FilesSpec {
 
 #[async_trait]
 impl SourceKind for FilesSpec {
-    fn about() -> About {
-        About {
-            summary: "Files: one tar stream of the paths (modes, owners, mtimes; symlinks stored, never followed), a SHA-256 per file",
-            restore_to: "dir:/path (empty unless --clean); --path MEMBER restores one file or directory",
-            collections: false,
-            members: true,
-            verify: VerifyRules::PLAIN,
-        }
-    }
-
     fn problems(&self) -> Vec<FieldProblem> {
         let mut out = Vec::new();
         if self.paths.is_empty() {
@@ -65,6 +55,14 @@ impl SourceKind for FilesSpec {
             }
         }
         out
+    }
+
+    fn about() -> About {
+        About::new(
+            "Files: one tar stream of the paths (modes, owners, mtimes; symlinks stored, never followed), a SHA-256 per file",
+            "dir:/path (empty unless --clean); --path MEMBER restores one file or directory",
+        )
+        .with_members()
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {

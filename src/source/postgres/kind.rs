@@ -58,16 +58,14 @@ impl PostgresSpec {
 #[async_trait]
 impl SourceKind for PostgresSpec {
     fn about() -> About {
-        About {
-            summary: "PostgreSQL: pg_dump of one exported snapshot (row counts taken in it), pg_restore back",
-            restore_to: "postgres://user@host:5432/db (created when missing; --clean, --no-owner, --jobs N)",
-            collections: false,
-            members: false,
-            verify: VerifyRules {
-                assertions: true,
-                restore_needs_scratch: true,
-            },
-        }
+        About::new(
+            "PostgreSQL: pg_dump of one exported snapshot (row counts taken in it), pg_restore back",
+            "postgres://user@host:5432/db (created when missing; --clean, --no-owner, --jobs N)",
+        )
+        .with_verify(VerifyRules {
+            assertions: true,
+            restore_needs_scratch: true,
+        })
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {

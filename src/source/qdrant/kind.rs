@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::interp::Secret;
 use crate::source::http::HttpUrl;
 use crate::manifest::Artifact;
-use crate::source::kind::{About, Scratch, SourceKind, VerifyRules};
+use crate::source::kind::{About, Scratch, SourceKind};
 use crate::source::vector::{scratch_check, Collections, ScratchCollections};
 use crate::source::{BackupSource, ByteReader, RestoreOptions, RestoreTarget};
 use async_trait::async_trait;
@@ -30,13 +30,11 @@ pub struct QdrantSpec {
 #[async_trait]
 impl SourceKind for QdrantSpec {
     fn about() -> About {
-        About {
-            summary: "Qdrant: one server-side snapshot per collection, streamed down and checksum-checked",
-            restore_to: "http://host:6333 (each snapshot uploaded; --rename FROM=TO, --clean)",
-            collections: true,
-            members: false,
-            verify: VerifyRules::PLAIN,
-        }
+        About::new(
+            "Qdrant: one server-side snapshot per collection, streamed down and checksum-checked",
+            "http://host:6333 (each snapshot uploaded; --rename FROM=TO, --clean)",
+        )
+        .with_collections()
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {

@@ -5,7 +5,7 @@ use super::{check_rdb, check_url, RedisSource};
 use crate::error::{Error, Result};
 use crate::interp::{expand, parse_scalar, Interp, Secret};
 use crate::manifest::Artifact;
-use crate::source::kind::{About, Scratch, SourceKind, VerifyRules};
+use crate::source::kind::{About, Scratch, SourceKind};
 use crate::source::{BackupSource, ByteReader, RestoreOptions, RestoreTarget};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -48,13 +48,10 @@ fn redis_url<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Secret, D::
 #[async_trait]
 impl SourceKind for RedisSpec {
     fn about() -> About {
-        About {
-            summary: "Redis: one point-in-time RDB over the replication protocol (or SCAN + DUMP), CRC-checked while it streams",
-            restore_to: "redis://host:6379 (every key replayed) or file:/path/dump.rdb (for a cold start)",
-            collections: false,
-            members: false,
-            verify: VerifyRules::PLAIN,
-        }
+        About::new(
+            "Redis: one point-in-time RDB over the replication protocol (or SCAN + DUMP), CRC-checked while it streams",
+            "redis://host:6379 (every key replayed) or file:/path/dump.rdb (for a cold start)",
+        )
     }
 
     fn backup_source(&self) -> Result<Box<dyn BackupSource>> {
