@@ -13,7 +13,8 @@
 
 FROM rust:1-trixie AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
 COPY src ./src
 RUN cargo build --release --locked \
     && strip target/release/drctl

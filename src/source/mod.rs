@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod kind;
+pub mod milvus;
 pub mod process;
 pub mod vector;
 
