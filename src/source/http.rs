@@ -131,6 +131,31 @@ impl Api {
 }
 
 impl Api {
+    /// `prepare` of a REST restore target: the target collections that already exist
+    /// (`(name, path)` each, names as restored) are refused unless `--clean`.
+    pub async fn refuse_existing(
+        &self,
+        collections: &[(String, String)],
+        clean: bool,
+    ) -> Result<()> {
+        let mut existing = Vec::new();
+        for (name, path) in collections {
+            if self.exists(path).await? {
+                existing.push(name.as_str());
+            }
+        }
+        if !existing.is_empty() && !clean {
+            return Err(Error::usage(format!(
+                "{} at {} already has collection(s) {}: refusing to restore over them",
+                self.service,
+                self.base(),
+                existing.join(", ")
+            ))
+            .hint("pass --clean to replace them, or --rename FROM=TO to restore beside them"));
+        }
+        Ok(())
+    }
+
     /// The collections a job backs up: the ones `wanted` names, in that order, or every one
     /// when `wanted` is empty. A name the server lacks fails before any byte is written.
     pub fn pick_collections<T>(

@@ -279,22 +279,12 @@ impl RestoreTarget for ChromaTarget {
     }
 
     async fn prepare(&self, artifacts: &[Artifact]) -> Result<()> {
-        let mut existing = Vec::new();
-        for a in artifacts {
-            let name = self.opts.renamed(&a.name);
-            if self.api.exists(&self.path(name)).await? {
-                existing.push(name.to_string());
-            }
-        }
-        if !existing.is_empty() && !self.opts.clean {
-            return Err(Error::usage(format!(
-                "Chroma at {} already has collection(s) {}: refusing to restore over them",
-                self.api.base(),
-                existing.join(", ")
-            ))
-            .hint("pass --clean to replace them, or --rename FROM=TO to restore beside them"));
-        }
-        Ok(())
+        let targets: Vec<(String, String)> = artifacts
+            .iter()
+            .map(|a| self.opts.renamed(&a.name))
+            .map(|n| (n.to_string(), self.path(n)))
+            .collect();
+        self.api.refuse_existing(&targets, self.opts.clean).await
     }
 
     async fn restore(&self, a: &Artifact, reader: ByteReader) -> Result<()> {
