@@ -54,15 +54,16 @@ impl BackupSource for FilesSource {
             })?;
         }
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let stop = Arc::new(AtomicBool::new(false));
         Ok(Box::new(FilesRun {
             walk: Some(Walk {
                 roots: self.roots.clone(),
                 include: self.include.clone(),
                 exclude: self.exclude.clone(),
                 any_include: self.any_include,
-                stop: Arc::new(AtomicBool::new(false)),
+                stop: stop.clone(),
             }),
-            stop: None,
+            stop,
             task: None,
             // The tree is read from here on; a file changed while it is read fails the run.
             info: SnapshotInfo {
@@ -75,7 +76,8 @@ impl BackupSource for FilesSource {
 
 struct FilesRun {
     walk: Option<Walk>,
-    stop: Option<Arc<AtomicBool>>,
+    /// Shared with the walk: set on abort, so the blocking thread stops at its next read.
+    stop: Arc<AtomicBool>,
     task: Option<tokio::task::JoinHandle<Result<Facts>>>,
     info: SnapshotInfo,
 }
@@ -90,10 +92,9 @@ impl SourceRun for FilesRun {
         let Some(walk) = self.walk.take() else {
             return Ok(None);
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
-        self.stop = Some(walk.stop.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
         self.task = Some(tokio::task::spawn_blocking(move || walk.run(tx)));
-        let stream = tokio_stream_from(rx);
+        let stream = Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
         Ok(Some(ArtifactStream {
             name: "files".into(),
             file_name: "files.tar".into(),
@@ -113,19 +114,11 @@ impl SourceRun for FilesRun {
     }
 
     async fn abort(&mut self) {
-        if let Some(stop) = &self.stop {
-            stop.store(true, Ordering::SeqCst);
-        }
+        self.stop.store(true, Ordering::SeqCst);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
     }
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + Unpin {
-    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 /// `Write` into the channel, in chunks; a closed channel (the run was aborted) is an error.

@@ -20,6 +20,7 @@ pub fn dir_of(to: &str) -> Result<PathBuf> {
     }
 }
 
+#[derive(Clone)]
 pub struct DirTarget {
     dir: PathBuf,
     opts: RestoreOptions,
@@ -79,22 +80,18 @@ impl RestoreTarget for DirTarget {
 
     async fn restore(&self, _: &Artifact, reader: ByteReader) -> Result<()> {
         let sync = tokio_util::io::SyncIoBridge::new(reader);
-        let (dir, picked, clean) = (self.dir.clone(), self.opts.members.clone(), self.opts.clean);
-        let me = DirTarget {
-            dir: dir.clone(),
-            opts: self.opts.clone(),
-        };
-        let n = tokio::task::spawn_blocking(move || me.unpack(sync, clean))
+        let me = self.clone();
+        let n = tokio::task::spawn_blocking(move || me.unpack(sync))
             .await
             .map_err(|e| Error::failed(format!("unpacking: {e}")))??;
-        if n == 0 && !picked.is_empty() {
+        if n == 0 && !self.opts.members.is_empty() {
             return Err(Error::usage(format!(
                 "no member {} in the backup",
-                picked.join(", ")
+                self.opts.members.join(", ")
             ))
             .hint("members are named as stored, without the leading /: etc/app/app.yaml"));
         }
-        tracing::info!(target = %dir.display(), members = n, "files restored");
+        tracing::info!(target = %self.dir.display(), members = n, "files restored");
         Ok(())
     }
 }
@@ -102,7 +99,8 @@ impl RestoreTarget for DirTarget {
 impl DirTarget {
     /// Write every picked member under the target; directories get their modes, owners and
     /// mtimes last, so a read-only directory does not stop its own children.
-    fn unpack(&self, r: impl Read, clean: bool) -> Result<u64> {
+    fn unpack(&self, r: impl Read) -> Result<u64> {
+        let clean = self.opts.clean;
         let mut archive = tar::Archive::new(r);
         archive.set_preserve_permissions(true);
         archive.set_preserve_mtime(true);
