@@ -207,3 +207,37 @@ fn k8s_render_refuses_inline_secrets_naming_the_field() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// The image's build stage copies everything `cargo build` reads: the manifests, `build.rs`,
+/// `src/`, and every input `build.rs` declares (`rerun-if-changed`), so a new one cannot be
+/// forgotten there (`build.rs` itself once was, and `docker build` would have failed).
+#[test]
+fn the_dockerfile_copies_everything_the_build_reads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docker = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let build_rs = std::fs::read_to_string(root.join("build.rs")).unwrap();
+    let copied: Vec<&str> = docker
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            parts[..parts.len() - 1].to_vec()
+        })
+        .collect();
+    let mut needed = vec!["Cargo.toml", "Cargo.lock", "build.rs", "src"];
+    for l in build_rs.lines() {
+        if let Some(rest) = l.split("rerun-if-changed=").nth(1) {
+            let input = rest.trim_end_matches(&['"', ')', ';'][..]);
+            if !input.starts_with(".git") {
+                needed.push(input.split('/').next().unwrap());
+            }
+        }
+    }
+    for n in needed {
+        assert!(
+            copied.contains(&n),
+            "the Dockerfile does not COPY {n}: {copied:?}"
+        );
+    }
+}
