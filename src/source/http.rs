@@ -156,35 +156,44 @@ impl Api {
         Ok(())
     }
 
-    /// The collections a job backs up: the ones `wanted` names, in that order, or every one
-    /// when `wanted` is empty. A name the server lacks fails before any byte is written.
+    /// The collections a job backs up (see `pick_collections`).
     pub fn pick_collections<T>(
         &self,
         all: Vec<T>,
         name: impl Fn(&T) -> &str,
         wanted: &[String],
     ) -> Result<Vec<T>> {
-        if wanted.is_empty() {
-            return Ok(all);
-        }
-        if let Some(missing) = wanted.iter().find(|w| !all.iter().any(|c| name(c) == *w)) {
-            return Err(Error::failed(format!(
-                "{} at {} has no collection {missing:?} (it has: {})",
-                self.service,
-                self.base,
-                all.iter().map(&name).collect::<Vec<_>>().join(", ")
-            ))
-            .hint("fix the job's source.collections, or leave it empty for all"));
-        }
-        let mut all = all;
-        Ok(wanted
-            .iter()
-            .filter_map(|w| {
-                let i = all.iter().position(|c| name(c) == *w)?;
-                Some(all.swap_remove(i))
-            })
-            .collect())
+        pick_collections(self.service, &self.base, all, name, wanted)
     }
+}
+
+/// The collections a job backs up: the ones `wanted` names, in that order, or every one
+/// when `wanted` is empty. A name the server lacks fails before any byte is written.
+pub fn pick_collections<T>(
+    service: &str,
+    base: &str,
+    all: Vec<T>,
+    name: impl Fn(&T) -> &str,
+    wanted: &[String],
+) -> Result<Vec<T>> {
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    if let Some(missing) = wanted.iter().find(|w| !all.iter().any(|c| name(c) == *w)) {
+        return Err(Error::failed(format!(
+            "{service} at {base} has no collection {missing:?} (it has: {})",
+            all.iter().map(&name).collect::<Vec<_>>().join(", ")
+        ))
+        .hint("fix the job's source.collections, or leave it empty for all"));
+    }
+    let mut all = all;
+    Ok(wanted
+        .iter()
+        .filter_map(|w| {
+            let i = all.iter().position(|c| name(c) == *w)?;
+            Some(all.swap_remove(i))
+        })
+        .collect())
 }
 
 /// Percent-encode one path segment (collection names).

@@ -5,8 +5,8 @@
 
 pub mod http;
 pub mod kind;
-pub mod milvus;
 pub mod process;
+pub mod spawned;
 pub mod vector;
 
 pub use kind::{About, AssertionSpec, Scalar, Scratch, SourceKind};
@@ -153,6 +153,7 @@ registry! {
     "chroma" => Chroma(chroma::ChromaSpec),
     "qdrant" => Qdrant(qdrant::QdrantSpec),
     "files" => Files(files::FilesSpec),
+    "milvus" => Milvus(milvus::MilvusSpec),
 }
 
 impl SourceSpec {

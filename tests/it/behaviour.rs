@@ -272,7 +272,11 @@ fn redis_behaves() {
 /// A source behind a proxy that stalls once it has answered `bytes`: the export starts,
 /// then the server hangs with every connection open.
 fn stalling(upstream_port: u16, bytes: usize) -> crate::proxy::Proxy {
-    let p = crate::proxy::Proxy::start(&format!("127.0.0.1:{upstream_port}"));
+    stalling_at(&format!("127.0.0.1:{upstream_port}"), bytes)
+}
+
+fn stalling_at(upstream: &str, bytes: usize) -> crate::proxy::Proxy {
+    let p = crate::proxy::Proxy::start(upstream);
     p.stall_after_answering(bytes);
     p
 }
@@ -489,4 +493,111 @@ fn files_behave() {
     };
     config_tree(&f.tree());
     suite("bh-files", &f);
+}
+
+/// Milvus: each backup reads database `db` of a server; each restore goes to a fresh database
+/// of the same server (`--to URL/DB`).
+struct MilvusFixture {
+    m: Milvus,
+    db: String,
+    proxies: std::sync::Mutex<Vec<crate::proxy::Proxy>>,
+}
+
+impl MilvusFixture {
+    fn source_at(&self, url: &str) -> String {
+        format!(
+            "{{ kind: milvus, url: \"{url}\", database: {}, batch_rows: 256 }}",
+            self.db
+        )
+    }
+}
+
+impl Fixture for MilvusFixture {
+    fn source(&self) -> String {
+        self.source_at(&self.m.url)
+    }
+    fn job_fields(&self) -> Vec<String> {
+        vec!["verify: { level: restore }".into()]
+    }
+    fn fresh_target(&self, tag: &str) -> String {
+        let db = format!("{}_{tag}", self.db);
+        self.m.seed(&db, &serde_json::json!({ "collections": [] }));
+        self.m.db_url(&db)
+    }
+    fn digest_source(&self) -> String {
+        self.m.digest(&self.db, &[])
+    }
+    fn digest(&self, to: &str) -> String {
+        self.m.digest(to.rsplit('/').next().unwrap(), &[])
+    }
+    fn stalling_source(&self, _: &std::path::Path) -> String {
+        let p = stalling_at(&self.m.addr, 50_000);
+        let source = self.source_at(&p.url());
+        self.proxies.lock().unwrap().push(p);
+        source
+    }
+    fn in_flight(&self, _: &World, _: std::time::Duration) -> bool {
+        self.proxies.lock().unwrap()[0].answered() >= 50_000
+    }
+    fn scratch_left(&self) -> Option<String> {
+        let list = self.m.list(&self.db);
+        Some(
+            list.lines()
+                .filter(|l| l.starts_with("drctl_verify"))
+                .collect(),
+        )
+    }
+}
+
+/// The observer's seed for the behaviour suite: rows inserted in shuffled key order, a flush
+/// after every batch (so pages cross segments), two partitions, a dynamic field, JSON; with
+/// `binary`, a second collection keyed by strings holding quotes, with binary vectors.
+pub fn milvus_seed(rows: u32, binary: bool) -> serde_json::Value {
+    let mut cols = vec![serde_json::json!({
+        "name": "docs", "description": "documents", "dynamic": true,
+        "fields": [
+            {"name": "id", "type": "int64", "primary": true},
+            {"name": "v", "type": "float_vector", "dim": 16},
+            {"name": "title", "type": "varchar", "max_length": 64},
+            {"name": "meta", "type": "json"},
+            {"name": "score", "type": "double"},
+        ],
+        "partitions": ["p1", "p2"], "rows": rows, "batch": 500, "flush_each": true,
+        "index": {"field": "v", "index_type": "IVF_FLAT", "metric_type": "L2", "params": {"nlist": 16}},
+    })];
+    if binary {
+        cols.push(serde_json::json!({
+            "name": "bins", "consistency": "Strong",
+            "fields": [
+                {"name": "key", "type": "varchar", "primary": true, "max_length": 32},
+                {"name": "b", "type": "binary_vector", "dim": 64},
+            ],
+            "rows": 700, "batch": 300, "flush_each": true,
+            "index": {"field": "b", "index_type": "BIN_FLAT", "metric_type": "HAMMING"},
+        }));
+    }
+    serde_json::json!({ "collections": cols })
+}
+
+#[test]
+fn milvus_behaves() {
+    let f = MilvusFixture {
+        m: Milvus::embedded().clone(),
+        db: "bh_milvus".into(),
+        proxies: Default::default(),
+    };
+    f.m.seed(&f.db, &milvus_seed(3000, true));
+    suite("bh-milvus", &f);
+}
+
+#[test]
+fn milvus_lite_behaves() {
+    let f = MilvusFixture {
+        m: Milvus::lite(&tempdir("bh-milvus-lite-")),
+        db: "bh_lite".into(),
+        proxies: Default::default(),
+    };
+    // milvus-lite has no binary vectors.
+    f.m.seed(&f.db, &milvus_seed(3000, false));
+    suite("bh-milvus-lite", &f);
 }

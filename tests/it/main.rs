@@ -13,6 +13,7 @@ mod faults;
 mod files;
 mod k8s;
 mod lease;
+mod milvus;
 mod proxy;
 mod prune;
 mod qdrant;

@@ -24,15 +24,14 @@ use super::{
 };
 mod kind;
 pub use kind::ChromaSpec;
+use super::spawned::{send, Chunks, Spawned};
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
 use async_trait::async_trait;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::VecDeque;
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::mpsc;
 
 const FORMAT: &str = "drctl-chroma-export";
 
@@ -120,7 +119,7 @@ impl BackupSource for ChromaSource {
                 consistent_at,
             },
             todo: chosen.into(),
-            current: None,
+            current: Spawned::default(),
         }))
     }
 }
@@ -130,7 +129,7 @@ struct ChromaRun {
     spec: ChromaSpec,
     info: SnapshotInfo,
     todo: VecDeque<Value>,
-    current: Option<(String, tokio::task::JoinHandle<Result<u64>>)>,
+    current: Spawned,
 }
 
 #[async_trait]
@@ -144,39 +143,21 @@ impl SourceRun for ChromaRun {
             return Ok(None);
         };
         let name = coll["name"].as_str().unwrap_or_default().to_string();
-        let (tx, mut rx) = mpsc::channel(4);
-        let task = tokio::spawn(export(
-            self.api.clone(),
-            db_path(&self.spec),
-            coll,
-            self.spec.page_size.max(1),
-            tx,
-        ));
-        self.current = Some((name.clone(), task));
-        let chunks = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        Ok(Some(ArtifactStream {
-            file_name: format!("{name}.chroma.jsonl"),
-            name,
-            reader: Box::new(tokio_util::io::StreamReader::new(chunks)),
-        }))
+        let (api, base, page) = (self.api.clone(), db_path(&self.spec), self.spec.page_size.max(1));
+        let facts_name = name.clone();
+        let file_name = format!("{name}.chroma.jsonl");
+        Ok(Some(self.current.start(name, file_name, move |tx| async move {
+            let records = export(api, base, coll, page, tx).await?;
+            Ok(serde_json::json!({ "collection": facts_name, "records": records, "point_in_time": false }))
+        })))
     }
 
     async fn finish_artifact(&mut self) -> Result<Value> {
-        let (name, task) = self
-            .current
-            .take()
-            .ok_or_else(|| Error::failed("no Chroma export in progress"))?;
-        let records = task
-            .await
-            .map_err(|e| Error::failed(format!("Chroma export of {name} failed: {e}")))?
-            .map_err(|e| e.context(format!("collection {name}")))?;
-        Ok(serde_json::json!({ "collection": name, "records": records, "point_in_time": false }))
+        self.current.finish("Chroma").await
     }
 
     async fn abort(&mut self) {
-        if let Some((_, t)) = self.current.take() {
-            t.abort();
-        }
+        self.current.abort();
     }
 }
 
@@ -186,16 +167,12 @@ async fn export(
     base: String,
     coll: Value,
     page_size: u32,
-    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    tx: Chunks,
 ) -> Result<u64> {
     let id = coll["id"].as_str().unwrap_or_default().to_string();
     let send = |b: Vec<u8>| {
         let tx = tx.clone();
-        async move {
-            tx.send(Ok(b.into()))
-                .await
-                .map_err(|_| Error::failed("the backup pipeline stopped reading the export"))
-        }
+        async move { send(&tx, b).await }
     };
     let mut out = serde_json::to_vec(&serde_json::json!({
         "format": FORMAT, "version": 1, "collection": coll,

@@ -14,6 +14,7 @@
 mod chroma;
 mod files;
 mod garage;
+mod milvus;
 mod pg;
 mod qdrant;
 mod redis;
@@ -21,6 +22,7 @@ mod redis;
 pub use chroma::*;
 pub use files::*;
 pub use garage::*;
+pub use milvus::*;
 pub use pg::*;
 pub use qdrant::*;
 pub use redis::*;
