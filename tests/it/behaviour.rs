@@ -551,8 +551,9 @@ impl Fixture for MilvusFixture {
 
 /// The observer's seed for the behaviour suite: rows inserted in shuffled key order, a flush
 /// after every batch (so pages cross segments), two partitions, a dynamic field, JSON; with
-/// `binary`, a second collection keyed by strings holding quotes, with binary vectors.
-pub fn milvus_seed(rows: u32, binary: bool) -> serde_json::Value {
+/// `binary`, a collection keyed by strings holding quotes, with binary vectors (Milvus); with
+/// `sparse`, one of sparse float vectors (milvus-lite: Milvus 2.3 has none).
+pub fn milvus_seed(rows: u32, binary: bool, sparse: bool) -> serde_json::Value {
     let mut cols = vec![serde_json::json!({
         "name": "docs", "description": "documents", "dynamic": true,
         "fields": [
@@ -576,6 +577,17 @@ pub fn milvus_seed(rows: u32, binary: bool) -> serde_json::Value {
             "index": {"field": "b", "index_type": "BIN_FLAT", "metric_type": "HAMMING"},
         }));
     }
+    if sparse {
+        cols.push(serde_json::json!({
+            "name": "sparse",
+            "fields": [
+                {"name": "id", "type": "int64", "primary": true},
+                {"name": "sp", "type": "sparse_float_vector"},
+            ],
+            "rows": 900, "batch": 400, "flush_each": true,
+            "index": {"field": "sp", "index_type": "SPARSE_INVERTED_INDEX", "metric_type": "IP"},
+        }));
+    }
     serde_json::json!({ "collections": cols })
 }
 
@@ -586,7 +598,7 @@ fn milvus_behaves() {
         db: "bh_milvus".into(),
         proxies: Default::default(),
     };
-    f.m.seed(&f.db, &milvus_seed(3000, true));
+    f.m.seed(&f.db, &milvus_seed(3000, true, false));
     suite("bh-milvus", &f);
 }
 
@@ -597,7 +609,7 @@ fn milvus_lite_behaves() {
         db: "bh_lite".into(),
         proxies: Default::default(),
     };
-    // milvus-lite has no binary vectors.
-    f.m.seed(&f.db, &milvus_seed(3000, false));
+    // milvus-lite has no binary vectors, but sparse ones.
+    f.m.seed(&f.db, &milvus_seed(3000, false, true));
     suite("bh-milvus-lite", &f);
 }

@@ -71,7 +71,7 @@ fn auto_id_and_partition_key_collections_come_back() {
 #[test]
 fn a_target_that_holds_the_collection_is_refused_and_clean_replaces_it() {
     let m = Milvus::lite(&tempdir("milvus-clean-"));
-    let seed = crate::behaviour::milvus_seed(1200, false);
+    let seed = crate::behaviour::milvus_seed(1200, false, false);
     m.seed("app", &seed);
     let want = m.digest("app", &[]);
     let w = World::new("milvus-clean");
@@ -102,7 +102,7 @@ fn a_target_that_holds_the_collection_is_refused_and_clean_replaces_it() {
 #[test]
 fn an_unloaded_collection_fails_the_backup_naming_it() {
     let m = Milvus::embedded();
-    let mut seed = crate::behaviour::milvus_seed(600, false);
+    let mut seed = crate::behaviour::milvus_seed(600, false, false);
     seed["collections"][0]["name"] = "cold".into();
     seed["collections"][0]["release"] = true.into();
     m.seed("mv_cold", &seed);
@@ -131,4 +131,52 @@ fn the_source_block_rules_name_the_field() {
     ] {
         assert!(err.contains(want), "{want:?} in {err}");
     }
+}
+
+#[test]
+fn a_server_with_authentication_and_tls_is_backed_up_with_its_credentials_only() {
+    let m = Milvus::secured();
+    m.seed("sec", &crate::behaviour::milvus_seed(600, false, false));
+    let w = World::new("milvus-secured");
+    let src = format!(
+        "{{ kind: milvus, url: \"{}\", database: sec, user: root, password: \"${{MILVUS_PASSWORD}}\", ca_file: \"{}\" }}",
+        m.url,
+        m.ca_file()
+    );
+    w.write_config(&w.regions().job("vec", &src, &[]).text());
+    let run = |args: &[&str], pw: &str| w.cmd(args).env("MILVUS_PASSWORD", pw).output().unwrap();
+    let o = run(&["-o", "json", "backup", "run", "vec"], "Milvus");
+    assert!(o.status.success(), "{}", stderr(&o));
+    m.seed("sec_r", &serde_json::json!({ "collections": [] }));
+    let o = run(&["restore", "vec", "--to", &m.db_url("sec_r")], "Milvus");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(m.digest("sec_r", &[]), m.digest("sec", &[]));
+
+    // A wrong password: refused, the hint names the credentials, the password is never shown.
+    let w2 = World::new("milvus-secured-wrong");
+    let wrong = "not-the-password-7f3a";
+    let src = format!(
+        "{{ kind: milvus, url: \"{}\", database: sec, user: root, password: \"{wrong}\", ca_file: \"{}\" }}",
+        m.url,
+        m.ca_file()
+    );
+    w2.write_config(&w2.regions().job("vec", &src, &[]).text());
+    let o = w2.drctl(&["backup", "run", "vec"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(err.contains("check the token or user/password"), "{err}");
+    assert!(!out.contains(wrong) && !err.contains(wrong), "{out}{err}");
+    w2.assert_nothing_left();
+
+    // Without the CA the server's certificate is not trusted: a TLS failure, nothing stored.
+    let w3 = World::new("milvus-secured-noca");
+    let src = format!(
+        "{{ kind: milvus, url: \"{}\", database: sec, user: root, password: Milvus }}",
+        m.url
+    );
+    w3.write_config(&w3.regions().job("vec", &src, &[]).text());
+    let o = w3.drctl(&["backup", "run", "vec"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot reach"), "{}", stderr(&o));
+    w3.assert_nothing_left();
 }

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn world(name: &str, redis_url: &str) -> World {
@@ -264,49 +264,7 @@ fn redis_without_replication_rights_backs_up_with_scan_dump() {
     assert_eq!(live.cli(&["DEBUG", "DIGEST"]), digest);
 }
 
-/// A throwaway CA with a server certificate for 127.0.0.1 and a client certificate,
-/// made with the openssl CLI.
-struct Pki {
-    dir: std::path::PathBuf,
-}
-
 impl Pki {
-    fn new(dir: &Path, ca_name: &str) -> Pki {
-        std::fs::create_dir_all(dir).unwrap();
-        let sh = |script: &str| {
-            let o = Command::new("sh")
-                .args(["-ec", script])
-                .current_dir(dir)
-                .output()
-                .expect("sh + openssl");
-            assert!(o.status.success(), "{}", stderr(&o));
-        };
-        std::fs::write(
-            dir.join("leaf.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .unwrap();
-        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-        sh(&format!(
-            "openssl req -x509 {ec} -keyout ca.key -out ca.crt -days 2 -subj /CN={ca_name} \
-               -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
-             for n in server client; do
-               openssl req {ec} -keyout $n.key -out $n.csr -subj /CN=$n
-               openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-                 -out $n.crt -days 2 -extfile leaf.ext
-             done
-             chmod 644 *.key"
-        ));
-        Pki {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
     /// A redis-server with a TLS port (client certificates required, Redis's default) beside
     /// the plain one the harness's redis-cli uses.
     fn server(&self, dir: &Path) -> (Redis, u16) {

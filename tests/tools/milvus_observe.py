@@ -8,7 +8,8 @@
   milvus_observe.py URI seed SPEC.json            create collections as SPEC describes.
   milvus_observe.py URI drop [COLLECTION...]      drop them (every one when none is named).
   milvus_observe.py URI list                       the collections, one per line, sorted.
-Before the command, `--db NAME` picks the database (seed creates it when missing).
+Before the command, `--db NAME` picks the database (seed creates it when missing), and
+`--token T --ca FILE` connect to a server with authentication and TLS.
 """
 import json
 import random
@@ -86,7 +87,8 @@ def digest(c, names, with_ids):
 
 
 TYPES = {"int64": DataType.INT64, "varchar": DataType.VARCHAR, "float_vector": DataType.FLOAT_VECTOR,
-         "binary_vector": DataType.BINARY_VECTOR, "double": DataType.DOUBLE, "bool": DataType.BOOL,
+         "binary_vector": DataType.BINARY_VECTOR,
+         "sparse_float_vector": DataType.SPARSE_FLOAT_VECTOR, "double": DataType.DOUBLE, "bool": DataType.BOOL,
          "json": DataType.JSON, "int32": DataType.INT32, "float": DataType.FLOAT}
 
 
@@ -152,6 +154,8 @@ def row(coll, i, rnd):
             r[name] = {"i": i, "tags": ["a", "b"][: i % 3]}
         elif t == "float_vector":
             r[name] = [rnd.uniform(-1, 1) for _ in range(f["dim"])]
+        elif t == "sparse_float_vector":
+            r[name] = {rnd.randrange(30000): rnd.random() for _ in range(1 + i % 7)}
         elif t == "binary_vector":
             r[name] = bytes(rnd.getrandbits(8) for _ in range(f["dim"] // 8))
     if coll.get("dynamic") and i % 2:
@@ -162,15 +166,21 @@ def row(coll, i, rnd):
 
 def main():
     uri, rest = sys.argv[1], sys.argv[2:]
-    db = "default"
-    if rest[:1] == ["--db"]:
-        db, rest = rest[1], rest[2:]
+    db, conn = "default", {}
+    while rest[:1] in (["--db"], ["--token"], ["--ca"]):
+        opt, val, rest = rest[0], rest[1], rest[2:]
+        if opt == "--db":
+            db = val
+        elif opt == "--token":
+            conn["token"] = val
+        else:
+            conn["server_pem_path"] = val
     cmd, args = rest[0], rest[1:]
     if cmd == "seed" and db != "default":
-        root = MilvusClient(uri=uri)
+        root = MilvusClient(uri=uri, **conn)
         if db not in root.list_databases():
             root.create_database(db)
-    c = MilvusClient(uri=uri, db_name=db)
+    c = MilvusClient(uri=uri, db_name=db, **conn)
     if cmd == "digest":
         with_ids = "--no-ids" not in args
         for line in digest(c, [a for a in args if not a.startswith("--")], with_ids):

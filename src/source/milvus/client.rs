@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use std::time::Duration;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// Replies can carry a page of vectors; tonic's 4 MiB default is too small for a page
 /// of 768-dimension vectors at the batch sizes drctl reads.
@@ -43,6 +43,8 @@ pub struct Conn {
     pub db: String,
     /// `user:password` or a token, sent base64-encoded.
     pub credential: Option<String>,
+    /// The CA bundle for `https://` (the system's roots without it).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -90,9 +92,17 @@ impl Client {
             .timeout(Duration::from_secs(300))
             .tcp_keepalive(Some(Duration::from_secs(30)));
         if base.starts_with("https://") {
-            ep = ep
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(|e| bad(&e))?;
+            let tls = match &conn.ca_file {
+                None => ClientTlsConfig::new().with_native_roots(),
+                Some(f) => {
+                    let pem = std::fs::read(f).map_err(|e| {
+                        Error::usage(format!("Milvus ca_file {}: {e}", f.display()))
+                            .hint("point source.ca_file at a readable PEM file")
+                    })?;
+                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+                }
+            };
+            ep = ep.tls_config(tls).map_err(|e| bad(&e))?;
         }
         let channel = ep.connect().await.map_err(|e| {
             Error::new(

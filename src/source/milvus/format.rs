@@ -49,6 +49,22 @@ pub struct Header {
     pub guarantee_ts: u64,
 }
 
+impl Header {
+    /// The counts before any batch is read: every partition the export covers, at zero, so
+    /// an empty partition counts as the trailer counts it.
+    pub fn zero_counts(&self) -> Trailer {
+        let names: Vec<String> = if self.partition_key {
+            vec![super::BY_KEY.to_string()]
+        } else {
+            self.partitions.clone()
+        };
+        Trailer {
+            rows: 0,
+            partitions: names.into_iter().map(|p| (p, 0)).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {
     pub field: String,
@@ -67,6 +83,18 @@ pub fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
     out.push(tag);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(payload);
+    out
+}
+
+/// A batch frame, the message encoded in place (a page is megabytes: no second copy).
+pub fn batch_frame(batch: &InsertRequest) -> Vec<u8> {
+    let len = batch.encoded_len();
+    let mut out = Vec::with_capacity(len + 5);
+    out.push(BATCH);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    batch
+        .encode(&mut out)
+        .expect("a Vec grows to hold the message");
     out
 }
 
@@ -146,7 +174,7 @@ pub fn decode_batch(bytes: &[u8], frame: u64) -> Result<InsertRequest> {
 pub async fn check(raw: ByteReader) -> Result<(Header, Trailer)> {
     let mut frames = Frames::open(raw).await?;
     let header = frames.header().await?;
-    let mut seen = Trailer::default();
+    let mut seen = header.zero_counts();
     while let Some((tag, bytes)) = frames.next().await? {
         match tag {
             BATCH => {
@@ -248,6 +276,11 @@ mod tests {
     }
 
     fn export(rows: &[i64], trailer: u64) -> Vec<u8> {
+        export_with(rows, trailer, &["_default"])
+    }
+
+    /// An export whose batches all go to `_default`, of a collection with `partitions`.
+    fn export_with(rows: &[i64], trailer: u64, partitions: &[&str]) -> Vec<u8> {
         let h = Header {
             collection: "c".into(),
             server_version: "v".into(),
@@ -256,7 +289,7 @@ mod tests {
             consistency_level: 0,
             num_partitions: 0,
             properties: vec![],
-            partitions: vec!["_default".into()],
+            partitions: partitions.iter().map(|p| p.to_string()).collect(),
             partition_key: false,
             indexes: vec![],
             guarantee_ts: 1,
@@ -264,12 +297,14 @@ mod tests {
         let mut out = MAGIC.to_vec();
         out.extend(frame(HEADER, &serde_json::to_vec(&h).unwrap()));
         for r in rows {
-            out.extend(frame(BATCH, &batch(*r)));
+            let b = InsertRequest::decode(&batch(*r)[..]).unwrap();
+            out.extend(batch_frame(&b));
         }
-        let t = Trailer {
+        let mut t = Trailer {
             rows: trailer,
-            partitions: [("_default".to_string(), trailer)].into(),
+            partitions: partitions.iter().map(|p| (p.to_string(), 0)).collect(),
         };
+        t.partitions.insert("_default".into(), trailer);
         out.extend(frame(END, &serde_json::to_vec(&t).unwrap()));
         out
     }
@@ -293,6 +328,13 @@ mod tests {
         }
         let e = run(export(&[3, 2], 6)).await.unwrap_err();
         assert!(e.message().contains("the trailer says 6 rows"), "{}", e.message());
+    }
+
+    #[tokio::test]
+    async fn an_empty_partition_counts_as_the_trailer_counts_it() {
+        let (_, t) = run(export_with(&[3], 3, &["_default", "empty"])).await.unwrap();
+        assert_eq!(t.partitions["empty"], 0);
+        assert_eq!(t.partitions["_default"], 3);
     }
 
     #[tokio::test]

@@ -35,6 +35,9 @@ pub struct MilvusSpec {
     pub user: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
+    /// A PEM file of the CA(s) to trust for `https://`, instead of the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Rows per page read (at most 16384, the server's cap). By default, as many as fit
     /// 4 MiB by the schema's widths.
     #[serde(default)]
@@ -56,6 +59,7 @@ impl MilvusSpec {
             url: url.to_string(),
             db: self.database.clone(),
             credential,
+            ca_file: self.ca_file.clone(),
         }
     }
 }

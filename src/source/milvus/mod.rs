@@ -28,7 +28,7 @@ use super::spawned::{send, Chunks, Spawned};
 use super::{ArtifactStream, BackupSource, SnapshotInfo, SourceRun};
 use crate::error::{Error, Result};
 use client::Client;
-use format::{frame, Header, Index, Trailer, BATCH, END, HEADER, MAGIC};
+use format::{frame, Header, Index, Trailer, END, HEADER, MAGIC};
 use prost::Message;
 use proto::common::LoadState;
 use proto::milvus::InsertRequest;
@@ -41,8 +41,10 @@ pub(crate) const BY_KEY: &str = "(by partition key)";
 /// Milvus refuses a query whose offset + limit exceeds this.
 const MAX_PAGE_ROWS: usize = 16_384;
 /// The size a page aims at when `batch_rows` is not set: well under the server's 64 MiB
-/// request limit when it is inserted back.
-const PAGE_BYTES: usize = 4 << 20;
+/// request limit when it is inserted back, and small enough that the pages in flight (the
+/// reply being decoded, the frame being encoded, four queued for the pipeline) keep peak
+/// memory flat and low.
+const PAGE_BYTES: usize = 2 << 20;
 
 pub struct MilvusSource {
     spec: MilvusSpec,
@@ -251,7 +253,7 @@ impl Exporter {
                 num_rows: rows as u32,
                 ..Default::default()
             };
-            self.send(frame(BATCH, &batch.encode_to_vec())).await?;
+            self.send(format::batch_frame(&batch)).await?;
             if rows < page {
                 return Ok(n);
             }

@@ -1,8 +1,8 @@
 //! `drctl restore --to http://milvus:19530`: recreate each collection from its header
 //! (schema, partitions, consistency level, properties), insert its batches as they were
-//! read, rebuild the indexes and load it. A collection that exists is refused unless
-//! `--clean`; a restore that fails drops the collection it was creating, so no half-restored
-//! collection is left looking complete.
+//! read, rebuild the indexes, load it, and check that the server counts the backup's rows.
+//! A collection that exists is refused unless `--clean`; a restore that fails drops the
+//! collection it was creating, so no half-restored collection is left looking complete.
 
 use super::client::{kv, schema_for_create, Client, Conn};
 use super::format::{decode_batch, Frames, Header, Trailer, BATCH, END};
@@ -145,7 +145,7 @@ async fn fill(
     if let Some(pk) = &auto_pk {
         tracing::warn!(collection = %name, field = %pk, "the primary key is auto_id: Milvus assigns the restored rows new ids");
     }
-    let mut seen = Trailer::default();
+    let mut seen = h.zero_counts();
     while let Some((tag, bytes)) = frames.next().await? {
         match tag {
             BATCH => {
@@ -167,13 +167,21 @@ async fn fill(
                     .map_err(|e| Error::failed(format!("the export's trailer is not valid: {e}")))?;
                 if t != seen {
                     return Err(Error::failed(format!(
-                        "the trailer says {} rows, the export holds {}",
-                        t.rows, seen.rows
+                        "the trailer says {} rows {:?}, the export holds {} {:?}",
+                        t.rows, t.partitions, seen.rows, seen.partitions
                     )));
                 }
                 // Drain: a reader that stops early would look like a truncated stream.
                 while frames.next().await?.is_some() {}
-                finish(c, name, h).await?;
+                if finish(c, name, h).await? {
+                    let got = c.count(name, None).await?;
+                    if got != seen.rows {
+                        return Err(Error::failed(format!(
+                            "the server counts {got} rows after the restore, the backup holds {}",
+                            seen.rows
+                        )));
+                    }
+                }
                 return Ok(seen);
             }
             _ => return Err(Error::failed("a second header inside the export")),
@@ -185,8 +193,9 @@ async fn fill(
     )))
 }
 
-/// Flush what was inserted, rebuild every index the backup recorded, and load.
-async fn finish(c: &Client, name: &str, h: &Header) -> Result<()> {
+/// Flush what was inserted, rebuild every index the backup recorded, and load. Returns
+/// whether the collection is loaded (so it can be counted).
+async fn finish(c: &Client, name: &str, h: &Header) -> Result<bool> {
     c.flush(name).await?;
     for ix in &h.indexes {
         let desc = IndexDescription {
@@ -197,12 +206,12 @@ async fn finish(c: &Client, name: &str, h: &Header) -> Result<()> {
         };
         c.create_index(name, &desc).await?;
     }
-    if !h.indexes.is_empty() {
-        c.load(name, LOAD_WAIT).await?;
-    } else {
+    if h.indexes.is_empty() {
         tracing::warn!(collection = %name, "the backup recorded no index: the collection is restored unloaded (Milvus loads only indexed collections)");
+        return Ok(false);
     }
-    Ok(())
+    c.load(name, LOAD_WAIT).await?;
+    Ok(true)
 }
 
 #[async_trait]

@@ -31,47 +31,90 @@ pub struct Milvus {
     venv: PathBuf,
     /// Where the gRPC port is, for a proxy in front of it.
     pub addr: String,
+    /// The observer's connection options (`--token`, `--ca`), before its command.
+    observer: Vec<String>,
 }
 
 impl Milvus {
     /// The embedded standalone server, one per test process, in its own network namespace.
     pub fn embedded() -> &'static Milvus {
         static M: OnceLock<Milvus> = OnceLock::new();
+        M.get_or_init(|| Milvus::in_namespace(|_, _| (Vec::new(), Vec::new())))
+    }
+
+    /// A second embedded server with authentication on (user `root`, password `Milvus`, the
+    /// server's default) and one-way TLS from a throwaway CA (its file: `ca_file()`).
+    pub fn secured() -> &'static Milvus {
+        static M: OnceLock<Milvus> = OnceLock::new();
         M.get_or_init(|| {
-            let idx = (1..250)
-                .map(|i| (std::process::id() as usize + i) % 250 + 1)
-                .find(|i| !Path::new(&format!("/run/netns/drctl-mv{i}")).exists())
-                .expect("a free network namespace index");
-            let dir = tempdir("milvus-");
-            // Not tied to this process by PDEATHSIG: the script outlives it on purpose, to
-            // remove the namespace once this process is gone.
-            let mut script = Command::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/tools/milvus_netns.sh"
-            ))
-            .arg(idx.to_string())
-            .arg(&dir)
-            .arg(std::process::id().to_string())
-            .arg(milvus_venv())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tests/tools/milvus_netns.sh");
-            std::thread::spawn(move || script.wait());
-            let host = format!("10.231.{idx}.2");
-            // The gRPC port opens before the server is ready: wait for its health endpoint.
-            wait_for(
-                "milvus (embedded, in its namespace)",
-                Duration::from_secs(180),
-                || http_ok(&host, 9091, "/healthz"),
-            );
-            Milvus {
-                url: format!("http://{host}:19530"),
-                venv: milvus_venv(),
-                addr: format!("{host}:19530"),
-            }
+            Milvus::in_namespace(|dir, ip| {
+                let pki = Pki::for_ip(&dir.join("pki"), "drctl-milvus-ca", ip);
+                let server = vec![
+                    "--authorization-enabled".into(),
+                    "true".into(),
+                    "--tls-mode".into(),
+                    "1".into(),
+                    "--server-pem-path".into(),
+                    pki.file("server.crt"),
+                    "--server-key-path".into(),
+                    pki.file("server.key"),
+                ];
+                let observer = vec![
+                    "--token".into(),
+                    "root:Milvus".into(),
+                    "--ca".into(),
+                    pki.file("ca.crt"),
+                ];
+                (server, observer)
+            })
         })
+    }
+
+    /// The CA file the secured server's certificate chains to.
+    pub fn ca_file(&self) -> String {
+        self.observer[3].clone()
+    }
+
+    /// Start `milvus-server` in a fresh namespace; `args(dir, ip)` gives the server's extra
+    /// arguments and the observer's connection options (TLS when there are any).
+    fn in_namespace(args: impl FnOnce(&Path, &str) -> (Vec<String>, Vec<String>)) -> Milvus {
+        let idx = (1..250)
+            .map(|i| (std::process::id() as usize + i) % 250 + 1)
+            .find(|i| !Path::new(&format!("/run/netns/drctl-mv{i}")).exists())
+            .expect("a free network namespace index");
+        let dir = tempdir("milvus-");
+        let host = format!("10.231.{idx}.2");
+        let (server_args, observer) = args(&dir, &host);
+        // Not tied to this process by PDEATHSIG: the script outlives it on purpose, to
+        // remove the namespace once this process is gone.
+        let mut script = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/tools/milvus_netns.sh"
+        ))
+        .arg(idx.to_string())
+        .arg(dir.join("data"))
+        .arg(std::process::id().to_string())
+        .arg(milvus_venv())
+        .args(&server_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tests/tools/milvus_netns.sh");
+        std::thread::spawn(move || script.wait());
+        // The gRPC port opens before the server is ready: wait for its health endpoint.
+        wait_for(
+            "milvus (embedded, in its namespace)",
+            Duration::from_secs(180),
+            || http_ok(&host, 9091, "/healthz"),
+        );
+        let scheme = if observer.is_empty() { "http" } else { "https" };
+        Milvus {
+            url: format!("{scheme}://{host}:19530"),
+            venv: milvus_venv(),
+            addr: format!("{host}:19530"),
+            observer,
+        }
     }
 
     /// milvus-lite on a random loopback port, with its own data directory.
@@ -95,6 +138,7 @@ impl Milvus {
             url: format!("http://127.0.0.1:{port}"),
             venv: milvus_lite_venv(),
             addr: format!("127.0.0.1:{port}"),
+            observer: Vec::new(),
         };
         wait_for("milvus-lite", Duration::from_secs(60), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -115,6 +159,7 @@ impl Milvus {
                 "/tests/tools/milvus_observe.py"
             ))
             .arg(&self.url)
+            .args(&self.observer)
             .args(args)
             .output()
             .ok()?;
@@ -129,6 +174,7 @@ impl Milvus {
                 "/tests/tools/milvus_observe.py"
             ))
             .arg(&self.url)
+            .args(&self.observer)
             .args(args));
         stdout(&o)
     }

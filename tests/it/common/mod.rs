@@ -16,6 +16,7 @@ mod files;
 mod garage;
 mod milvus;
 mod pg;
+mod pki;
 mod qdrant;
 mod redis;
 
@@ -24,6 +25,7 @@ pub use files::*;
 pub use garage::*;
 pub use milvus::*;
 pub use pg::*;
+pub use pki::*;
 pub use qdrant::*;
 pub use redis::*;
 
