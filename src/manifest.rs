@@ -21,6 +21,17 @@ pub struct Manifest {
     pub artifacts: Vec<Artifact>,
     /// Regions that held every artifact when the backup was committed.
     pub regions: Vec<String>,
+    /// Set when the artifacts are encrypted: to whom (absent in older manifests: plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// How a backup's artifacts were encrypted: age, to these recipients' fingerprints (never
+/// the keys themselves), after compression; `sha256` and `stored_size` are the ciphertext's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Encryption {
+    pub scheme: String,
+    pub recipients: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -189,12 +189,14 @@ pub async fn run(
         .hint("try another backup with --backup ID or --before TIME")
     })?;
 
+    let keys = crate::pipeline::crypt::keys_for(cfg, &manifest)?;
     target.prepare(&manifest.artifacts).await?;
     for a in &manifest.artifacts {
         let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);
         let stored = open(&region, &path).await?;
         let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
-        let raw = codec::decoder(Box::new(verified), &a.codec)?;
+        let plain = crate::pipeline::crypt::unseal(Box::new(verified), keys.as_ref()).await?;
+        let raw = codec::decoder(plain, &a.codec)?;
         target
             .restore(a, raw)
             .await

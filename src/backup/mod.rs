@@ -164,6 +164,7 @@ async fn run_inner(
         finished_at: Utc::now(),
         artifacts,
         regions: live.iter().map(|r| r.name.clone()).collect(),
+        encryption: crate::pipeline::crypt::manifest_entry(cfg),
     };
     commit(cfg, &regions, &live, &mut failed, &mut manifest, cancel).await?;
 
@@ -193,15 +194,24 @@ async fn stream_all(
 ) -> Result<Vec<Artifact>> {
     let mut artifacts = Vec::new();
     while let Some(stream) = run.next_artifact().await? {
+        let recipients: Vec<_> = cfg
+            .encryption
+            .iter()
+            .flat_map(|e| e.recipients.iter().map(|r| r.0.clone()))
+            .collect();
         let file = format!(
-            "{}{}",
+            "{}{}{}",
             stream.file_name,
-            codec::extension(job.compression.codec)
+            codec::extension(job.compression.codec),
+            if recipients.is_empty() { "" } else { ".age" }
         );
         let path = format!("{}{file}", backup_dir(&job.name.0, id));
         let counting = Counting::new(stream.reader);
         let raw = counting.count.clone();
-        let reader = codec::encoder(Box::new(counting), job.compression);
+        let mut reader = codec::encoder(Box::new(counting), job.compression);
+        if !recipients.is_empty() {
+            reader = crate::pipeline::crypt::seal(reader, &recipients)?;
+        }
         let bars = progress::Bars::new(show_progress, &job.name.0, &stream.name, live);
         let mut fan = Fanout::start(live, &path, cfg.min_copies, &bars.regions);
         let on_chunk = |_: u64| bars.source(raw.load(Ordering::Relaxed));

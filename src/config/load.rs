@@ -4,7 +4,7 @@
 //! problem is placed at the `file:line:column` of the value it is about, with its field path.
 
 use super::daemon::{NotifierSpec, SchedulerSpec};
-use super::spec::{ConfigSpec, JobSpec, RegionSpec, Skip};
+use super::spec::{ConfigSpec, EncryptionSpec, JobSpec, RegionSpec, Skip};
 use crate::error::Error;
 use crate::yamltree;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
@@ -79,6 +79,7 @@ const TOP: &[&str] = &[
     "jobs",
     "scheduler",
     "notifications",
+    "encryption",
 ];
 
 /// The top-level values that are not lists of pieces.
@@ -140,6 +141,9 @@ pub fn parse(root: &Node, p: &mut Problems) -> Option<Parsed> {
     let (notifications, notification_at) = list(map, "notifications", false, p, |n, f, p| {
         piece::<NotifierSpec>(n, f, p)
     });
+    let encryption = map
+        .get_node("encryption")
+        .and_then(|n| piece::<EncryptionSpec>(n, "encryption", p));
     Some(Parsed {
         spec: ConfigSpec {
             regions,
@@ -148,6 +152,7 @@ pub fn parse(root: &Node, p: &mut Problems) -> Option<Parsed> {
             jobs,
             scheduler,
             notifications,
+            encryption,
         },
         region_at,
         job_at,

@@ -25,6 +25,7 @@ pub struct Config {
     pub jobs: Vec<JobSpec>,
     pub scheduler: daemon::SchedulerSpec,
     pub notifications: Vec<daemon::NotifierSpec>,
+    pub encryption: Option<spec::EncryptionSpec>,
 }
 
 impl Config {

@@ -29,6 +29,43 @@ pub struct ConfigSpec {
     /// Webhooks told about failures, RPO breaches, failed verifications (and successes).
     #[serde(default)]
     pub notifications: Vec<super::daemon::NotifierSpec>,
+    /// Client-side encryption of every new backup (age), and the identities that read them.
+    #[serde(default)]
+    pub encryption: Option<EncryptionSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// `encryption: { recipients: [age1…], identity_files: [/etc/drctl/backup.key] }`: new backups
+/// are encrypted to every recipient (several, for key escrow); restore and verify read them
+/// with whichever identity matches. Old backups stay readable with the old identities.
+pub struct EncryptionSpec {
+    /// age X25519 recipients, `age1…` (public keys: not secret).
+    pub recipients: Vec<AgeRecipient>,
+    /// Files of age identities (age-keygen's output), for restore and verify.
+    #[serde(default)]
+    pub identity_files: Vec<std::path::PathBuf>,
+}
+
+/// An age X25519 recipient, checked when the config is read.
+#[derive(Debug, Clone)]
+pub struct AgeRecipient(pub crate::pipeline::crypt::Recipient);
+
+impl<'de> Deserialize<'de> for AgeRecipient {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        crate::interp::parse_scalar(d, "an age recipient (age1…)", |s| {
+            crate::pipeline::crypt::Recipient::parse(s).map(AgeRecipient)
+        })
+    }
+}
+
+impl JsonSchema for AgeRecipient {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AgeRecipient".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^age1" })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

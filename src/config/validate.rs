@@ -168,6 +168,16 @@ pub(super) fn validate(
             "must be at least 1 (1 = no retry)".into(),
         );
     }
+    if spec
+        .encryption
+        .as_ref()
+        .is_some_and(|e| e.recipients.is_empty())
+    {
+        err(
+            "encryption.recipients".into(),
+            "name at least one recipient (age1…), or remove the encryption block".into(),
+        );
+    }
     for (i, n) in spec.notifications.iter().enumerate() {
         let u = n.url.expose();
         if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -189,6 +199,7 @@ pub(super) fn validate(
         jobs: spec.jobs,
         scheduler: spec.scheduler,
         notifications: spec.notifications,
+        encryption: spec.encryption,
     })
 }
 

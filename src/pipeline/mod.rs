@@ -7,6 +7,7 @@
 //! (backpressure); it never makes a buffer grow.
 
 pub mod codec;
+pub mod crypt;
 pub mod fanout;
 pub mod hash;
 

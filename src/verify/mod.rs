@@ -117,7 +117,7 @@ pub async fn run(
     };
     if level != VerifyLevel::Checksum {
         report.structure = Some(match good {
-            Some(r) => outcome(structure::check(job, r, &m).await),
+            Some(r) => outcome(structure::check(cfg, job, r, &m).await),
             None => Check {
                 ok: false,
                 detail: "no intact copy to check".into(),

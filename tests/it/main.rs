@@ -8,6 +8,7 @@ mod common;
 mod config_errors;
 mod drill;
 mod drill_playbooks;
+mod encryption;
 mod failures;
 mod faults;
 mod files;

@@ -1,0 +1,152 @@
+//! Client-side encryption (age): the stored bytes in every region hold none of the source's
+//! plaintext; restore and `verify --level structure` read them with the configured identity,
+//! refuse before touching the target without one, and refuse a tampered ciphertext even when
+//! its checksums were rewritten to match.
+
+use crate::common::*;
+use sha2::Digest;
+
+// Throwaway keys made for these tests only.
+const KEY_A: &str = "AGE-SECRET-KEY-1QA9F6J5L38VXJQXCXS6M7JEER6SY8TZE87T8U9TQXCJT9R0W4YSQXFEPV4";
+const PUB_A: &str = "age1sdypvgqexfhseucq2stq4lt5az5jsjexk7wwqhs83s7ckdrkl5msuskr0e";
+const KEY_B: &str = "AGE-SECRET-KEY-1C6F0MDPY8RL7AMPCZW3MCJ8LTLSP80TWPV0DZ4MHY3UCSVQSH4XSN3PSYN";
+const MARKER: &str = "PLAINTEXT-MARKER-91f2";
+
+fn config(w: &World, tree: &std::path::Path, identity: &std::path::Path) {
+    let enc = format!(
+        "encryption: {{ recipients: [{PUB_A}], identity_files: [\"{}\"] }}",
+        identity.display()
+    );
+    let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
+    w.write_config(&w.regions().top(&enc).job("etc", &source, &[]).text());
+}
+
+fn stored(w: &World) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = w
+        .fs_files()
+        .iter()
+        .map(|p| (p.display().to_string(), std::fs::read(p).unwrap()))
+        .collect();
+    let g = garage();
+    for k in w.s3_keys().iter().filter(|k| k.contains("/backups/")) {
+        let o = g.aws(&["s3", "cp", &format!("s3://{}/{k}", g.bucket), "-"]);
+        out.push((k.clone(), o.stdout));
+    }
+    out
+}
+
+#[test]
+fn an_encrypted_backup_holds_no_plaintext_and_reads_only_with_its_identity() {
+    let w = World::new("encryption");
+    let tree = w.dir.join("tree");
+    std::fs::create_dir_all(tree.join("conf")).unwrap();
+    std::fs::write(tree.join("conf/app.yaml"), MARKER.repeat(20_000)).unwrap();
+    std::fs::write(tree.join("secret.txt"), format!("{MARKER} db password")).unwrap();
+    let (a, b) = (w.dir.join("a.key"), w.dir.join("b.key"));
+    std::fs::write(&a, format!("# test key\n{KEY_A}\n")).unwrap();
+    std::fs::write(&b, format!("{KEY_B}\n")).unwrap();
+    config(&w, &tree, &a);
+    let id = w.backup_ok_job("etc")["id"].as_str().unwrap().to_string();
+
+    let all = stored(&w);
+    assert!(
+        all.len() >= 4,
+        "two artifacts' worth in two regions: {}",
+        all.len()
+    );
+    for (name, bytes) in &all {
+        assert!(
+            !bytes.windows(MARKER.len()).any(|x| x == MARKER.as_bytes()),
+            "plaintext in {name}"
+        );
+    }
+    let mpath = format!("backups/etc/{id}/manifest.json");
+    let text = std::fs::read_to_string(w.fs_root.join(&mpath)).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let fp = m["encryption"]["recipients"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(fp.starts_with("sha256:"), "{m:#}");
+    assert!(
+        !text.contains("age1") && !text.contains("AGE-SECRET"),
+        "keys in the manifest"
+    );
+
+    // The right identity: restore equals the source, structure passes.
+    let to = w.dir.join("restored");
+    w.restore_job_ok("etc", "garage", &format!("dir:{}", to.display()), &[]);
+    let restored = to.join(tree.strip_prefix("/").unwrap());
+    assert_eq!(
+        tree_digest(&restored, &|_| false),
+        tree_digest(&tree, &|_| false)
+    );
+    let o = w.drctl(&["verify", "etc", "--level", "structure"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Another identity: refused before the target is touched, naming what it needs.
+    config(&w, &tree, &b);
+    let other = w.dir.join("other");
+    let o = w.drctl(&[
+        "restore",
+        "etc",
+        "--to",
+        &format!("dir:{}", other.display()),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&fp) && err.contains("none of the configured identities"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(KEY_B) && !err.contains(KEY_A),
+        "a key in the output: {err}"
+    );
+    assert!(!other.exists(), "the target was touched");
+
+    // Tampered ciphertext with its checksums rewritten to match: checksum passes, the
+    // decryption refuses it in verify and in restore.
+    config(&w, &tree, &a);
+    let mut m2 = m.clone();
+    for (i, art) in m["artifacts"].as_array().unwrap().iter().enumerate() {
+        let path = art["path"].as_str().unwrap();
+        assert!(path.ends_with(".age"), "{path}");
+        let mut bytes = std::fs::read(w.fs_root.join(format!("backups/etc/{id}/{path}"))).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        m2["artifacts"][i]["sha256"] = hex::encode(sha2::Sha256::digest(&bytes)).into();
+        w.put_both(&format!("backups/etc/{id}/{path}"), &bytes);
+    }
+    w.put_both(&mpath, m2.to_string().as_bytes());
+    let o = w.drctl(&["-o", "json", "verify", "etc", "--level", "structure"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["structure"]["ok"], false, "{r:#}");
+    let o = w.drctl(&[
+        "restore",
+        "etc",
+        "--to",
+        &format!("dir:{}", w.dir.join("t2").display()),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn a_recipient_that_is_not_an_age_key_is_named_at_its_line() {
+    let w = World::new("encryption-config");
+    let source = "{ kind: files, paths: [\"/etc/hostname\"] }";
+    let text = w
+        .regions()
+        .top("encryption: { recipients: [age1notakey] }")
+        .job("etc", source, &[])
+        .text();
+    w.write_config(&text);
+    let o = w.drctl(&["config", "validate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("encryption.recipients[0]") && err.contains("not an age X25519 recipient"),
+        "{err}"
+    );
+}
