@@ -96,6 +96,8 @@ job="jobs:
     source: { kind: postgres, url: \"$PG/bench\" }"
 { echo "regions:"; region reg1; echo "min_copies: 1"; echo "$job"; } > "$W/one.yaml"
 { echo "regions:"; region reg1; region reg2; echo "min_copies: 2"; echo "$job"; } > "$W/two.yaml"
+# The same, encrypted with age to one recipient (a public key: backup needs no identity).
+{ cat "$W/two.yaml"; echo "encryption: { recipients: [age1sdypvgqexfhseucq2stq4lt5az5jsjexk7wwqhs83s7ckdrkl5msuskr0e] }"; } > "$W/two-enc.yaml"
 
 # ---- measuring
 # Rows are registered, then run in rounds: round i runs every row once, in order. Machine
@@ -142,6 +144,8 @@ if [[ $ONLY == drctl ]]; then
   row "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
   row "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" \
     'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  row "drctl, 2 regions, encrypted (age)" "$DRCTL -c $W/two-enc.yaml --log-format json backup run bench" \
+    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
   # BENCH_BASELINE=/path/to/an/older/drctl: the same run by another build, interleaved in the
   # same rounds, to tell a change's cost from the machine's noise.
   if [[ -n ${BENCH_BASELINE:-} ]]; then
@@ -168,6 +172,8 @@ if [[ $ONLY == all || $ONLY == backup ]]; then
     "bucket_bytes restic" "empty_bucket restic"
   row "drctl, 1 region" "$DRCTL -c $W/one.yaml --log-format json backup run bench" "bucket_bytes reg1" "empty_bucket reg1"
   row "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" \
+    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  row "drctl, 2 regions, encrypted (age)" "$DRCTL -c $W/two-enc.yaml --log-format json backup run bench" \
     'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
   run_rounds
   table "Backup" | tee "$W/backup.md"

@@ -252,10 +252,15 @@ mod tests {
             .take(300_000)
             .copied()
             .collect();
-        let sealed =
-            read_all(seal(Box::new(std::io::Cursor::new(plain.clone())), std::slice::from_ref(&r)).unwrap())
-                .await
-                .unwrap();
+        let sealed = read_all(
+            seal(
+                Box::new(std::io::Cursor::new(plain.clone())),
+                std::slice::from_ref(&r),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
         assert!(
             !sealed.windows(9).any(|w| w == b"MARKER-42"),
             "plaintext in the ciphertext"

@@ -10,12 +10,22 @@ use sha2::Digest;
 const KEY_A: &str = "AGE-SECRET-KEY-1QA9F6J5L38VXJQXCXS6M7JEER6SY8TZE87T8U9TQXCJT9R0W4YSQXFEPV4";
 const PUB_A: &str = "age1sdypvgqexfhseucq2stq4lt5az5jsjexk7wwqhs83s7ckdrkl5msuskr0e";
 const KEY_B: &str = "AGE-SECRET-KEY-1C6F0MDPY8RL7AMPCZW3MCJ8LTLSP80TWPV0DZ4MHY3UCSVQSH4XSN3PSYN";
+const PUB_B: &str = "age1te8cqsmw7q9g0mv45l5jpz403knsnlwy3h37j3hr7tfcxjj7yf6qyhjjnq";
 const MARKER: &str = "PLAINTEXT-MARKER-91f2";
 
 fn config(w: &World, tree: &std::path::Path, identity: &std::path::Path) {
+    config_to(w, tree, PUB_A, &[identity]);
+}
+
+/// The job `etc` backing up `tree`, encrypted to `recipient`, read with `identities`.
+fn config_to(w: &World, tree: &std::path::Path, recipient: &str, identities: &[&std::path::Path]) {
+    let files: Vec<String> = identities
+        .iter()
+        .map(|p| format!("\"{}\"", p.display()))
+        .collect();
     let enc = format!(
-        "encryption: {{ recipients: [{PUB_A}], identity_files: [\"{}\"] }}",
-        identity.display()
+        "encryption: {{ recipients: [{recipient}], identity_files: [{}] }}",
+        files.join(", ")
     );
     let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
     w.write_config(&w.regions().top(&enc).job("etc", &source, &[]).text());
@@ -83,6 +93,9 @@ fn an_encrypted_backup_holds_no_plaintext_and_reads_only_with_its_identity() {
     );
     let o = w.drctl(&["verify", "etc", "--level", "structure"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The scratch restore goes through the same path.
+    let o = w.drctl(&["verify", "etc", "--level", "restore"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
     // Another identity: refused before the target is touched, naming what it needs.
     config(&w, &tree, &b);
@@ -149,4 +162,56 @@ fn a_recipient_that_is_not_an_age_key_is_named_at_its_line() {
         err.contains("encryption.recipients[0]") && err.contains("not an age X25519 recipient"),
         "{err}"
     );
+}
+
+#[test]
+fn after_a_key_rotation_old_backups_read_with_the_old_identity_and_new_ones_with_the_new() {
+    let w = World::new("encryption-rotation");
+    let tree = w.dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("app.yaml"), "v: 1\n").unwrap();
+    let (a, b) = (w.dir.join("a.key"), w.dir.join("b.key"));
+    std::fs::write(&a, format!("{KEY_A}\n")).unwrap();
+    std::fs::write(&b, format!("{KEY_B}\n")).unwrap();
+    config_to(&w, &tree, PUB_A, &[&a]);
+    let old = w.backup_ok_job("etc")["id"].as_str().unwrap().to_string();
+    // Rotate: new backups to B; both identities kept for reading.
+    std::fs::write(tree.join("app.yaml"), "v: 2\n").unwrap();
+    config_to(&w, &tree, PUB_B, &[&a, &b]);
+    let new = w.backup_ok_job("etc")["id"].as_str().unwrap().to_string();
+    let fp = |id: &str| -> String {
+        let p = w.fs_root.join(format!("backups/etc/{id}/manifest.json"));
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        m["encryption"]["recipients"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(
+        fp(&old),
+        fp(&new),
+        "the new backup is encrypted to the new recipient"
+    );
+    let restore = |id: &str, tag: &str| {
+        let to = w.dir.join(tag);
+        let o = w.drctl(&[
+            "restore",
+            "etc",
+            "--backup",
+            id,
+            "--to",
+            &format!("dir:{}", to.display()),
+        ]);
+        (o, to.join(tree.strip_prefix("/").unwrap()).join("app.yaml"))
+    };
+    for (id, tag, want) in [(&old, "old", "v: 1\n"), (&new, "new", "v: 2\n")] {
+        let (o, file) = restore(id, tag);
+        assert!(o.status.success(), "{tag}: {}", stderr(&o));
+        assert_eq!(std::fs::read_to_string(file).unwrap(), want);
+    }
+    // With the old identity retired, the old backup says which key it needs.
+    config_to(&w, &tree, PUB_B, &[&b]);
+    let (o, _) = restore(&old, "old-again");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&fp(&old)), "{}", stderr(&o));
 }
