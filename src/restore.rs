@@ -189,7 +189,7 @@ pub async fn run(
         .hint("try another backup with --backup ID or --before TIME")
     })?;
 
-    let keys = crate::pipeline::crypt::keys_for(cfg, &manifest)?;
+    let keys = crate::pipeline::crypt::keys_for(cfg, job, &manifest)?;
     target.prepare(&manifest.artifacts).await?;
     for a in &manifest.artifacts {
         let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);

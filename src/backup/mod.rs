@@ -164,7 +164,7 @@ async fn run_inner(
         finished_at: Utc::now(),
         artifacts,
         regions: live.iter().map(|r| r.name.clone()).collect(),
-        encryption: crate::pipeline::crypt::manifest_entry(cfg),
+        encryption: crate::pipeline::crypt::manifest_entry(cfg, job),
     };
     commit(cfg, &regions, &live, &mut failed, &mut manifest, cancel).await?;
 
@@ -194,11 +194,7 @@ async fn stream_all(
 ) -> Result<Vec<Artifact>> {
     let mut artifacts = Vec::new();
     while let Some(stream) = run.next_artifact().await? {
-        let recipients: Vec<_> = cfg
-            .encryption
-            .iter()
-            .flat_map(|e| e.recipients.iter().map(|r| r.0.clone()))
-            .collect();
+        let recipients = crate::pipeline::crypt::recipients(cfg, job);
         let file = format!(
             "{}{}{}",
             stream.file_name,

@@ -151,6 +151,10 @@ pub struct JobSpec<S = crate::source::SourceSpec> {
     pub retention: Option<RetentionSpec>,
     #[serde(default)]
     pub verify: Option<VerifySpec>,
+    /// This job's own encryption, instead of the top-level `encryption` (other recipients,
+    /// say, for a team that holds its own keys).
+    #[serde(default)]
+    pub encryption: Option<EncryptionSpec>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -197,6 +201,7 @@ impl<S> JobSpec<S> {
             rpo: self.rpo,
             retention: self.retention,
             verify: self.verify,
+            encryption: self.encryption,
         }
     }
 }

@@ -99,6 +99,15 @@ pub(super) fn validate(
         if !seen.insert(&j.name) {
             err(field("name"), format!("duplicate job name {:?}", j.name.0));
         }
+        if j.encryption
+            .as_ref()
+            .is_some_and(|e| e.recipients.is_empty())
+        {
+            err(
+                field("encryption.recipients"),
+                "name at least one recipient (age1…), or remove the job's encryption block".into(),
+            );
+        }
         if j.rpo == Some(std::time::Duration::ZERO) {
             err(field("rpo"),
                 "`rpo: 0s` can never be met: a backup is always some time old; give the most data, in time, the job may lose (e.g. 15m)".into(),

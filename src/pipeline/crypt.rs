@@ -8,6 +8,7 @@
 //! (`sha256:` and 16 hex digits of the recipient's text), never keys, so a restore can say
 //! which identity it needs before it touches any target.
 
+use crate::config::{Config, EncryptionSpec, JobSpec};
 use crate::error::{Error, Result};
 use crate::source::ByteReader;
 use sha2::{Digest, Sha256};
@@ -182,31 +183,42 @@ pub async fn open(sealed: ByteReader, ids: &[&age::x25519::Identity]) -> Result<
     Ok(Box::new(plain.compat()))
 }
 
-/// What a new backup records about its encryption, from the config (`None`: plaintext).
-pub fn manifest_entry(cfg: &crate::config::Config) -> Option<crate::manifest::Encryption> {
-    cfg.encryption
-        .as_ref()
-        .map(|e| crate::manifest::Encryption {
-            scheme: "age-x25519".into(),
-            recipients: e.recipients.iter().map(|r| r.0.fingerprint()).collect(),
-        })
+/// The encryption a job's new backups get: its own block, else the top-level one.
+pub fn for_job<'a>(cfg: &'a Config, job: &'a JobSpec) -> Option<&'a EncryptionSpec> {
+    job.encryption.as_ref().or(cfg.encryption.as_ref())
 }
 
-/// The identities that read backup `m`: `None` when it is not encrypted; an error naming
-/// the recipients it needs when no configured identity is one of them — before any target
-/// is touched.
+/// The recipients a job's new backups are encrypted to (none: plaintext).
+pub fn recipients(cfg: &Config, job: &JobSpec) -> Vec<Recipient> {
+    for_job(cfg, job)
+        .map(|e| e.recipients.iter().map(|r| r.0.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// What a new backup records about its encryption (`None`: plaintext).
+pub fn manifest_entry(cfg: &Config, job: &JobSpec) -> Option<crate::manifest::Encryption> {
+    for_job(cfg, job).map(|e| crate::manifest::Encryption {
+        scheme: "age-x25519".into(),
+        recipients: e.recipients.iter().map(|r| r.0.fingerprint()).collect(),
+    })
+}
+
+/// The identities that read backup `m` of `job` (from the job's and the top-level
+/// `identity_files`): `None` when it is not encrypted; an error naming the recipients it
+/// needs when no configured identity is one of them — before any target is touched.
 pub fn keys_for(
-    cfg: &crate::config::Config,
+    cfg: &Config,
+    job: &JobSpec,
     m: &crate::manifest::Manifest,
 ) -> Result<Option<Keys>> {
     let Some(enc) = &m.encryption else {
         return Ok(None);
     };
-    let files = cfg
-        .encryption
-        .as_ref()
-        .map(|e| e.identity_files.clone())
-        .unwrap_or_default();
+    let files: Vec<std::path::PathBuf> = [job.encryption.as_ref(), cfg.encryption.as_ref()]
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e.identity_files.clone())
+        .collect();
     let all = load_identities(&files)?;
     let found: Vec<age::x25519::Identity> = matching(&all, &enc.recipients)?
         .into_iter()

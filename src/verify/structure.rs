@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 /// Check every artifact; the detail names what was found, e.g. "db: 12 tables in the TOC".
 /// An encrypted backup needs a configured identity of one of its recipients.
 pub async fn check(cfg: &Config, job: &JobSpec, region: &Region, m: &Manifest) -> Result<String> {
-    let keys = crypt::keys_for(cfg, m)?;
+    let keys = crypt::keys_for(cfg, job, m)?;
     let mut found = Vec::new();
     for a in &m.artifacts {
         let d = artifact(job, region, m, a, keys.as_ref())

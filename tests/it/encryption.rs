@@ -215,3 +215,37 @@ fn after_a_key_rotation_old_backups_read_with_the_old_identity_and_new_ones_with
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains(&fp(&old)), "{}", stderr(&o));
 }
+
+#[test]
+fn a_job_with_its_own_recipients_is_encrypted_to_them_and_read_with_its_own_identity() {
+    let w = World::new("encryption-per-job");
+    let tree = w.dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("team.yaml"), "owner: payments\n").unwrap();
+    let b = w.dir.join("b.key");
+    std::fs::write(&b, format!("{KEY_B}\n")).unwrap();
+    // The repository's recipient is A (its identity is not even here); the job's is B.
+    let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
+    let own = format!(
+        "encryption: {{ recipients: [{PUB_B}], identity_files: [\"{}\"] }}",
+        b.display()
+    );
+    let text = w
+        .regions()
+        .top(&format!("encryption: {{ recipients: [{PUB_A}] }}"))
+        .job("etc", &source, &[&own])
+        .text();
+    w.write_config(&text);
+    let id = w.backup_ok_job("etc")["id"].as_str().unwrap().to_string();
+    let p = w.fs_root.join(format!("backups/etc/{id}/manifest.json"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    assert_eq!(
+        m["encryption"]["recipients"].as_array().unwrap().len(),
+        1,
+        "{m:#}"
+    );
+    let to = w.dir.join("restored");
+    w.restore_job_ok("etc", "local", &format!("dir:{}", to.display()), &[]);
+    let file = to.join(tree.strip_prefix("/").unwrap()).join("team.yaml");
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "owner: payments\n");
+}
