@@ -72,7 +72,7 @@ pub struct Index {
     pub params: Vec<(String, String)>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Trailer {
     pub rows: u64,
     pub partitions: BTreeMap<String, u64>,
@@ -169,40 +169,68 @@ pub fn decode_batch(bytes: &[u8], frame: u64) -> Result<InsertRequest> {
     Ok(b)
 }
 
-/// Read a whole export: the header, every batch decoded, and a trailer that counts them.
-/// Returns the header and the counts.
-pub async fn check(raw: ByteReader) -> Result<(Header, Trailer)> {
-    let mut frames = Frames::open(raw).await?;
-    let header = frames.header().await?;
-    let mut seen = header.zero_counts();
-    while let Some((tag, bytes)) = frames.next().await? {
-        match tag {
-            BATCH => {
-                let b = decode_batch(&bytes, frames.frames)?;
+/// The batches of an export, in order, each decoded and checked. `next` returns `None` only
+/// once the trailer has been read, has matched the rows counted per partition, and nothing
+/// follows it; every malformation before that is an error. Structure checks and restores
+/// read through this one reader, so they agree on what a whole export is.
+pub struct Batches {
+    frames: Frames,
+    seen: Trailer,
+}
+
+impl Batches {
+    /// Open an export and read its header.
+    pub async fn open(raw: ByteReader) -> Result<(Header, Batches)> {
+        let mut frames = Frames::open(raw).await?;
+        let header = frames.header().await?;
+        let seen = header.zero_counts();
+        Ok((header, Batches { frames, seen }))
+    }
+
+    pub async fn next(&mut self) -> Result<Option<InsertRequest>> {
+        let seen = &mut self.seen;
+        match self.frames.next().await? {
+            Some((BATCH, bytes)) => {
+                let b = decode_batch(&bytes, self.frames.frames)?;
                 seen.rows += b.num_rows as u64;
-                *seen.partitions.entry(b.partition_name).or_default() += b.num_rows as u64;
+                *seen.partitions.entry(b.partition_name.clone()).or_default() += b.num_rows as u64;
+                Ok(Some(b))
             }
-            END => {
+            Some((END, bytes)) => {
                 let t: Trailer = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::failed(format!("the export's trailer is not valid: {e}")))?;
-                if frames.next().await?.is_some() {
+                if self.frames.next().await?.is_some() {
                     return Err(Error::failed("data after the export's trailer"));
                 }
-                if t != seen {
+                if t != *seen {
                     return Err(Error::failed(format!(
                         "the trailer says {} rows {:?}, the export holds {} {:?}",
                         t.rows, t.partitions, seen.rows, seen.partitions
                     )));
                 }
-                return Ok((header, seen));
+                Ok(None)
             }
-            _ => return Err(Error::failed("a second header inside the export")),
+            Some(_) => Err(Error::failed("a second header inside the export")),
+            None => Err(Error::failed(format!(
+                "no trailer after {} rows: the export is truncated",
+                seen.rows
+            ))),
         }
     }
-    Err(Error::failed(format!(
-        "no trailer after {} rows: the export is truncated",
-        seen.rows
-    )))
+
+    /// Rows counted so far, per partition (all of them once `next` returned `None`).
+    pub fn counts(&self) -> &Trailer {
+        &self.seen
+    }
+}
+
+/// Read a whole export: the header, every batch decoded, and a trailer that counts them.
+/// Returns the header and the counts.
+pub async fn check(raw: ByteReader) -> Result<(Header, Trailer)> {
+    let (header, mut batches) = Batches::open(raw).await?;
+    while batches.next().await?.is_some() {}
+    let Batches { seen, .. } = batches;
+    Ok((header, seen))
 }
 
 /// How many rows one column holds.

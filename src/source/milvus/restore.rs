@@ -5,7 +5,7 @@
 //! collection it was creating, so no half-restored collection is left looking complete.
 
 use super::client::{kv, schema_for_create, Client, Conn};
-use super::format::{decode_batch, Frames, Header, Trailer, BATCH, END};
+use super::format::{Batches, Header, Trailer};
 use super::proto::milvus::{CreateCollectionRequest, IndexDescription};
 use super::proto::schema::CollectionSchema;
 use super::MilvusSpec;
@@ -65,29 +65,20 @@ impl RestoreTarget for MilvusTarget {
                 existing.push(name.to_string());
             }
         }
-        if !existing.is_empty() && !self.opts.clean {
-            return Err(Error::usage(format!(
-                "Milvus at {} already has collection(s) {}: refusing to restore over them",
-                c.base(),
-                existing.join(", ")
-            ))
-            .hint("pass --clean to replace them, or --rename FROM=TO to restore beside them"));
-        }
-        Ok(())
+        crate::source::http::refuse_existing("Milvus", c.base(), &existing, self.opts.clean)
     }
 
     async fn restore(&self, a: &Artifact, reader: ByteReader) -> Result<()> {
         let c = self.client().await?;
         let name = self.opts.renamed(&a.name).to_string();
-        let mut frames = Frames::open(reader)
+        let (header, mut batches) = Batches::open(reader)
             .await
             .map_err(|e| e.context(&a.path))?;
-        let header = frames.header().await.map_err(|e| e.context(&a.path))?;
         if c.has(&name).await? {
             c.drop(&name).await?;
         }
         let schema = create(&c, &name, &header).await?;
-        match fill(&c, &name, &header, &schema, &mut frames).await {
+        match fill(&c, &name, &header, &schema, &mut batches).await {
             Ok(t) => {
                 tracing::info!(collection = %name, rows = t.rows, partitions = t.partitions.len(), "Milvus collection restored");
                 Ok(())
@@ -134,7 +125,7 @@ async fn fill(
     name: &str,
     h: &Header,
     schema: &CollectionSchema,
-    frames: &mut Frames,
+    batches: &mut Batches,
 ) -> Result<Trailer> {
     // Milvus refuses values for an auto_id primary key: the server assigns new ones.
     let auto_pk = schema
@@ -145,52 +136,27 @@ async fn fill(
     if let Some(pk) = &auto_pk {
         tracing::warn!(collection = %name, field = %pk, "the primary key is auto_id: Milvus assigns the restored rows new ids");
     }
-    let mut seen = h.zero_counts();
-    while let Some((tag, bytes)) = frames.next().await? {
-        match tag {
-            BATCH => {
-                let mut b = decode_batch(&bytes, frames.frames)?;
-                let rows = b.num_rows as u64;
-                *seen.partitions.entry(b.partition_name.clone()).or_default() += rows;
-                seen.rows += rows;
-                b.collection_name = name.into();
-                if h.partition_key {
-                    b.partition_name.clear();
-                }
-                if let Some(pk) = &auto_pk {
-                    b.fields_data.retain(|f| &f.field_name != pk);
-                }
-                c.insert(b).await?;
-            }
-            END => {
-                let t: Trailer = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::failed(format!("the export's trailer is not valid: {e}")))?;
-                if t != seen {
-                    return Err(Error::failed(format!(
-                        "the trailer says {} rows {:?}, the export holds {} {:?}",
-                        t.rows, t.partitions, seen.rows, seen.partitions
-                    )));
-                }
-                // Drain: a reader that stops early would look like a truncated stream.
-                while frames.next().await?.is_some() {}
-                if finish(c, name, h).await? {
-                    let got = c.count(name, None).await?;
-                    if got != seen.rows {
-                        return Err(Error::failed(format!(
-                            "the server counts {got} rows after the restore, the backup holds {}",
-                            seen.rows
-                        )));
-                    }
-                }
-                return Ok(seen);
-            }
-            _ => return Err(Error::failed("a second header inside the export")),
+    while let Some(mut b) = batches.next().await? {
+        b.collection_name = name.into();
+        if h.partition_key {
+            b.partition_name.clear();
+        }
+        if let Some(pk) = &auto_pk {
+            b.fields_data.retain(|f| &f.field_name != pk);
+        }
+        c.insert(b).await?;
+    }
+    let seen = batches.counts().clone();
+    if finish(c, name, h).await? {
+        let got = c.count(name, None).await?;
+        if got != seen.rows {
+            return Err(Error::failed(format!(
+                "the server counts {got} rows after the restore, the backup holds {}",
+                seen.rows
+            )));
         }
     }
-    Err(Error::failed(format!(
-        "the export ends after {} rows without its trailer (truncated)",
-        seen.rows
-    )))
+    Ok(seen)
 }
 
 /// Flush what was inserted, rebuild every index the backup recorded, and load. Returns
