@@ -12,6 +12,7 @@ use crate::config::{Config, EncryptionSpec, JobSpec};
 use crate::error::{Error, Result};
 use crate::source::ByteReader;
 use sha2::{Digest, Sha256};
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
@@ -142,8 +143,6 @@ impl Drop for Sealed {
         }
     }
 }
-
-use std::future::Future;
 
 /// The identities among `ids` whose public keys are among `fingerprints` (a backup's
 /// recipients); an error naming the fingerprints when none is.

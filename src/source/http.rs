@@ -141,19 +141,10 @@ impl Api {
         let mut existing = Vec::new();
         for (name, path) in collections {
             if self.exists(path).await? {
-                existing.push(name.as_str());
+                existing.push(name.clone());
             }
         }
-        if !existing.is_empty() && !clean {
-            return Err(Error::usage(format!(
-                "{} at {} already has collection(s) {}: refusing to restore over them",
-                self.service,
-                self.base(),
-                existing.join(", ")
-            ))
-            .hint("pass --clean to replace them, or --rename FROM=TO to restore beside them"));
-        }
-        Ok(())
+        refuse_existing(self.service, &self.base, &existing, clean)
     }
 
     /// The collections a job backs up (see `pick_collections`).
@@ -165,6 +156,19 @@ impl Api {
     ) -> Result<Vec<T>> {
         pick_collections(self.service, &self.base, all, name, wanted)
     }
+}
+
+/// A restore target's `prepare`: the collections it already has (`existing`, names as
+/// restored) are refused unless `--clean`.
+pub fn refuse_existing(service: &str, base: &str, existing: &[String], clean: bool) -> Result<()> {
+    if existing.is_empty() || clean {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{service} at {base} already has collection(s) {}: refusing to restore over them",
+        existing.join(", ")
+    ))
+    .hint("pass --clean to replace them, or --rename FROM=TO to restore beside them"))
 }
 
 /// The collections a job backs up: the ones `wanted` names, in that order, or every one
