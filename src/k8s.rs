@@ -87,7 +87,13 @@ fn refuse_inline_secrets(cfg: &Config, raw: &str) -> Result<()> {
 }
 
 /// Fields whose whole value is a credential, and fields that are URLs with a password.
-const SECRET_FIELDS: &[&str] = &["access_key_id", "secret_access_key", "api_key", "token"];
+const SECRET_FIELDS: &[&str] = &[
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "api_key",
+    "token",
+];
 const URL_FIELDS: &[&str] = &["url", "scratch", "endpoint"];
 
 fn walk_secrets(v: &serde_norway::Value, path: &str, found: &mut Vec<(String, String)>) {

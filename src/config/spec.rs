@@ -114,6 +114,9 @@ pub struct RegionSpec {
     pub access_key_id: Option<Secret>,
     #[serde(default)]
     pub secret_access_key: Option<Secret>,
+    /// s3: the session token that goes with temporary keys.
+    #[serde(default)]
+    pub session_token: Option<Secret>,
     /// Multipart part size in MiB (object stores). Default 8. A single artifact can be at most
     /// 10,000 parts, so 8 MiB allows 80 GiB; raise it for larger databases.
     #[serde(default)]

@@ -3,10 +3,10 @@
 //! Every region kind goes through the same path: the region's fields become OpenDAL service
 //! options, and the operator gets retry (temporary errors only, with jitter) and timeout layers.
 
+pub mod aws;
 pub mod lease;
 pub mod multipart;
 pub mod repo;
-pub mod sigv4;
 
 use crate::config::{RegionKind, RegionSpec};
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ pub struct Region {
     /// Multipart part size in bytes (object stores); 0 = write through (fs).
     pub part_size: usize,
     pub concurrency: usize,
-    /// S3 regions with static keys: for multipart-upload housekeeping OpenDAL cannot do.
+    /// S3 regions: for multipart-upload housekeeping and Object Lock, which OpenDAL cannot do.
     pub s3: Option<multipart::S3Access>,
     /// Set once `check_format` passed for this region.
     format_checked: std::sync::Arc<tokio::sync::OnceCell<()>>,
@@ -39,7 +39,7 @@ impl Region {
     pub fn open(spec: &RegionSpec) -> Result<Region> {
         let opts = service_options(spec);
         let io_timeout = spec.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let op = Operator::via_iter(spec.kind.scheme(), opts)
+        let op = build(spec, opts)
             .map_err(|e| {
                 Error::usage(format!(
                     "region {}: cannot configure the {} store: {e}",
@@ -88,6 +88,19 @@ impl Region {
     }
 }
 
+/// The region's operator. S3 gets drctl's credential chain (`aws::chain`), so that its
+/// requests, its web identity and drctl's own signed calls share one identity.
+fn build(spec: &RegionSpec, opts: Vec<(String, String)>) -> opendal::Result<Operator> {
+    if spec.kind != RegionKind::S3 {
+        return Operator::via_iter(spec.kind.scheme(), opts);
+    }
+    use opendal::Configurator;
+    let builder = opendal::services::S3Config::from_iter(opts)?
+        .into_builder()
+        .credential_provider_chain(aws::chain(&multipart::keys(spec)));
+    Operator::new(builder)
+}
+
 /// Translate the config's region fields into the service's OpenDAL option names.
 fn service_options(spec: &RegionSpec) -> Vec<(String, String)> {
     let mut o: Vec<(String, String)> = Vec::new();
@@ -105,13 +118,7 @@ fn service_options(spec: &RegionSpec) -> Vec<(String, String)> {
         RegionKind::S3 => {
             put("bucket", spec.bucket.as_deref());
             put("region", spec.region.as_deref());
-            put("access_key_id", key);
-            put("secret_access_key", secret);
-            if key.is_some() {
-                // Static keys given: do not probe ~/.aws or the EC2 metadata service.
-                put("disable_config_load", Some("true"));
-                put("disable_ec2_metadata", Some("true"));
-            }
+            // Credentials come from `aws::chain` (static keys first), not from options.
         }
         RegionKind::Oss => {
             put("bucket", spec.bucket.as_deref());

@@ -2,25 +2,23 @@
 //! OpenDAL does not expose. A SIGKILLed run leaves its upload open; its parts cost storage
 //! until aborted, and no listing of objects shows them. `prune` aborts stale ones.
 //!
-//! Two REST calls do not justify the AWS SDK's build time, so they are signed here with
-//! SigV4 (path-style URLs, which S3 and the S3-compatible stores accept). Only S3 regions
-//! with static keys in the config are covered; others are skipped with a note in the plan.
+//! Signed by `aws::Aws` with the region's identity (static keys or the standard chain), on
+//! path-style URLs, which S3 and the S3-compatible stores accept.
 
-use super::sigv4::{self, uri_encode};
+use super::aws::{element, elements, uri_encode, Answer, Aws, StaticKeys};
 use crate::config::{RegionKind, RegionSpec};
 use crate::error::{Error, Result};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-/// What signing needs, taken from an S3 region's config.
+/// The S3 REST API of one region's bucket, for what OpenDAL does not do.
 #[derive(Clone, Debug)]
 pub struct S3Access {
     endpoint: String,
     bucket: String,
-    region: String,
     /// The repository root as a key prefix, `""` or `prod/`.
     root: String,
-    key: String,
-    secret: String,
+    aws: Aws,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -45,14 +43,12 @@ impl S3Access {
                 .map(|e| e.trim_end_matches('/').to_string())
                 .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
             bucket: s.bucket.as_deref()?.to_string(),
-            region,
             root: if root.is_empty() {
                 String::new()
             } else {
                 format!("{root}/")
             },
-            key: s.access_key_id.as_ref()?.expose().to_string(),
-            secret: s.secret_access_key.as_ref()?.expose().to_string(),
+            aws: Aws::new("s3", &region, &keys(s)),
         })
     }
 
@@ -69,22 +65,24 @@ impl S3Access {
                 q.push(("key-marker".into(), key_marker.clone()));
                 q.push(("upload-id-marker".into(), id_marker.clone()));
             }
-            let body = self.call(reqwest::Method::GET, "", &q).await?;
+            let body = self
+                .call(reqwest::Method::GET, "", &q, &[], Bytes::new())
+                .await?;
             for u in elements(&body, "Upload") {
-                let (Some(k), Some(id)) = (text(u, "Key"), text(u, "UploadId")) else {
+                let (Some(k), Some(id)) = (element(u, "Key"), element(u, "UploadId")) else {
                     continue;
                 };
                 out.push(Upload {
                     key: k.strip_prefix(&self.root).unwrap_or(&k).to_string(),
                     upload_id: id,
-                    initiated: text(u, "Initiated").and_then(|t| t.parse().ok()),
+                    initiated: element(u, "Initiated").and_then(|t| t.parse().ok()),
                 });
             }
-            if text(&body, "IsTruncated").as_deref() != Some("true") {
+            if element(&body, "IsTruncated").as_deref() != Some("true") {
                 return Ok(out);
             }
-            key_marker = text(&body, "NextKeyMarker").unwrap_or_default();
-            id_marker = text(&body, "NextUploadIdMarker").unwrap_or_default();
+            key_marker = element(&body, "NextKeyMarker").unwrap_or_default();
+            id_marker = element(&body, "NextUploadIdMarker").unwrap_or_default();
             if key_marker.is_empty() {
                 return Ok(out);
             }
@@ -97,103 +95,87 @@ impl S3Access {
             reqwest::Method::DELETE,
             &key,
             &[("uploadId".into(), u.upload_id.clone())],
+            &[],
+            Bytes::new(),
         )
         .await
         .map(|_| ())
     }
 
-    async fn call(
+    /// One signed call on the bucket (`key` empty) or on an object; the body of a 2xx answer.
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         key: &str,
         query: &[(String, String)],
+        headers: &[(&str, String)],
+        body: Bytes,
     ) -> Result<String> {
-        let now = Utc::now();
-        let path = format!(
-            "/{}/{}",
-            uri_encode(&self.bucket, false),
-            uri_encode(key, true)
-        );
-        let path = if key.is_empty() {
-            format!("/{}", uri_encode(&self.bucket, false))
-        } else {
-            path
-        };
-        let mut q: Vec<(String, String)> = query
+        let (a, what) = self.answer(method, key, query, headers, body).await?;
+        failed_unless_ok(a, &what)
+    }
+
+    /// One signed call, whatever its status; with a description for messages.
+    pub(super) async fn answer(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        query: &[(String, String)],
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<(Answer, String)> {
+        let mut path = format!("/{}", uri_encode(&self.bucket, false));
+        if !key.is_empty() {
+            path = format!("{path}/{}", uri_encode(key, true));
+        }
+        let query_string = query
             .iter()
-            .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
-            .collect();
-        q.sort();
-        let query_string = q
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    uri_encode(k, false)
+                } else {
+                    format!("{}={}", uri_encode(k, false), uri_encode(v, false))
+                }
+            })
             .collect::<Vec<_>>()
             .join("&");
-        let url = url::Url::parse(&self.endpoint)
-            .map_err(|e| Error::usage(format!("endpoint {}: {e}", self.endpoint)))?;
-        let keys = sigv4::Keys {
-            id: self.key.clone(),
-            secret: self.secret.clone(),
-        };
-        let signed = sigv4::sign(
-            method.as_str(),
-            &sigv4::host(&url),
-            &path,
-            &query_string,
-            b"",
-            &self.region,
-            "s3",
-            &keys,
-            now,
-        );
-        let full = format!(
+        let url = format!(
             "{}{path}{}{query_string}",
             self.endpoint,
             if query_string.is_empty() { "" } else { "?" }
         );
-        let resp = reqwest::Client::new()
-            .request(method.clone(), &full)
-            .header("x-amz-date", &signed.amz_date)
-            .header("x-amz-content-sha256", &signed.content_sha256)
-            .header("authorization", signed.authorization)
-            .timeout(std::time::Duration::from_secs(60))
-            .send()
-            .await
-            .map_err(|e| Error::failed(format!("S3 {method} {path}: {e}")))?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(Error::failed(format!(
-                "S3 {method} {path}?{query_string}: {status}: {}",
-                body.chars().take(300).collect::<String>()
-            )));
-        }
-        Ok(body)
+        let what = format!("S3 {method} {path}?{query_string}");
+        let a = self
+            .aws
+            .send(
+                method,
+                &url,
+                headers,
+                body,
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
+        Ok((a, what))
     }
 }
 
-/// The bodies of every `<tag>…</tag>` in a flat S3 XML response.
-fn elements<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find(&open) {
-        let after = &rest[i + open.len()..];
-        let Some(j) = after.find(&close) else { break };
-        out.push(&after[..j]);
-        rest = &after[j + close.len()..];
+/// The body of a 2xx answer, or an error with S3's code and message.
+pub(super) fn failed_unless_ok(a: Answer, what: &str) -> Result<String> {
+    if a.status.is_success() {
+        return Ok(a.body);
     }
-    out
+    let code = element(&a.body, "Code").unwrap_or_default();
+    let msg = element(&a.body, "Message").unwrap_or_else(|| a.body.chars().take(300).collect());
+    Err(Error::failed(format!("{what}: {} {code}: {msg}", a.status)))
 }
 
-fn text(xml: &str, tag: &str) -> Option<String> {
-    elements(xml, tag).first().map(|s| {
-        s.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&")
-    })
+/// The static keys a region's config gives, if any.
+pub fn keys(s: &RegionSpec) -> StaticKeys {
+    StaticKeys::from_secrets(
+        s.access_key_id.as_ref(),
+        s.secret_access_key.as_ref(),
+        s.session_token.as_ref(),
+    )
 }
 
 #[cfg(test)]
@@ -208,9 +190,7 @@ mod tests {
             <Upload><Key>prod/a&amp;b</Key><UploadId>def</UploadId></Upload></ListMultipartUploadsResult>";
         let ups = elements(xml, "Upload");
         assert_eq!(ups.len(), 2);
-        assert_eq!(text(ups[0], "UploadId").as_deref(), Some("abc"));
-        assert_eq!(text(ups[1], "Key").as_deref(), Some("prod/a&b"));
-        assert_eq!(uri_encode("a b/c~", true), "a%20b/c~");
-        assert_eq!(uri_encode("a/b", false), "a%2Fb");
+        assert_eq!(element(ups[0], "UploadId").as_deref(), Some("abc"));
+        assert_eq!(element(ups[1], "Key").as_deref(), Some("prod/a&b"));
     }
 }

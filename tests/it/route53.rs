@@ -1,7 +1,10 @@
 //! Route53 — a *contract test* against a stub of the documented API (no Route53 here):
 //! `ChangeResourceRecordSets` (POST /2013-04-01/hostedzone/{Id}/rrset/) then `GetChange`
 //! (GET /2013-04-01/change/{Id}) until `INSYNC`. The stub checks each request's SigV4
-//! signature with its own implementation and answers like Route53, including its errors.
+//! signature with its own implementation (over the headers the request says it signed, which
+//! must include host, x-amz-date and the payload hash) and answers like Route53, including
+//! its errors. The same step signed through the standard credential chain (web identity) is
+//! tested against moto in `cloud_identity.rs`.
 
 use crate::common::*;
 use crate::drill::{drill_cmd, report, runs, step};
@@ -49,10 +52,18 @@ fn expected_signature(
     );
     let payload = hex::encode(Sha256::digest(body.as_bytes()));
     assert_eq!(h.get("x-amz-content-sha256"), Some(&payload));
-    let canonical = format!(
-        "{method}\n{path}\n\nhost:{}\nx-amz-content-sha256:{payload}\nx-amz-date:{}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload}",
-        h["host"], h["x-amz-date"]
-    );
+    let signed = auth.split("SignedHeaders=").nth(1)?.split(',').next()?;
+    for must in ["host", "x-amz-content-sha256", "x-amz-date"] {
+        assert!(
+            signed.split(';').any(|n| n == must),
+            "{must} unsigned: {auth}"
+        );
+    }
+    let headers: String = signed
+        .split(';')
+        .map(|n| format!("{n}:{}\n", h[n].trim()))
+        .collect();
+    let canonical = format!("{method}\n{path}\n\n{headers}\n{signed}\n{payload}");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
         h["x-amz-date"],

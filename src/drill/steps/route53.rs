@@ -1,10 +1,12 @@
 //! Route53 for the `dns` step: `ChangeResourceRecordSets` (an UPSERT of the record set), then
 //! `GetChange` every `poll_every` until the change is `INSYNC` (bounded by the step's
-//! timeout). Signed with SigV4 (service `route53`); no SDK for two calls.
+//! timeout). Signed with SigV4 (service `route53`) by `store::aws`, with the step's keys or,
+//! without them, the standard AWS credential chain (IRSA's web identity included); no SDK
+//! for two calls.
 
 use super::{Ctx, Outcome};
 use crate::error::{Error, Result};
-use crate::store::sigv4;
+use crate::store::aws::{element, escape, uri_encode, Aws, StaticKeys};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -14,9 +16,14 @@ pub struct Route53 {
     pub hosted_zone_id: String,
     #[serde(default = "endpoint")]
     pub endpoint: String,
-    /// Use `${VAR}`; never write keys into a playbook.
-    pub access_key_id: String,
-    pub secret_access_key: String,
+    /// Use `${VAR}`; never write keys into a playbook. Without them, the standard AWS
+    /// credential chain is used (environment, profile, web identity, metadata).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
     #[serde(default = "region")]
     pub region: String,
     #[serde(default = "every", with = "humantime_serde")]
@@ -33,65 +40,60 @@ fn every() -> Duration {
     Duration::from_secs(2)
 }
 
-fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{tag}>"))?;
-    Some(&xml[start..start + end])
+/// The step's client: its endpoint and its signer.
+struct Client {
+    endpoint: String,
+    aws: Aws,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-async fn call(r: &Route53, ctx: &Ctx, method: &str, path: &str, body: &str) -> Result<String> {
+fn client(r: &Route53, ctx: &Ctx) -> Result<Client> {
     let endpoint = ctx.expand("route53.endpoint", &r.endpoint)?;
-    let keys = sigv4::Keys {
-        id: ctx.expand("route53.access_key_id", &r.access_key_id)?,
-        secret: ctx.expand("route53.secret_access_key", &r.secret_access_key)?,
-    };
-    let base = url::Url::parse(&endpoint)
+    url::Url::parse(&endpoint)
         .map_err(|e| Error::usage(format!("route53.endpoint {endpoint:?}: {e}")))?;
-    let signed = sigv4::sign(
-        method,
-        &sigv4::host(&base),
-        path,
-        "",
-        body.as_bytes(),
-        &r.region,
-        "route53",
-        &keys,
-        chrono::Utc::now(),
-    );
-    let url = format!("{}{path}", endpoint.trim_end_matches('/'));
+    let opt =
+        |field: &str, v: &Option<String>| v.as_ref().map(|v| ctx.expand(field, v)).transpose();
+    let keys = StaticKeys {
+        id: opt("route53.access_key_id", &r.access_key_id)?,
+        secret: opt("route53.secret_access_key", &r.secret_access_key)?,
+        token: opt("route53.session_token", &r.session_token)?,
+    };
+    for k in [&keys.id, &keys.secret, &keys.token].into_iter().flatten() {
+        crate::redact::register(k);
+    }
+    Ok(Client {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        aws: Aws::new("route53", &r.region, &keys),
+    })
+}
+
+async fn call(c: &Client, ctx: &Ctx, method: &str, path: &str, body: &str) -> Result<String> {
     let m =
         reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| Error::usage("bad method"))?;
-    let resp = reqwest::Client::new()
-        .request(m, &url)
-        .header("x-amz-date", &signed.amz_date)
-        .header("x-amz-content-sha256", &signed.content_sha256)
-        .header("authorization", signed.authorization)
-        .header("content-type", "text/xml")
-        .body(body.to_string())
-        .timeout(ctx.timeout)
-        .send()
+    let a = c
+        .aws
+        .send(
+            m,
+            &format!("{}{path}", c.endpoint),
+            &[("content-type", "text/xml".to_string())],
+            bytes::Bytes::from(body.to_string()),
+            ctx.timeout,
+        )
         .await
-        .map_err(|e| Error::failed(format!("Route53 {method} {path}: {}", e.without_url())))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        let code = element(&text, "Code").unwrap_or("");
-        let msg = element(&text, "Message").unwrap_or(text.trim());
-        let err = Error::failed(format!("Route53 {method} {path}: {status} {code}: {msg}"));
-        return Err(if status.as_u16() == 403 {
-            err.hint("check the access key, its secret, and that it may change this hosted zone")
+        .map_err(|e| e.context(format!("Route53 {method} {path}")))?;
+    if !a.status.is_success() {
+        let code = element(&a.body, "Code").unwrap_or_default();
+        let msg = element(&a.body, "Message").unwrap_or_else(|| a.body.trim().to_string());
+        let err = Error::failed(format!(
+            "Route53 {method} {path}: {} {code}: {msg}",
+            a.status
+        ));
+        return Err(if a.status.as_u16() == 403 {
+            err.hint("check the identity (keys, or the role it assumes) and that it may change this hosted zone")
         } else {
             err
         });
     }
-    Ok(text)
+    Ok(a.body)
 }
 
 /// UPSERT `name` `rtype` to `values`, then wait for INSYNC.
@@ -103,6 +105,7 @@ pub async fn upsert(
     ttl: u32,
     values: &[String],
 ) -> Result<Outcome> {
+    let c = client(r, ctx)?;
     let zone = ctx.expand("route53.hosted_zone_id", &r.hosted_zone_id)?;
     let zone = zone.trim_start_matches("/hostedzone/");
     let records: String = values
@@ -119,11 +122,8 @@ pub async fn upsert(
         escape(&ctx.step_id),
         escape(name)
     );
-    let path = format!(
-        "/2013-04-01/hostedzone/{}/rrset/",
-        sigv4::uri_encode(zone, false)
-    );
-    let resp = call(r, ctx, "POST", &path, &body).await?;
+    let path = format!("/2013-04-01/hostedzone/{}/rrset/", uri_encode(zone, false));
+    let resp = call(&c, ctx, "POST", &path, &body).await?;
     let id = element(&resp, "Id")
         .ok_or_else(|| {
             Error::failed(format!(
@@ -133,19 +133,19 @@ pub async fn upsert(
         })?
         .trim_start_matches("/change/")
         .to_string();
-    let mut status = element(&resp, "Status").unwrap_or("PENDING").to_string();
+    let mut status = element(&resp, "Status").unwrap_or_else(|| "PENDING".into());
     let mut polls = 0;
     while status != "INSYNC" {
         tokio::time::sleep(r.poll_every).await;
         let resp = call(
-            r,
+            &c,
             ctx,
             "GET",
-            &format!("/2013-04-01/change/{}", sigv4::uri_encode(&id, false)),
+            &format!("/2013-04-01/change/{}", uri_encode(&id, false)),
             "",
         )
         .await?;
-        status = element(&resp, "Status").unwrap_or("PENDING").to_string();
+        status = element(&resp, "Status").unwrap_or_else(|| "PENDING".into());
         polls += 1;
     }
     Ok(Outcome {
