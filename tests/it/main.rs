@@ -4,6 +4,7 @@ mod bad_input;
 mod behaviour;
 mod chroma;
 mod cli;
+mod cloud_identity;
 mod common;
 mod config_errors;
 mod drill;

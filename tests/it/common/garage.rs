@@ -118,19 +118,8 @@ impl Garage {
 
     /// The aws CLI against this Garage (an observer independent of drctl's OpenDAL client).
     pub fn aws(&self, args: &[&str]) -> Output {
-        Command::new("aws")
-            .args([
-                "--endpoint-url",
-                &self.endpoint,
-                "--region",
-                GARAGE_REGION,
-                "--output",
-                "json",
-            ])
+        aws_cli(&self.endpoint, GARAGE_REGION, (&self.key_id, &self.secret))
             .args(args)
-            .env("AWS_ACCESS_KEY_ID", &self.key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env_remove("AWS_PROFILE")
             .output()
             .expect("aws CLI (pip install awscli)")
     }

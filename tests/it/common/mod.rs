@@ -15,6 +15,7 @@ mod chroma;
 mod files;
 mod garage;
 mod milvus;
+mod moto;
 mod pg;
 mod pki;
 mod qdrant;
@@ -24,6 +25,7 @@ pub use chroma::*;
 pub use files::*;
 pub use garage::*;
 pub use milvus::*;
+pub use moto::*;
 pub use pg::*;
 pub use pki::*;
 pub use qdrant::*;
@@ -88,6 +90,25 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The aws CLI against `endpoint` with a key `(id, secret)`, JSON out, no profile: the tests'
+/// observer, independent of drctl's own signing.
+pub fn aws_cli(endpoint: &str, region: &str, key: (&str, &str)) -> Command {
+    let mut c = Command::new("aws");
+    c.args([
+        "--endpoint-url",
+        endpoint,
+        "--region",
+        region,
+        "--output",
+        "json",
+    ])
+    .env("AWS_ACCESS_KEY_ID", key.0)
+    .env("AWS_SECRET_ACCESS_KEY", key.1)
+    .env_remove("AWS_SESSION_TOKEN")
+    .env_remove("AWS_PROFILE");
+    c
 }
 
 pub fn run(cmd: &mut Command) -> Output {
