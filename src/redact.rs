@@ -19,7 +19,8 @@ const MIN_LEN: usize = 4;
 
 /// Remember a secret value (and its percent-encoded form, as it appears inside URLs).
 pub fn register(secret: &str) {
-    if secret.len() < MIN_LEN {
+    // JSON's literals are never secrets, and scrubbing them would corrupt `-o json`.
+    if secret.len() < MIN_LEN || ["true", "false", "null"].contains(&secret) {
         return;
     }
     let encoded: String =

@@ -290,8 +290,37 @@ async fn commit(
         failed,
         "artifacts not all present: no manifest there",
     );
-    let writes = join_all(proven.iter().map(|r| r.write_manifest(m))).await;
-    let committed = succeeded(&proven, writes, failed, "manifest not written");
+    // Object Lock regions: the artifacts are locked before the manifest exists, the manifest
+    // right after it is written; a region that cannot lock does not commit.
+    let at = chrono::Utc::now();
+    let mr: &Manifest = m;
+    let locks = join_all(proven.iter().map(|r| async move {
+        match r.lock_until(at) {
+            Some(until) => r.lock_artifacts(mr, until).await,
+            None => Ok(()),
+        }
+    }))
+    .await;
+    let locked = succeeded(
+        &proven,
+        locks,
+        failed,
+        "artifacts not locked: no manifest there",
+    );
+    let writes = join_all(locked.iter().map(|r| async move {
+        r.write_manifest(mr).await?;
+        match r.lock_until(at) {
+            Some(until) => r.lock_manifest(mr, until).await,
+            None => Ok(()),
+        }
+    }))
+    .await;
+    let committed = succeeded(
+        &locked,
+        writes,
+        failed,
+        "manifest not written or not locked",
+    );
     if committed.len() < cfg.min_copies {
         cleanup(all, &m.job, &m.id).await;
         return Err(

@@ -54,7 +54,10 @@ pub async fn run(cfg: &Config, args: PruneArgs, out: Output) -> Result<()> {
             r.action.verb(args.dry_run)
         );
     }
-    let gone = rows.iter().filter(|r| r.action != Action::Keep).count();
+    let gone = rows
+        .iter()
+        .filter(|r| !matches!(r.action, Action::Keep | Action::KeptBecauseLocked))
+        .count();
     println!(
         "{} {gone} of {} copies{}",
         if args.dry_run {
@@ -69,5 +72,12 @@ pub async fn run(cfg: &Config, args: PruneArgs, out: Output) -> Result<()> {
             ""
         }
     );
+    let locked = rows
+        .iter()
+        .filter(|r| r.action == Action::KeptBecauseLocked)
+        .count();
+    if locked > 0 {
+        println!("{locked} copies are kept because Object Lock retention still holds them; a later prune removes them once it ends");
+    }
     Ok(())
 }

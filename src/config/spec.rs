@@ -129,9 +129,92 @@ pub struct RegionSpec {
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
-    /// Extra OpenDAL service options passed through unchanged (values may use `${VAR}`).
+    /// s3: S3 Object Lock retention on every object of every new backup, manifest included.
+    /// The bucket must have Object Lock enabled (and so versioning).
     #[serde(default)]
-    pub options: BTreeMap<String, Secret>,
+    pub object_lock: Option<ObjectLockSpec>,
+    /// s3: the storage class of new objects, e.g. `STANDARD_IA`, `GLACIER_IR`. Default: the
+    /// bucket's (STANDARD).
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// s3: server-side encryption of new objects: `AES256` (SSE-S3), `aws:kms` (SSE-KMS) or
+    /// `aws:kms:dsse`. Default: the bucket's.
+    #[serde(default)]
+    pub server_side_encryption: Option<String>,
+    /// s3: the KMS key (id, ARN or alias) for `server_side_encryption: aws:kms`. Default: the
+    /// account's `aws/s3` key.
+    #[serde(default)]
+    pub kms_key_id: Option<Interp>,
+    /// Extra OpenDAL service options passed through unchanged (values may use `${VAR}`).
+    /// Values of options whose name says credential (`sas_token`, `account_key`, …) are
+    /// secrets; the others (`allow_anonymous: "true"`) are ordinary words.
+    #[serde(default)]
+    pub options: StoreOptions,
+}
+
+/// A region's pass-through options. Only credential-named ones are registered with the
+/// redactor: registering every value made `"true"` a secret, and `-o json` then printed
+/// `"passed": [redacted]`.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[schemars(transparent)]
+pub struct StoreOptions(pub BTreeMap<String, Interp>);
+
+/// Whether an OpenDAL option of this name holds a credential.
+pub fn is_credential_option(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "key",
+        "secret",
+        "token",
+        "password",
+        "credential",
+        "sas",
+        "signature",
+        "external_id",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+impl<'de> Deserialize<'de> for StoreOptions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let map = BTreeMap::<String, Interp>::deserialize(d)?;
+        for (k, v) in &map {
+            if is_credential_option(k) {
+                crate::redact::register(v);
+            }
+        }
+        Ok(StoreOptions(map))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// `object_lock: { mode: compliance, retain: 30d }`: each object of a backup is locked for
+/// `retain` from when the backup commits. Until then no credential can delete or overwrite it
+/// (compliance), or only one allowed to bypass governance retention can (governance).
+pub struct ObjectLockSpec {
+    pub mode: LockMode,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub retain: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+impl LockMode {
+    /// As S3 spells it.
+    pub fn s3(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
 }
 
 /// One job. The loader parses `source` on its own, through the source registry (so errors
@@ -449,6 +532,18 @@ mod tests {
             .unwrap_err()
             .contains("invalid schedule"));
         assert!(Schedule::parse("@fortnightly").is_err());
+    }
+
+    #[test]
+    fn only_credential_options_become_secrets() {
+        let o: StoreOptions = serde_norway::from_str(
+            "{ allow_anonymous: \"true\", default_storage_class: STANDARD, sas_token: sv-2026-sig-Zm9vYmFy }",
+        )
+        .unwrap();
+        assert_eq!(o.0["allow_anonymous"].to_string(), "true");
+        let out =
+            crate::redact::scrub("\"passed\": true, class STANDARD, token sv-2026-sig-Zm9vYmFy");
+        assert_eq!(out, "\"passed\": true, class STANDARD, token [redacted]");
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub(super) fn validate(
         if r.upload_concurrency == Some(0) {
             err(field("upload_concurrency"), "must be at least 1".into());
         }
+        s3_only(r, &mut |f, m| err(field(f), m));
     }
 
     let min_copies = spec.min_copies.unwrap_or(spec.regions.len());
@@ -231,4 +232,51 @@ fn endpoint_ok(e: &str) -> std::result::Result<(), String> {
         return Err(format!("{:?} has no host", crate::yamlscan::clip(e, 80)));
     }
     Ok(())
+}
+
+/// The S3-only region fields: refused on other kinds (where they would silently do nothing),
+/// and checked for what S3 accepts.
+fn s3_only(r: &super::RegionSpec, err: &mut dyn FnMut(&str, String)) {
+    let set = [
+        ("object_lock", r.object_lock.is_some()),
+        ("storage_class", r.storage_class.is_some()),
+        ("server_side_encryption", r.server_side_encryption.is_some()),
+        ("kms_key_id", r.kms_key_id.is_some()),
+    ];
+    if r.kind != RegionKind::S3 {
+        for (f, _) in set.iter().filter(|(_, on)| *on) {
+            err(
+                f,
+                format!(
+                    "only s3 regions have `{f}`; for {} see docs/security.md",
+                    r.kind.scheme()
+                ),
+            );
+        }
+        return;
+    }
+    if let Some(l) = &r.object_lock {
+        if l.retain < std::time::Duration::from_secs(1) {
+            err("object_lock.retain", "must be at least 1s".into());
+        }
+    }
+    if let Some(sse) = &r.server_side_encryption {
+        if !["AES256", "aws:kms", "aws:kms:dsse"].contains(&sse.as_str()) {
+            err(
+                "server_side_encryption",
+                format!("{sse:?} is not one of AES256, aws:kms, aws:kms:dsse"),
+            );
+        }
+    }
+    if r.kms_key_id.is_some()
+        && !r
+            .server_side_encryption
+            .as_deref()
+            .is_some_and(|s| s.starts_with("aws:kms"))
+    {
+        err(
+            "kms_key_id",
+            "a KMS key needs `server_side_encryption: aws:kms` (or aws:kms:dsse)".into(),
+        );
+    }
 }

@@ -31,8 +31,8 @@ pub struct Row {
     pub upload: Option<Upload>,
 }
 
-/// What prune does with one copy; serialized as `keep`, `delete`, `remove-partial` or
-/// `abort-upload` in `-o json`.
+/// What prune does with one copy; serialized as `keep`, `delete`, `remove-partial`,
+/// `abort-upload` or `kept-because-locked` in `-o json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
@@ -43,6 +43,9 @@ pub enum Action {
     RemovePartial,
     /// An unfinished S3 multipart upload.
     AbortUpload,
+    /// What would be deleted or removed, still under S3 Object Lock retention: left alone,
+    /// and gone on the first prune after the lock ends.
+    KeptBecauseLocked,
 }
 
 impl Action {
@@ -50,6 +53,7 @@ impl Action {
     pub fn verb(self, dry_run: bool) -> &'static str {
         match (self, dry_run) {
             (Action::Keep, _) => "keep",
+            (Action::KeptBecauseLocked, _) => "kept (locked)",
             (Action::Delete, true) => "would delete",
             (Action::Delete, false) => "deleted",
             (Action::AbortUpload, true) => "would abort upload",
@@ -65,6 +69,7 @@ impl Action {
             Action::Delete => "delete",
             Action::RemovePartial => "remove-partial",
             Action::AbortUpload => "abort-upload",
+            Action::KeptBecauseLocked => "kept-because-locked",
         }
     }
 }
@@ -158,6 +163,7 @@ pub async fn prune(
         rows.extend(stale_uploads(regions, &job.name.0, floor, &writing, cutoff).await?);
     }
     rows.sort_by(|a, b| (&a.job, &b.backup, &a.region).cmp(&(&b.job, &a.backup, &b.region)));
+    spare_locked(regions, &mut rows).await?;
     if !opts.dry_run {
         carry_out(regions, &rows).await?;
     }
@@ -207,12 +213,42 @@ async fn stale_uploads(
     Ok(rows)
 }
 
+/// Copies the plan would delete or remove whose objects are still under Object Lock
+/// retention become `kept-because-locked`: the store would refuse, and a prune never fails on
+/// what it may not delete yet.
+async fn spare_locked(regions: &[Region], rows: &mut [Row]) -> Result<()> {
+    for row in rows
+        .iter_mut()
+        .filter(|r| matches!(r.action, Action::Delete | Action::RemovePartial))
+    {
+        let r = region_of(regions, row);
+        if r.lock.is_none() {
+            continue;
+        }
+        let locked = r.locked_until(&row.job, &row.backup).await;
+        if let Some(l) = locked.map_err(unreadable(r))? {
+            row.reasons.push(format!(
+                "locked until {} ({}): the store refuses to delete it before then",
+                l.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                l.mode
+            ));
+            row.action = Action::KeptBecauseLocked;
+        }
+    }
+    Ok(())
+}
+
+fn region_of<'a>(regions: &'a [Region], row: &Row) -> &'a Region {
+    regions
+        .iter()
+        .find(|r| r.name == row.region)
+        .expect("row of a known region")
+}
+
 async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
-    for row in rows.iter().filter(|r| r.action != Action::Keep) {
-        let r = regions
-            .iter()
-            .find(|r| r.name == row.region)
-            .expect("row of a known region");
+    let acts = [Action::Delete, Action::RemovePartial, Action::AbortUpload];
+    for row in rows.iter().filter(|r| acts.contains(&r.action)) {
+        let r = region_of(regions, row);
         if let (Some(u), Some(s3)) = (&row.upload, &r.s3) {
             s3.abort(u)
                 .await

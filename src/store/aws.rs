@@ -133,6 +133,7 @@ pub struct Aws {
 /// A response, read whole (the calls drctl makes answer with small XML documents).
 pub struct Answer {
     pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
@@ -179,11 +180,16 @@ impl Aws {
             ))
         })?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let body = tokio::time::timeout(timeout, resp.text())
             .await
             .map_err(|_| Error::failed(format!("{} {method} {path}: timed out", self.service)))?
             .unwrap_or_default();
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod lease;
 pub mod multipart;
+pub mod object_lock;
 pub mod repo;
 
 use crate::config::{RegionKind, RegionSpec};
@@ -25,6 +26,8 @@ pub struct Region {
     pub concurrency: usize,
     /// S3 regions: for multipart-upload housekeeping and Object Lock, which OpenDAL cannot do.
     pub s3: Option<multipart::S3Access>,
+    /// S3 Object Lock retention for new backups (`object_lock.rs`).
+    pub lock: Option<crate::config::ObjectLockSpec>,
     /// Set once `check_format` passed for this region.
     format_checked: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
@@ -73,6 +76,7 @@ impl Region {
             part_size,
             concurrency: spec.upload_concurrency.unwrap_or(2) as usize,
             s3: multipart::S3Access::from_spec(spec),
+            lock: spec.object_lock,
             format_checked: Default::default(),
         })
     }
@@ -118,6 +122,19 @@ fn service_options(spec: &RegionSpec) -> Vec<(String, String)> {
         RegionKind::S3 => {
             put("bucket", spec.bucket.as_deref());
             put("region", spec.region.as_deref());
+            put("default_storage_class", spec.storage_class.as_deref());
+            put(
+                "server_side_encryption",
+                spec.server_side_encryption.as_deref(),
+            );
+            put(
+                "server_side_encryption_aws_kms_key_id",
+                spec.kms_key_id.as_deref(),
+            );
+            if spec.object_lock.is_some() {
+                // A bucket with a default retention refuses uploads without a checksum.
+                put("checksum_algorithm", Some("crc32c"));
+            }
             // Credentials come from `aws::chain` (static keys first), not from options.
         }
         RegionKind::Oss => {
@@ -139,8 +156,8 @@ fn service_options(spec: &RegionSpec) -> Vec<(String, String)> {
             put("account_key", secret);
         }
     }
-    for (k, v) in &spec.options {
-        o.push((k.clone(), v.expose().to_string()));
+    for (k, v) in &spec.options.0 {
+        o.push((k.clone(), v.to_string()));
     }
     o
 }

@@ -157,6 +157,11 @@ impl S3Access {
             .await?;
         Ok((a, what))
     }
+
+    /// The key of `rel` (relative to the repository root) in the bucket.
+    pub(super) fn key(&self, rel: &str) -> String {
+        format!("{}{rel}", self.root)
+    }
 }
 
 /// The body of a 2xx answer, or an error with S3's code and message.

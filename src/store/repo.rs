@@ -226,9 +226,13 @@ impl Region {
         Ok(out)
     }
 
-    /// Remove everything under a backup's folder (a failed run's partial objects).
+    /// Remove everything under a backup's folder (a failed run's partial objects); in an
+    /// Object Lock region, every version of it.
     pub async fn remove_backup(&self, job: &str, id: &str) -> Result<()> {
         let dir = backup_dir(job, id);
+        if self.lock.is_some() {
+            return self.remove_versions(&dir).await;
+        }
         self.op
             .delete_with(&dir)
             .recursive(true)

@@ -32,7 +32,8 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegionCheck {
     pub region: String,
-    /// `ok`, `corrupt`, `absent` (no manifest there) or `unreachable`.
+    /// `ok`, `corrupt`, `absent` (no manifest there), `unreachable`, or `unlocked` (intact,
+    /// but an Object Lock region's objects lack the configured retention).
     pub copy: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -89,7 +90,13 @@ pub async fn run(
             Ok(Some(_)) => match check_copy(r, &m).await {
                 Ok(()) => {
                     good.get_or_insert(r);
-                    ("ok", None)
+                    match r.lock {
+                        Some(_) => match r.check_locks(&m).await {
+                            Ok(()) => ("ok", None),
+                            Err(e) => ("unlocked", Some(e.to_string())),
+                        },
+                        None => ("ok", None),
+                    }
                 }
                 Err(e) => ("corrupt", Some(e.to_string())),
             },
@@ -100,7 +107,10 @@ pub async fn run(
             error,
         });
     }
-    let copies_ok = checks.iter().all(|c| c.copy != "corrupt") && good.is_some();
+    let copies_ok = checks
+        .iter()
+        .all(|c| c.copy != "corrupt" && c.copy != "unlocked")
+        && good.is_some();
 
     let mut report = VerifyReport {
         job: job.name.0.clone(),
@@ -181,12 +191,12 @@ pub fn failure(report: &VerifyReport) -> Error {
     let mut why: Vec<String> = report
         .regions
         .iter()
-        .filter(|c| c.copy == "corrupt")
+        .filter(|c| c.copy == "corrupt" || c.copy == "unlocked")
         .map(|c| {
             format!(
                 "region {}: {}",
                 c.region,
-                c.error.as_deref().unwrap_or("corrupt")
+                c.error.as_deref().unwrap_or(&c.copy)
             )
         })
         .collect();

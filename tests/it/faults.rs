@@ -6,7 +6,6 @@
 use crate::common::*;
 use crate::proxy::Proxy;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 fn source_db() -> String {
@@ -62,48 +61,11 @@ impl<'a> Setup<'a> {
     }
 }
 
-fn spawn(w: &World, args: &[&str]) -> Child {
-    w.cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Wait until `ok`, failing with the run's own output if it ended first.
-fn wait_for_run(child: &mut Child, what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("the run ended ({status}) before {what}: {err}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn s3_backup_keys(w: &World) -> Vec<String> {
     w.s3_keys()
         .into_iter()
         .filter(|k| k.contains("/backups/"))
         .collect()
-}
-
-fn kill_fake_dump(w: &World) {
-    if let Ok(pid) = std::fs::read_to_string(w.dir.join("fake.pid")) {
-        unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
-    }
 }
 
 /// Every manifest in the fs region points at artifacts present with their stored size.

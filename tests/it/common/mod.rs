@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+mod azurite;
 mod chroma;
 mod files;
 mod garage;
@@ -21,6 +22,7 @@ mod pki;
 mod qdrant;
 mod redis;
 
+pub use azurite::*;
 pub use chroma::*;
 pub use files::*;
 pub use garage::*;
@@ -320,6 +322,7 @@ impl World {
             .arg("json")
             .args(args)
             .env_remove("RUST_LOG");
+        c.env("TEST_AZURE_KEY", AZURITE_KEY);
         if let Some(g) = GARAGE.get() {
             c.env("TEST_S3_KEY", &g.key_id)
                 .env("TEST_S3_SECRET", &g.secret);
@@ -517,6 +520,45 @@ impl World {
 /// At most 2,000 characters of `s`, for assertion messages about huge outputs.
 pub fn excerpt(s: &str) -> String {
     s.chars().take(2000).collect()
+}
+
+/// A drctl run in the background, its output piped.
+pub fn spawn(w: &World, args: &[&str]) -> Child {
+    w.cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until `ok`, failing with the run's own output if it ended first.
+pub fn wait_for_run(child: &mut Child, what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the run ended ({status}) before {what}: {err}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kill the stand-in `pg_dump` of `fake_pg_dump`, which a SIGKILLed drctl leaves behind.
+pub fn kill_fake_dump(w: &World) {
+    if let Ok(pid) = std::fs::read_to_string(w.dir.join("fake.pid")) {
+        unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
+    }
 }
 
 /// A stand-in for pg_dump in `dir` that answers `--version` like the real one, records its
