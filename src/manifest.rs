@@ -30,8 +30,13 @@ pub struct Manifest {
 /// the keys themselves), after compression; `sha256` and `stored_size` are the ciphertext's.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Encryption {
+    /// `age-x25519` (to `recipients`) or `age-scrypt` (a passphrase).
     pub scheme: String,
     pub recipients: Vec<String>,
+    /// age-scrypt: a small ciphertext of a known text, sealed with the same passphrase, so a
+    /// wrong passphrase is told before any target is touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -164,7 +164,7 @@ async fn run_inner(
         finished_at: Utc::now(),
         artifacts,
         regions: live.iter().map(|r| r.name.clone()).collect(),
-        encryption: crate::pipeline::crypt::manifest_entry(cfg, job),
+        encryption: crate::pipeline::crypt::manifest_entry(cfg, job)?,
     };
     commit(cfg, &regions, &live, &mut failed, &mut manifest, cancel).await?;
 
@@ -194,19 +194,19 @@ async fn stream_all(
 ) -> Result<Vec<Artifact>> {
     let mut artifacts = Vec::new();
     while let Some(stream) = run.next_artifact().await? {
-        let recipients = crate::pipeline::crypt::recipients(cfg, job);
+        let sealing = crate::pipeline::crypt::sealing(cfg, job);
         let file = format!(
             "{}{}{}",
             stream.file_name,
             codec::extension(job.compression.codec),
-            if recipients.is_empty() { "" } else { ".age" }
+            if sealing.is_none() { "" } else { ".age" }
         );
         let path = format!("{}{file}", backup_dir(&job.name.0, id));
         let counting = Counting::new(stream.reader);
         let raw = counting.count.clone();
         let mut reader = codec::encoder(Box::new(counting), job.compression);
-        if !recipients.is_empty() {
-            reader = crate::pipeline::crypt::seal(reader, &recipients)?;
+        if let Some(s) = &sealing {
+            reader = crate::pipeline::crypt::seal(reader, s)?;
         }
         let bars = progress::Bars::new(show_progress, &job.name.0, &stream.name, live);
         let mut fan = Fanout::start(live, &path, cfg.min_copies, &bars.regions);

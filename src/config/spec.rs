@@ -41,10 +41,16 @@ pub struct ConfigSpec {
 /// with whichever identity matches. Old backups stay readable with the old identities.
 pub struct EncryptionSpec {
     /// age X25519 recipients, `age1…` (public keys: not secret).
+    #[serde(default)]
     pub recipients: Vec<AgeRecipient>,
     /// Files of age identities (age-keygen's output), for restore and verify.
     #[serde(default)]
     pub identity_files: Vec<std::path::PathBuf>,
+    /// age's passphrase mode (scrypt), for scripts without key files: use `${VAR}` and a long
+    /// random value. New backups use it when no `recipients` are given (age cannot mix the
+    /// two in one file); it always reads the backups sealed with it.
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
 }
 
 /// An age X25519 recipient, checked when the config is read.

@@ -100,13 +100,10 @@ pub(super) fn validate(
         if !seen.insert(&j.name) {
             err(field("name"), format!("duplicate job name {:?}", j.name.0));
         }
-        if j.encryption
-            .as_ref()
-            .is_some_and(|e| e.recipients.is_empty())
-        {
+        if j.encryption.as_ref().is_some_and(seals_nothing) {
             err(
                 field("encryption.recipients"),
-                "name at least one recipient (age1…), or remove the job's encryption block".into(),
+                "name at least one recipient (age1…) or a passphrase, or remove the job's encryption block".into(),
             );
         }
         if j.rpo == Some(std::time::Duration::ZERO) {
@@ -178,14 +175,11 @@ pub(super) fn validate(
             "must be at least 1 (1 = no retry)".into(),
         );
     }
-    if spec
-        .encryption
-        .as_ref()
-        .is_some_and(|e| e.recipients.is_empty())
-    {
+    if spec.encryption.as_ref().is_some_and(seals_nothing) {
         err(
             "encryption.recipients".into(),
-            "name at least one recipient (age1…), or remove the encryption block".into(),
+            "name at least one recipient (age1…) or a passphrase, or remove the encryption block"
+                .into(),
         );
     }
     for (i, n) in spec.notifications.iter().enumerate() {
@@ -279,4 +273,9 @@ fn s3_only(r: &super::RegionSpec, err: &mut dyn FnMut(&str, String)) {
             "a KMS key needs `server_side_encryption: aws:kms` (or aws:kms:dsse)".into(),
         );
     }
+}
+
+/// An encryption block new backups could not be sealed with.
+fn seals_nothing(e: &super::EncryptionSpec) -> bool {
+    e.recipients.is_empty() && e.passphrase.is_none()
 }

@@ -1,4 +1,4 @@
-//! Client-side encryption with age (X25519 recipients), after compression and before the
+//! Client-side encryption with age (X25519 recipients, or a passphrase), after compression and before the
 //! hash: the stored bytes are ciphertext, so `verify --level checksum` needs no key, and the
 //! object store's operator reads nothing. Streaming both ways: age's STREAM construction
 //! seals 64 KiB chunks, each authenticated, and the last one marked, so a flipped byte or a
@@ -83,16 +83,58 @@ pub fn load_identities(files: &[impl AsRef<Path>]) -> Result<Vec<age::x25519::Id
     Ok(out)
 }
 
-/// Encrypt `plain` to `recipients` as it is read: a task seals it into a pipe, whose other
-/// end is the returned reader. An error of the task surfaces as a read error at the end, so
-/// a failed seal can never look like a short, complete ciphertext.
-pub fn seal(plain: ByteReader, recipients: &[Recipient]) -> Result<ByteReader> {
-    let rs: Vec<&dyn age::Recipient> = recipients
-        .iter()
-        .map(|r| &r.0 as &dyn age::Recipient)
-        .collect();
-    let enc = age::Encryptor::with_recipients(rs.into_iter())
-        .map_err(|e| Error::usage(format!("cannot encrypt to the configured recipients: {e}")))?;
+/// What new backups of a job are sealed with.
+pub enum Sealing {
+    /// X25519 recipients (several, for key escrow).
+    To(Vec<Recipient>),
+    /// age's passphrase mode (scrypt).
+    Passphrase(String),
+}
+
+/// scrypt's work factor for passphrase-sealed backups: N = 2^13 takes 8 MiB and a few tens
+/// of milliseconds, inside the 64 MiB memory budget (age's own default, tuned to one second,
+/// takes 256 MiB or more; 2^14 measured +14 MiB of peak RSS). The passphrase must carry the
+/// strength: a long random value from a secret store, not a word a person remembers.
+const SCRYPT_LOG_N: u8 = 13;
+/// The most a reader accepts: a forged header cannot make a restore spend minutes and GiBs.
+const SCRYPT_MAX_LOG_N: u8 = 18;
+
+fn scrypt_recipient(passphrase: &str) -> age::scrypt::Recipient {
+    let mut r =
+        age::scrypt::Recipient::new(age::secrecy::SecretString::from(passphrase.to_string()));
+    r.set_work_factor(SCRYPT_LOG_N);
+    r
+}
+
+fn scrypt_identity(passphrase: &str) -> age::scrypt::Identity {
+    let mut i =
+        age::scrypt::Identity::new(age::secrecy::SecretString::from(passphrase.to_string()));
+    i.set_max_work_factor(SCRYPT_MAX_LOG_N);
+    i
+}
+
+fn encryptor(sealing: &Sealing) -> Result<age::Encryptor> {
+    let enc = match sealing {
+        Sealing::To(recipients) => {
+            age::Encryptor::with_recipients(recipients.iter().map(|r| &r.0 as &dyn age::Recipient))
+        }
+        Sealing::Passphrase(p) => {
+            let r = scrypt_recipient(p);
+            age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+        }
+    };
+    enc.map_err(|e| {
+        Error::usage(format!(
+            "cannot encrypt with the configured encryption: {e}"
+        ))
+    })
+}
+
+/// Encrypt `plain` as it is read: a task seals it into a pipe, whose other end is the
+/// returned reader. An error of the task surfaces as a read error at the end, so a failed
+/// seal can never look like a short, complete ciphertext.
+pub fn seal(plain: ByteReader, sealing: &Sealing) -> Result<ByteReader> {
+    let enc = encryptor(sealing)?;
     let (near, far) = tokio::io::duplex(PIPE);
     let task = tokio::spawn(async move {
         use futures::AsyncWriteExt;
@@ -169,9 +211,12 @@ pub fn matching<'a>(
     Ok(found)
 }
 
+/// An identity that async readers may hold across await points.
+pub type SyncIdentity = dyn age::Identity + Sync;
+
 /// Decrypt `sealed` with `ids` as it is read. A wrong key fails at the header; a tampered or
 /// truncated ciphertext fails when its chunk is read.
-pub async fn open(sealed: ByteReader, ids: &[&age::x25519::Identity]) -> Result<ByteReader> {
+pub async fn open(sealed: ByteReader, ids: &[&SyncIdentity]) -> Result<ByteReader> {
     let input = tokio::io::BufReader::new(sealed).compat();
     let d = age::Decryptor::new_async_buffered(input)
         .await
@@ -187,18 +232,45 @@ pub fn for_job<'a>(cfg: &'a Config, job: &'a JobSpec) -> Option<&'a EncryptionSp
     job.encryption.as_ref().or(cfg.encryption.as_ref())
 }
 
-/// The recipients a job's new backups are encrypted to (none: plaintext).
-pub fn recipients(cfg: &Config, job: &JobSpec) -> Vec<Recipient> {
-    for_job(cfg, job)
-        .map(|e| e.recipients.iter().map(|r| r.0.clone()).collect())
-        .unwrap_or_default()
+/// What a job's new backups are sealed with (`None`: plaintext): the recipients when there
+/// are any, else the passphrase.
+pub fn sealing(cfg: &Config, job: &JobSpec) -> Option<Sealing> {
+    let e = for_job(cfg, job)?;
+    if !e.recipients.is_empty() {
+        return Some(Sealing::To(
+            e.recipients.iter().map(|r| r.0.clone()).collect(),
+        ));
+    }
+    e.passphrase
+        .as_ref()
+        .map(|p| Sealing::Passphrase(p.expose().to_string()))
 }
 
-/// What a new backup records about its encryption (`None`: plaintext).
-pub fn manifest_entry(cfg: &Config, job: &JobSpec) -> Option<crate::manifest::Encryption> {
-    for_job(cfg, job).map(|e| crate::manifest::Encryption {
-        scheme: "age-x25519".into(),
-        recipients: e.recipients.iter().map(|r| r.0.fingerprint()).collect(),
+/// The plaintext of a passphrase backup's check, sealed into its manifest.
+const CHECK: &[u8] = b"drctl passphrase check";
+
+/// What a new backup records about its encryption (`None`: plaintext). A passphrase
+/// backup carries a small ciphertext of its own (`check`), so a reader can tell a wrong
+/// passphrase before it touches any target; it offers an attacker nothing the artifacts'
+/// own age headers do not.
+pub fn manifest_entry(cfg: &Config, job: &JobSpec) -> Result<Option<crate::manifest::Encryption>> {
+    Ok(match sealing(cfg, job) {
+        None => None,
+        Some(Sealing::To(rs)) => Some(crate::manifest::Encryption {
+            scheme: "age-x25519".into(),
+            recipients: rs.iter().map(|r| r.fingerprint()).collect(),
+            check: None,
+        }),
+        Some(Sealing::Passphrase(p)) => {
+            let sealed = age::encrypt(&scrypt_recipient(&p), CHECK)
+                .map_err(|e| Error::failed(format!("cannot seal the passphrase check: {e}")))?;
+            use base64::Engine;
+            Some(crate::manifest::Encryption {
+                scheme: "age-scrypt".into(),
+                recipients: Vec::new(),
+                check: Some(base64::engine::general_purpose::STANDARD.encode(sealed)),
+            })
+        }
     })
 }
 
@@ -213,7 +285,22 @@ pub fn keys_for(
     let Some(enc) = &m.encryption else {
         return Ok(None);
     };
-    let files: Vec<std::path::PathBuf> = [job.encryption.as_ref(), cfg.encryption.as_ref()]
+    let blocks = [job.encryption.as_ref(), cfg.encryption.as_ref()];
+    if enc.scheme == "age-scrypt" {
+        let Some(p) = blocks.iter().flatten().find_map(|e| e.passphrase.as_ref()) else {
+            return Err(Error::usage(format!(
+                "backup {} is encrypted with a passphrase, and none is configured",
+                m.id
+            ))
+            .hint(
+                "set encryption.passphrase (with ${VAR}) to the passphrase it was written with",
+            ));
+        };
+        let id = scrypt_identity(p.expose());
+        check_passphrase(&id, enc, &m.id)?;
+        return Ok(Some(Keys::Passphrase(Box::new(id))));
+    }
+    let files: Vec<std::path::PathBuf> = blocks
         .into_iter()
         .flatten()
         .flat_map(|e| e.identity_files.clone())
@@ -223,17 +310,50 @@ pub fn keys_for(
         .into_iter()
         .cloned()
         .collect();
-    Ok(Some(Keys(found)))
+    Ok(Some(Keys::X25519(found)))
 }
 
-/// Identities that match a backup's recipients.
-pub struct Keys(Vec<age::x25519::Identity>);
+/// The configured passphrase opens the manifest's check, or the error says it is wrong.
+fn check_passphrase(
+    id: &age::scrypt::Identity,
+    enc: &crate::manifest::Encryption,
+    backup: &str,
+) -> Result<()> {
+    use base64::Engine;
+    let Some(sealed) = enc
+        .check
+        .as_deref()
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+    else {
+        return Ok(()); // nothing to check against: a wrong one fails at the first artifact
+    };
+    match age::decrypt(id, &sealed) {
+        Ok(p) if p == CHECK => Ok(()),
+        _ => Err(Error::usage(format!(
+            "the configured encryption.passphrase does not open backup {backup}"
+        ))
+        .hint("set encryption.passphrase to the passphrase the backup was written with (old backups keep theirs after a change)")),
+    }
+}
+
+/// What reads a backup: identities that match its recipients, or its passphrase.
+pub enum Keys {
+    X25519(Vec<age::x25519::Identity>),
+    Passphrase(Box<age::scrypt::Identity>),
+}
 
 /// `stored` as it was before encryption (unchanged when `keys` is `None`).
 pub async fn unseal(stored: ByteReader, keys: Option<&Keys>) -> Result<ByteReader> {
     match keys {
         None => Ok(stored),
-        Some(k) => open(stored, &k.0.iter().collect::<Vec<_>>()).await,
+        Some(Keys::X25519(ids)) => {
+            open(
+                stored,
+                &ids.iter().map(|i| i as &SyncIdentity).collect::<Vec<_>>(),
+            )
+            .await
+        }
+        Some(Keys::Passphrase(id)) => open(stored, &[id.as_ref() as &SyncIdentity]).await,
     }
 }
 
@@ -266,7 +386,7 @@ mod tests {
         let sealed = read_all(
             seal(
                 Box::new(std::io::Cursor::new(plain.clone())),
-                std::slice::from_ref(&r),
+                &Sealing::To(vec![r.clone()]),
             )
             .unwrap(),
         )
@@ -276,7 +396,7 @@ mod tests {
             !sealed.windows(9).any(|w| w == b"MARKER-42"),
             "plaintext in the ciphertext"
         );
-        let ids = [&id];
+        let ids = [&id as &SyncIdentity];
         let back = read_all(
             open(Box::new(std::io::Cursor::new(sealed.clone())), &ids)
                 .await

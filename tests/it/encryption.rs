@@ -249,3 +249,127 @@ fn a_job_with_its_own_recipients_is_encrypted_to_them_and_read_with_its_own_iden
     let file = to.join(tree.strip_prefix("/").unwrap()).join("team.yaml");
     assert_eq!(std::fs::read_to_string(file).unwrap(), "owner: payments\n");
 }
+
+/// The job `etc` backing up `tree`, encrypted with the passphrase in `$TEST_PASSPHRASE`.
+fn config_passphrase(w: &World, tree: &std::path::Path) {
+    let enc = "encryption: { passphrase: \"${TEST_PASSPHRASE}\" }";
+    let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
+    w.write_config(&w.regions().top(enc).job("etc", &source, &[]).text());
+}
+
+#[test]
+fn a_passphrase_backup_holds_no_plaintext_reads_with_its_passphrase_and_refuses_a_wrong_one_early()
+{
+    const PASS: &str = "correct-horse-battery-staple-7f3c9a1e";
+    let w = World::new("passphrase");
+    let tree = w.dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("app.yaml"), MARKER.repeat(5_000)).unwrap();
+    config_passphrase(&w, &tree);
+    let with =
+        |pass: &str, args: &[&str]| w.cmd(args).env("TEST_PASSPHRASE", pass).output().unwrap();
+
+    let o = with(PASS, &["-o", "json", "backup", "run", "etc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (name, bytes) in &stored(&w) {
+        for needle in [MARKER, PASS] {
+            assert!(
+                !bytes.windows(needle.len()).any(|x| x == needle.as_bytes()),
+                "{needle} in {name}"
+            );
+        }
+    }
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.fs_root.join(format!("backups/etc/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["encryption"]["scheme"], "age-scrypt", "{m:#}");
+
+    let to = w.dir.join("restored");
+    let o = with(
+        PASS,
+        &[
+            "restore",
+            "etc",
+            "--region",
+            "garage",
+            "--to",
+            &format!("dir:{}", to.display()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let restored = to.join(tree.strip_prefix("/").unwrap());
+    assert_eq!(
+        tree_digest(&restored, &|_| false),
+        tree_digest(&tree, &|_| false)
+    );
+    let o = with(PASS, &["verify", "etc", "--level", "structure"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A wrong passphrase: refused before the target exists, the passphrase never printed.
+    let other = w.dir.join("other");
+    let o = with(
+        "not-the-passphrase-0000",
+        &[
+            "restore",
+            "etc",
+            "--to",
+            &format!("dir:{}", other.display()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("does not open backup"), "{err}");
+    assert!(
+        !err.contains("not-the-passphrase-0000") && !err.contains(PASS),
+        "{err}"
+    );
+    assert!(!other.exists(), "the target was touched");
+    let o = with(
+        "not-the-passphrase-0000",
+        &["verify", "etc", "--level", "structure"],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Recipients configured later: new backups go to them, the passphrase still reads this one.
+    let enc =
+        format!("encryption: {{ recipients: [{PUB_A}], passphrase: \"${{TEST_PASSPHRASE}}\" }}");
+    let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
+    w.write_config(&w.regions().top(&enc).job("etc", &source, &[]).text());
+    let again = w.dir.join("again");
+    let o = with(
+        PASS,
+        &[
+            "restore",
+            "etc",
+            "--backup",
+            &id,
+            "--to",
+            &format!("dir:{}", again.display()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // No passphrase configured at all: said so, with what to set.
+    w.write_config(&w.regions().job("etc", &source, &[]).text());
+    let none = w.dir.join("none");
+    let o = w.drctl(&[
+        "restore",
+        "etc",
+        "--backup",
+        &id,
+        "--to",
+        &format!("dir:{}", none.display()),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("encrypted with a passphrase, and none is configured"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!none.exists());
+}
