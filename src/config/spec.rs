@@ -197,13 +197,19 @@ impl<'de> Deserialize<'de> for StoreOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 /// `object_lock: { mode: compliance, retain: 30d }`: each object of a backup is locked for
-/// `retain` from when the backup commits. Until then no credential can delete or overwrite it
+/// `retain` from when the backup commits (with `while_kept`, until the retention policy
+/// releases it and `retain` beyond). Until then no credential can delete or overwrite it
 /// (compliance), or only one allowed to bypass governance retention can (governance).
 pub struct ObjectLockSpec {
     pub mode: LockMode,
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub retain: Duration,
+    /// Locked for as long as the job's retention keeps the backup, and `retain` beyond: every
+    /// real `prune` extends the lock of each copy it keeps to `retain` from then. Without
+    /// it, a backup is locked for `retain` from its commit only.
+    #[serde(default)]
+    pub while_kept: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

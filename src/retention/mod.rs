@@ -29,6 +29,9 @@ pub struct Row {
     /// Set for `abort-upload` rows (and unfinished uploads kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload: Option<Upload>,
+    /// A committed backup's copy (not a partial run, not an upload).
+    #[serde(skip)]
+    pub committed: bool,
 }
 
 /// What prune does with one copy; serialized as `keep`, `delete`, `remove-partial`,
@@ -120,6 +123,7 @@ pub async fn prune(
                     },
                     reasons: d.reasons.clone(),
                     upload: None,
+                    committed: true,
                 });
             }
         }
@@ -158,6 +162,7 @@ pub async fn prune(
                 action,
                 reasons: vec![why],
                 upload: None,
+                committed: false,
             });
         }
         rows.extend(stale_uploads(regions, &job.name.0, floor, &writing, cutoff).await?);
@@ -165,6 +170,7 @@ pub async fn prune(
     rows.sort_by(|a, b| (&a.job, &b.backup, &a.region).cmp(&(&b.job, &a.backup, &b.region)));
     spare_locked(regions, &mut rows).await?;
     if !opts.dry_run {
+        extend_locks(regions, &mut rows).await?;
         carry_out(regions, &rows).await?;
     }
     Ok(rows)
@@ -207,6 +213,7 @@ async fn stale_uploads(
                     }
                 )],
                 upload: Some(u),
+                committed: false,
             });
         }
     }
@@ -233,6 +240,32 @@ async fn spare_locked(regions: &[Region], rows: &mut [Row]) -> Result<()> {
                 l.mode
             ));
             row.action = Action::KeptBecauseLocked;
+        }
+    }
+    Ok(())
+}
+
+/// `object_lock.while_kept`: every committed copy the plan keeps is locked `retain` from now
+/// (locks only ever grow: S3 refuses to shorten a compliance lock, and drctl never tries).
+async fn extend_locks(regions: &[Region], rows: &mut [Row]) -> Result<()> {
+    let now = Utc::now();
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.committed && r.action == Action::Keep)
+    {
+        let r = region_of(regions, row);
+        let Some(until) = r.lock.filter(|l| l.while_kept).and(r.lock_until(now)) else {
+            continue;
+        };
+        let extended = r
+            .extend_lock(&row.job, &row.backup, until)
+            .await
+            .map_err(|e| e.context(format!("job {}: backup {}", row.job, row.backup)))?;
+        if extended {
+            row.reasons.push(format!(
+                "lock extended until {}",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
         }
     }
     Ok(())

@@ -6,7 +6,8 @@
 //!   manifest is never locked for less time than the objects it points at. A region whose
 //!   locks cannot be set does not commit.
 //! - **Prune** (`locked_until`): a copy whose objects are still under retention is reported
-//!   as kept-because-locked, never attempted; a lock is the store saying "not yet".
+//!   as kept-because-locked, never attempted; a lock is the store saying "not yet". With
+//!   `while_kept`, each real prune raises the locks of the copies it keeps (`extend_lock`).
 //! - **Delete** (`remove_versions`): a lock bucket is versioned, so a plain delete would only
 //!   hide the objects behind a delete marker while they still cost storage: every version
 //!   (and marker) is deleted by id, the manifest's first.
@@ -122,9 +123,8 @@ impl Region {
             .await
     }
 
-    /// The latest retain-until among the current objects of one backup folder, when it is
-    /// still in the future: what keeps prune's hands off.
-    pub async fn locked_until(&self, job: &str, id: &str) -> Result<Option<Retention>> {
+    /// The current objects of one backup folder.
+    async fn objects(&self, job: &str, id: &str) -> Result<Vec<String>> {
         let dir = backup_dir(job, id);
         let entries = self
             .op
@@ -132,15 +132,38 @@ impl Region {
             .recursive(true)
             .await
             .map_err(|e| self.err(e, &dir))?;
+        Ok(entries
+            .iter()
+            .map(|e| e.path().to_string())
+            .filter(|p| !p.ends_with('/'))
+            .collect())
+    }
+
+    /// The latest retain-until among the current objects of one backup folder, when it is
+    /// still in the future: what keeps prune's hands off.
+    pub async fn locked_until(&self, job: &str, id: &str) -> Result<Option<Retention>> {
         let mut latest: Option<Retention> = None;
-        for e in entries.iter().filter(|e| !e.path().ends_with('/')) {
-            if let Some(r) = self.retention(e.path()).await? {
+        for p in self.objects(job, id).await? {
+            if let Some(r) = self.retention(&p).await? {
                 if latest.as_ref().is_none_or(|l| r.until > l.until) {
                     latest = Some(r);
                 }
             }
         }
         Ok(latest.filter(|r| r.until > Utc::now()))
+    }
+
+    /// Raise the lock of every current object of one backup folder to `until` where it is
+    /// shorter; whether any was raised.
+    pub async fn extend_lock(&self, job: &str, id: &str, until: DateTime<Utc>) -> Result<bool> {
+        let mut raised = false;
+        for p in self.objects(job, id).await? {
+            if self.retention(&p).await?.is_none_or(|r| r.until < until) {
+                self.put_retention(&p, until).await?;
+                raised = true;
+            }
+        }
+        Ok(raised)
     }
 
     /// Every object of `m` (manifest included) is locked in the configured mode, at least

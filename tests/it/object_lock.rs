@@ -239,3 +239,65 @@ fn a_region_that_cannot_lock_commits_nothing_and_keeps_nothing() {
         "a backup that could not be locked left objects"
     );
 }
+
+#[test]
+fn while_kept_locks_a_backup_as_long_as_the_policy_keeps_it() {
+    let m = moto();
+    let (w, root) = world(
+        "lock-kept",
+        "locked",
+        ", object_lock: { mode: governance, retain: 5s, while_kept: true }",
+        &["retention: { keep_last: 1 }"],
+    );
+    let old = backup(&w);
+    let manifest = format!("{root}/backups/f/{old}/manifest.json");
+    let artifact = format!("{root}/backups/f/{old}/files.tar.zst");
+    let first = locked_until(m, &manifest);
+    // Kept by keep_last: a real prune extends the lock of every object of it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = prune(&w);
+    assert_eq!(action(&rows, &old), "keep", "{rows:#?}");
+    let extended = locked_until(m, &manifest);
+    assert!(extended > first, "{extended} is not past {first}");
+    assert_eq!(locked_until(m, &artifact), extended);
+
+    // A newer backup: the policy lets the old one go, and its last lock still holds it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let new = backup(&w);
+    let rows = prune(&w);
+    assert_eq!(action(&rows, &new), "keep", "{rows:#?}");
+    assert_eq!(action(&rows, &old), "kept-because-locked", "{rows:#?}");
+    assert_eq!(
+        locked_until(m, &manifest),
+        extended,
+        "a released backup is not extended"
+    );
+
+    // Past the commit-time lock, the extended one still refuses a delete.
+    let wait = (first - chrono::Utc::now()).to_std().unwrap_or_default();
+    std::thread::sleep(wait + Duration::from_millis(300));
+    let v = m.versions("locked", &artifact);
+    let o = m.aws(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "locked",
+        "--key",
+        &artifact,
+        "--version-id",
+        &v[0].1,
+    ]);
+    assert!(
+        !o.status.success(),
+        "deleted before the extended lock ended"
+    );
+
+    let wait = (extended - chrono::Utc::now()).to_std().unwrap_or_default();
+    std::thread::sleep(wait + Duration::from_millis(500));
+    let rows = prune(&w);
+    assert_eq!(action(&rows, &old), "delete", "{rows:#?}");
+    assert_eq!(
+        m.versions("locked", &format!("{root}/backups/f/{old}/")),
+        vec![]
+    );
+}
