@@ -56,8 +56,18 @@ pub async fn job_status(
     let mut unreachable = Vec::new();
     let mut last_restore: Option<(DateTime<Utc>, f64)> = None;
     let mut verified = BTreeSet::new();
-    for r in regions {
-        match r.list_manifests(&job.name.0).await {
+    // Every region at once: a slow region costs its own latency, not the sum.
+    let reads = futures::future::join_all(regions.iter().map(|r| async move {
+        let ms = r.list_manifests(&job.name.0).await;
+        let recs = match &ms {
+            Ok(_) => r.latest_verifications(&job.name.0).await.ok(),
+            Err(_) => None,
+        };
+        (ms, recs)
+    }))
+    .await;
+    for (r, (ms, recs)) in regions.iter().zip(reads) {
+        match ms {
             Ok(ms) => {
                 for m in ms {
                     seen.entry(m.id.clone())
@@ -76,7 +86,7 @@ pub async fn job_status(
                 continue;
             }
         }
-        if let Ok(recs) = r.latest_verifications(&job.name.0).await {
+        if let Some(recs) = recs {
             for (id, rec) in recs {
                 if crate::verify::passed(&rec) {
                     verified.insert(id);

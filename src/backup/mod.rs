@@ -336,6 +336,9 @@ async fn commit(
             tracing::warn!(region = %r.name, error = %e, "could not remove partial objects; `drctl prune` removes them later");
         }
     }
+    // The index learns the manifest exactly as written (a cache: failures only warn).
+    let written: &Manifest = m;
+    join_all(committed.iter().map(|r| r.index_add(written))).await;
     m.regions = committed.iter().map(|r| r.name.clone()).collect();
     Ok(())
 }

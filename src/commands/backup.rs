@@ -151,9 +151,23 @@ async fn list(cfg: &Config, job: Option<&str>, out: Output) -> Result<()> {
     let regions = open_regions(cfg)?;
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
     let mut unreachable = Vec::new();
-    for r in &regions {
+    // Regions at once, each job after the other within a region (it stops at its first error).
+    let per_region = futures::future::join_all(regions.iter().map(|r| async {
+        let mut got = Vec::new();
         for j in &jobs {
-            match r.list_manifests(j).await {
+            let res = r.list_manifests(j).await;
+            let failed = res.is_err();
+            got.push(res);
+            if failed {
+                break;
+            }
+        }
+        got
+    }))
+    .await;
+    for (r, results) in regions.iter().zip(per_region) {
+        for res in results {
+            match res {
                 Ok(ms) => {
                     for m in ms {
                         rows.entry((m.job.clone(), m.id.clone()))

@@ -279,6 +279,36 @@ fn region_of<'a>(regions: &'a [Region], row: &Row) -> &'a Region {
 }
 
 async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
+    // The index first, in every region: it must never list a manifest that is gone.
+    let mut doomed: BTreeMap<(&str, &str), BTreeSet<String>> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.action == Action::Delete) {
+        doomed
+            .entry((row.region.as_str(), row.job.as_str()))
+            .or_default()
+            .insert(row.backup.clone());
+    }
+    // The plan came through the index: before anything is deleted, each doomed manifest is
+    // read again, so that a manifest changed since (a newer format, say) stops the prune.
+    for ((region, job), ids) in &doomed {
+        let r = regions
+            .iter()
+            .find(|r| r.name == *region)
+            .expect("known region");
+        for id in ids {
+            r.read_manifest(job, id)
+                .await
+                .map_err(|e| e.context("prune deleted nothing"))?;
+        }
+    }
+    for ((region, job), ids) in &doomed {
+        let r = regions
+            .iter()
+            .find(|r| r.name == *region)
+            .expect("known region");
+        r.index_remove(job, ids)
+            .await
+            .map_err(|e| e.context("prune deleted nothing"))?;
+    }
     let acts = [Action::Delete, Action::RemovePartial, Action::AbortUpload];
     for row in rows.iter().filter(|r| acts.contains(&r.action)) {
         let r = region_of(regions, row);
@@ -308,19 +338,16 @@ type Held = BTreeMap<String, (Manifest, BTreeSet<String>)>;
 async fn gather(regions: &[Region], job: &str) -> Result<(Held, Vec<(String, String)>)> {
     let mut held: Held = BTreeMap::new();
     let mut partial = Vec::new();
-    for r in regions {
-        let ids = r.list_backup_ids(job).await.map_err(unreadable(r))?;
-        for id in ids {
-            match r.read_manifest(job, &id).await.map_err(unreadable(r))? {
-                Some(m) => {
-                    held.entry(id)
-                        .or_insert_with(|| (m, BTreeSet::new()))
-                        .1
-                        .insert(r.name.clone());
-                }
-                None => partial.push((id, r.name.clone())),
-            }
+    let scans = futures::future::join_all(regions.iter().map(|r| r.scan(job))).await;
+    for (r, scan) in regions.iter().zip(scans) {
+        let scan = scan.map_err(unreadable(r))?;
+        for m in scan.committed {
+            held.entry(m.id.clone())
+                .or_insert_with(|| (m, BTreeSet::new()))
+                .1
+                .insert(r.name.clone());
         }
+        partial.extend(scan.partial.into_iter().map(|id| (id, r.name.clone())));
     }
     Ok((held, partial))
 }

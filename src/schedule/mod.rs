@@ -82,7 +82,7 @@ pub async fn run(path: &Path, listen: Option<SocketAddr>) -> Result<()> {
     let sem = Arc::new(Semaphore::new(cfg.scheduler.max_concurrent));
 
     open_regions(&cfg)?;
-    refresh_status(&state, &cfg).await;
+    refresh_status(&state, &cfg, None).await;
     let mut next = plan_ticks(&cfg, Utc::now(), true).await;
     state.ready.store(true, Ordering::SeqCst);
     tracing::info!(tasks = next.len(), "scheduler started");
@@ -129,7 +129,7 @@ pub async fn run(path: &Path, listen: Option<SocketAddr>) -> Result<()> {
                     Err(e) => tracing::error!(error = %e, "SIGHUP: the new config is invalid; still running the previous one"),
                 }
             }
-            _ = status_tick.tick() => refresh_status(&state, &cfg).await,
+            _ = status_tick.tick() => refresh_status(&state, &cfg, None).await,
             Some(_) = runs.join_next(), if !runs.is_empty() => {}
         }
     }
@@ -318,15 +318,20 @@ fn fire(
     });
 }
 
-/// Re-read every job's status from the repository: RPO metrics, and one notification when a
-/// job goes into breach (none while it stays there).
-pub async fn refresh_status(state: &Arc<State>, cfg: &Config) {
+/// Re-read the status of every job (`only: None`, the periodic refresh) or of the one job
+/// that just ran: RPO metrics, and one notification when a job goes into breach (none while
+/// it stays there).
+pub async fn refresh_status(state: &Arc<State>, cfg: &Config, only: Option<&str>) {
     let Ok(regions) = open_regions(cfg) else {
         return;
     };
     let now = Utc::now();
     let mut all = Vec::new();
-    for job in &cfg.jobs {
+    for job in cfg
+        .jobs
+        .iter()
+        .filter(|j| only.is_none_or(|o| j.name.0 == o))
+    {
         match crate::status::job_status(cfg, &regions, job, now).await {
             Ok(s) => all.push(s),
             Err(e) => tracing::warn!(job = %job.name, error = %e, "cannot read the job's status"),

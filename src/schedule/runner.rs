@@ -96,7 +96,7 @@ async fn run_backup(state: &Arc<State>, cfg: &Config, job: &str, abort: &Cancell
         tracing::info!(job, backup = %r.id, seconds = r.duration_seconds, "scheduled backup committed");
     }
     crate::notify::backup_outcome(&state.notifiers(), job, &result).await;
-    super::refresh_status(state, cfg).await;
+    super::refresh_status(state, cfg, Some(job)).await;
 }
 
 async fn run_verify(state: &Arc<State>, cfg: &Config, job: &str, abort: &CancellationToken) {
@@ -139,7 +139,7 @@ async fn run_verify(state: &Arc<State>, cfg: &Config, job: &str, abort: &Cancell
             .notify(&Event::new(EventKind::VerifyFailure, job, e.message()))
             .await;
     }
-    super::refresh_status(state, cfg).await;
+    super::refresh_status(state, cfg, Some(job)).await;
 }
 
 async fn run_prune(state: &Arc<State>, cfg: &Config, abort: &CancellationToken) {

@@ -4,6 +4,7 @@
 //! options, and the operator gets retry (temporary errors only, with jitter) and timeout layers.
 
 pub mod aws;
+pub mod index;
 pub mod lease;
 pub mod multipart;
 pub mod object_lock;

@@ -6,6 +6,7 @@
 //! <root>/backups/<job>/<id>/manifest.json   written LAST: the commit point
 //! <root>/verifications/<job>/<id>/<time>.json  verification results (`verify`)
 //! <root>/locks/<name>/<nonce>.json           leases (`lease.rs`)
+//! <root>/indexes/<job>.json.zst              every manifest of the job: a cache (`index.rs`)
 //! ```
 
 use super::Region;
@@ -147,15 +148,10 @@ impl Region {
         Ok(ids)
     }
 
-    /// Complete backups (those with a manifest) of one job, oldest first.
+    /// Complete backups (those with a manifest) of one job, oldest first (through the
+    /// job's index, `index.rs`).
     pub async fn list_manifests(&self, job: &str) -> Result<Vec<Manifest>> {
-        let mut out = Vec::new();
-        for id in self.list_backup_ids(job).await? {
-            if let Some(m) = self.read_manifest(job, &id).await? {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        Ok(self.scan(job).await?.committed)
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
@@ -194,36 +190,53 @@ impl Region {
         Ok(())
     }
 
-    /// The newest verification record of each backup of `job` in this region.
+    /// The newest verification record of each backup of `job` in this region (32 backups'
+    /// records read at once).
     pub async fn latest_verifications(
         &self,
         job: &str,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        let mut out = Vec::new();
-        for id in self.list_dirs(&format!("verifications/{job}/")).await? {
-            let dir = format!("verifications/{job}/{id}/");
-            let entries = self.op.list(&dir).await.map_err(|e| self.err(e, &dir))?;
-            let Some(newest) = entries
-                .iter()
-                .map(|e| e.path())
-                .filter(|p| p.ends_with(".json"))
-                .max()
-            else {
-                continue;
-            };
-            let buf = self
-                .op
-                .read(newest)
+        use futures::StreamExt;
+        let ids = self.list_dirs(&format!("verifications/{job}/")).await?;
+        let found: Vec<Option<(String, serde_json::Value)>> =
+            futures::stream::iter(ids.into_iter().map(|id| self.newest_verification(job, id)))
+                .buffer_unordered(32)
+                .collect::<Vec<Result<_>>>()
                 .await
-                .map_err(|e| self.err(e, newest))?;
-            match serde_json::from_slice(&buf.to_vec()) {
-                Ok(v) => out.push((id, v)),
-                Err(e) => {
-                    tracing::warn!(region = %self.name, path = newest, error = %e, "ignoring an unreadable verification record")
-                }
+                .into_iter()
+                .collect::<Result<_>>()?;
+        let mut out: Vec<_> = found.into_iter().flatten().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    async fn newest_verification(
+        &self,
+        job: &str,
+        id: String,
+    ) -> Result<Option<(String, serde_json::Value)>> {
+        let dir = format!("verifications/{job}/{id}/");
+        let entries = self.op.list(&dir).await.map_err(|e| self.err(e, &dir))?;
+        let Some(newest) = entries
+            .iter()
+            .map(|e| e.path())
+            .filter(|p| p.ends_with(".json"))
+            .max()
+        else {
+            return Ok(None);
+        };
+        let buf = self
+            .op
+            .read(newest)
+            .await
+            .map_err(|e| self.err(e, newest))?;
+        match serde_json::from_slice(&buf.to_vec()) {
+            Ok(v) => Ok(Some((id, v))),
+            Err(e) => {
+                tracing::warn!(region = %self.name, path = newest, error = %e, "ignoring an unreadable verification record");
+                Ok(None)
             }
         }
-        Ok(out)
     }
 
     /// Remove everything under a backup's folder (a failed run's partial objects); in an

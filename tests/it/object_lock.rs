@@ -89,7 +89,8 @@ fn every_object_is_locked_and_prune_keeps_it_until_the_lock_ends_then_removes_ev
     let (w, root) = world(
         "lock",
         "locked",
-        ", object_lock: { mode: governance, retain: 6s }",
+        // Long enough that a loaded machine finishes the checks inside it.
+        ", object_lock: { mode: governance, retain: 30s }",
         &["retention: { keep_last: 1 }"],
     );
     let old = backup(&w);
@@ -246,7 +247,8 @@ fn while_kept_locks_a_backup_as_long_as_the_policy_keeps_it() {
     let (w, root) = world(
         "lock-kept",
         "locked",
-        ", object_lock: { mode: governance, retain: 5s, while_kept: true }",
+        // Margins of several seconds between the instants compared, for a loaded machine.
+        ", object_lock: { mode: governance, retain: 15s, while_kept: true }",
         &["retention: { keep_last: 1 }"],
     );
     let old = backup(&w);
@@ -254,7 +256,7 @@ fn while_kept_locks_a_backup_as_long_as_the_policy_keeps_it() {
     let artifact = format!("{root}/backups/f/{old}/files.tar.zst");
     let first = locked_until(m, &manifest);
     // Kept by keep_last: a real prune extends the lock of every object of it.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_secs(6));
     let rows = prune(&w);
     assert_eq!(action(&rows, &old), "keep", "{rows:#?}");
     let extended = locked_until(m, &manifest);

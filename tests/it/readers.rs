@@ -114,6 +114,18 @@ fn every_reader_refuses_a_newer_repository_format_and_prune_deletes_nothing() {
     let mut m: Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
     m["format_version"] = 99.into();
     std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    // Listings go through the job's index, which still holds the old copy; prune reads every
+    // manifest it is about to delete again, and refuses.
+    let o = w.drctl(&["prune"]);
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("format 99"), "{}", stderr(&o));
+    assert!(
+        mpath.exists(),
+        "prune deleted a manifest of a format it does not know"
+    );
+    // Whatever rewrites a manifest in place (a newer drctl migrating) drops the job's index,
+    // as the index's contract says; then every reader sees the manifest itself.
+    std::fs::remove_file(w.fs_root.join("indexes/app.json.zst")).unwrap();
     for args in [
         vec!["backup", "list"],
         vec!["prune"],
