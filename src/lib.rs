@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod drill;
 pub mod error;
+pub mod history;
 pub mod interp;
 pub mod k8s;
 pub mod logging;

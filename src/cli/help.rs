@@ -24,6 +24,10 @@ pub const AFTER_HELP: &[(&str, &str)] = &[
         "Examples:\n  drctl status\n  drctl status -o json",
     ),
     (
+        "history",
+        "Examples:\n  drctl history app-db\n  drctl history app-db -o json\n\nOldest first. RESTORE is the scratch restore time of the backup's newest\nverification at level restore: the measured data-restore time.",
+    ),
+    (
         "prune",
         "Examples:\n  drctl prune --dry-run\n  drctl prune app-db\n  drctl prune --dry-run -o json\n  drctl prune --grace 6h\n\nA job without `retention` keeps everything. Whatever the policy, prune keeps the newest\ncomplete backup, the newest verified one, the newest held by min_copies regions, anything\nnewer than a running job's lease, and each region's copy covering a kept backup missing there.\nIt deletes nothing while any region cannot be read.",
     ),

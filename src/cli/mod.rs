@@ -68,6 +68,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Per job: newest and newest verified backup, copies per region, RPO exposure; exit 1 on a breach.
     Status,
+    /// Every backup of a job over time: sizes, durations, compression, copies, verifications.
+    History {
+        /// The job.
+        job: String,
+    },
     /// Enforce each job's retention policy in every region; partial runs past a grace period go too.
     Prune(PruneArgs),
     /// The daemon: run backups, verifications and prunes on their cron schedules.

@@ -13,6 +13,7 @@ mod encryption;
 mod failures;
 mod faults;
 mod files;
+mod history;
 mod index;
 mod k8s;
 mod lease;
