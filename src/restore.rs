@@ -55,13 +55,19 @@ pub async fn select(regions: &[Region], job: &str, sel: &Selector) -> Result<Man
     for r in regions {
         let found = match sel {
             Selector::Id(id) => r.read_manifest(job, id).await,
-            _ => r.list_manifests(job).await.map(|ms| {
+            _ => match r.list_manifests(job).await.map(|ms| {
                 crate::manifest::newest(ms.iter().filter(|m| match sel {
                     Selector::Before(t) => m.consistent_at <= *t,
                     _ => true,
                 }))
-                .cloned()
-            }),
+                .map(|m| m.id.clone())
+            }) {
+                // The listing went through the index: what acts on the backup reads its
+                // manifest as stored.
+                Ok(Some(id)) => r.read_manifest(job, &id).await,
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
         };
         match found {
             Ok(Some(m)) => {
