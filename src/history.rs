@@ -34,29 +34,49 @@ pub struct Verification {
     pub restore_seconds: Option<f64>,
 }
 
+/// What one region holds of a job: its manifests, and the newest verification record of
+/// each backup.
+pub struct RegionHolding {
+    pub region: String,
+    pub manifests: Vec<crate::manifest::Manifest>,
+    pub verifications: Vec<(String, serde_json::Value)>,
+}
+
 /// The job's history, oldest first, and the regions that could not be read.
 pub async fn from_repository(
     regions: &[Region],
     job: &str,
 ) -> Result<(Vec<HistoryRow>, Vec<String>)> {
     let reads = futures::future::join_all(regions.iter().map(|r| async move {
-        let ms = r.list_manifests(job).await?;
-        let vs = r.latest_verifications(job).await?;
-        Ok::<_, crate::error::Error>((ms, vs))
+        let manifests = r.list_manifests(job).await?;
+        let verifications = r.latest_verifications(job).await?;
+        Ok::<_, crate::error::Error>(RegionHolding {
+            region: r.name.clone(),
+            manifests,
+            verifications,
+        })
     }))
     .await;
-    let mut rows: BTreeMap<String, HistoryRow> = BTreeMap::new();
+    let mut held = Vec::new();
     let mut unreachable = Vec::new();
     for (r, read) in regions.iter().zip(reads) {
-        let (ms, vs) = match read {
-            Ok(x) => x,
+        match read {
+            Ok(h) => held.push(h),
             Err(e) => {
                 tracing::warn!(region = %r.name, error = %e, "cannot read region");
                 unreachable.push(r.name.clone());
-                continue;
             }
-        };
-        for m in ms {
+        }
+    }
+    Ok((assemble(held), unreachable))
+}
+
+/// Rows from what each region holds (given in config order), oldest first: the same
+/// function whether the holdings were read from the regions or from the catalog.
+pub fn assemble(held: Vec<RegionHolding>) -> Vec<HistoryRow> {
+    let mut rows: BTreeMap<String, HistoryRow> = BTreeMap::new();
+    for h in held {
+        for m in h.manifests {
             let (raw, stored) = (m.raw_size(), m.stored_size());
             rows.entry(m.id.clone())
                 .or_insert_with(|| HistoryRow {
@@ -73,9 +93,9 @@ pub async fn from_repository(
                     verification: None,
                 })
                 .regions
-                .push(r.name.clone());
+                .push(h.region.clone());
         }
-        for (id, rec) in vs {
+        for (id, rec) in h.verifications {
             let (Some(row), Some(v)) = (rows.get_mut(&id), verification(&rec)) else {
                 continue;
             };
@@ -90,7 +110,7 @@ pub async fn from_repository(
     }
     let mut out: Vec<HistoryRow> = rows.into_values().collect();
     out.sort_by(|a, b| (a.consistent_at, &a.id).cmp(&(b.consistent_at, &b.id)));
-    Ok((out, unreachable))
+    out
 }
 
 fn verification(rec: &serde_json::Value) -> Option<Verification> {

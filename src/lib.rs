@@ -4,6 +4,7 @@
 //! codes, so integration tests drive the same code paths the binary does.
 
 pub mod backup;
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -24,6 +24,14 @@ pub const AFTER_HELP: &[(&str, &str)] = &[
         "Examples:\n  drctl status\n  drctl status -o json",
     ),
     (
+        "catalog migrate",
+        "Examples:\n  drctl catalog migrate\n  drctl -c /etc/drctl/drctl.yaml catalog migrate -o json",
+    ),
+    (
+        "catalog sync",
+        "Examples:\n  drctl catalog sync\n\nThe repositories are the system of record: sync makes the catalog say what they hold,\nremoving what they no longer hold. Run it after restoring a catalog, or on a schedule.",
+    ),
+    (
         "history",
         "Examples:\n  drctl history app-db\n  drctl history app-db -o json\n\nOldest first. RESTORE is the scratch restore time of the backup's newest\nverification at level restore: the measured data-restore time.",
     ),

@@ -86,6 +86,17 @@ pub enum Command {
     /// Check and describe the config file.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The optional PostgreSQL catalog: migrate its schema, rebuild it from the regions.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCmd {
+    /// Apply the schema migrations this drctl carries (each once; a newer schema is refused).
+    Migrate,
+    /// Rebuild the catalog from every region's repository (idempotent; every region must answer).
+    Sync,
 }
 
 #[derive(Subcommand, Debug)]

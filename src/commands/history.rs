@@ -6,8 +6,13 @@ use crate::error::{Error, Result};
 
 pub async fn run(cfg: &Config, job: &str, out: Output) -> Result<()> {
     let job = &cfg.job(job)?.name.0;
-    let regions = open_regions(cfg)?;
-    let (rows, unreachable) = crate::history::from_repository(&regions, job).await?;
+    // From the catalog when there is one (the same rows, `history::assemble`), else from the
+    // regions.
+    let (rows, unreachable) = if cfg.catalog.is_some() {
+        (crate::catalog::history(cfg, job).await?, Vec::new())
+    } else {
+        crate::history::from_repository(&open_regions(cfg)?, job).await?
+    };
     if is_text(out) {
         println!(
             "{:<24} {:<20} {:>9} {:>10} {:>10} {:>6}  {:<16} {:<12} RESTORE",

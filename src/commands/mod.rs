@@ -1,6 +1,7 @@
 //! Command handlers: load what they need, call the library, print results.
 
 mod backup;
+mod catalog;
 mod config_cmd;
 mod drill;
 mod history;
@@ -64,6 +65,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Status => status::run(&Config::load(&cfg_path)?, out).await,
         Command::Prune(args) => prune::run(&Config::load(&cfg_path)?, args, out).await,
         Command::History { job } => history::run(&Config::load(&cfg_path)?, &job, out).await,
+        Command::Catalog(cmd) => catalog::run(&Config::load(&cfg_path)?, cmd, out).await,
         Command::Schedule(args) => crate::schedule::run(&cfg_path, args.listen).await,
         Command::Drill(cmd) => drill::run(cli.config.as_deref(), &cfg_path, cmd, out).await,
         Command::K8s(crate::cli::K8sCmd::Render(args)) => k8s::run(&cfg_path, args),

@@ -4,7 +4,7 @@
 //! problem is placed at the `file:line:column` of the value it is about, with its field path.
 
 use super::daemon::{NotifierSpec, SchedulerSpec};
-use super::spec::{ConfigSpec, EncryptionSpec, JobSpec, RegionSpec, Skip};
+use super::spec::{CatalogSpec, ConfigSpec, EncryptionSpec, JobSpec, RegionSpec, Skip};
 use crate::error::Error;
 use crate::yamltree;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
@@ -80,6 +80,7 @@ const TOP: &[&str] = &[
     "scheduler",
     "notifications",
     "encryption",
+    "catalog",
 ];
 
 /// The top-level values that are not lists of pieces.
@@ -144,6 +145,9 @@ pub fn parse(root: &Node, p: &mut Problems) -> Option<Parsed> {
     let encryption = map
         .get_node("encryption")
         .and_then(|n| piece::<EncryptionSpec>(n, "encryption", p));
+    let catalog = map
+        .get_node("catalog")
+        .and_then(|n| piece::<CatalogSpec>(n, "catalog", p));
     Some(Parsed {
         spec: ConfigSpec {
             regions,
@@ -153,6 +157,7 @@ pub fn parse(root: &Node, p: &mut Problems) -> Option<Parsed> {
             scheduler,
             notifications,
             encryption,
+            catalog,
         },
         region_at,
         job_at,

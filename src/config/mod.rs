@@ -26,6 +26,7 @@ pub struct Config {
     pub scheduler: daemon::SchedulerSpec,
     pub notifications: Vec<daemon::NotifierSpec>,
     pub encryption: Option<spec::EncryptionSpec>,
+    pub catalog: Option<spec::CatalogSpec>,
 }
 
 impl Config {

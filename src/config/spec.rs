@@ -32,6 +32,19 @@ pub struct ConfigSpec {
     /// Client-side encryption of every new backup (age), and the identities that read them.
     #[serde(default)]
     pub encryption: Option<EncryptionSpec>,
+    /// An optional PostgreSQL catalog of what the repositories hold (history, dashboards);
+    /// never the system of record.
+    #[serde(default)]
+    pub catalog: Option<CatalogSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// `catalog: { url: postgres://drctl@catalog:5432/drctl }`: migrated by `drctl catalog
+/// migrate`, filled by `drctl catalog sync`.
+pub struct CatalogSpec {
+    /// A PostgreSQL URL (use `${VAR}` for its password).
+    pub url: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

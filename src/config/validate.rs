@@ -204,6 +204,7 @@ pub(super) fn validate(
         scheduler: spec.scheduler,
         notifications: spec.notifications,
         encryption: spec.encryption,
+        catalog: spec.catalog,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod behaviour;
+mod catalog;
 mod chroma;
 mod cli;
 mod cloud_identity;

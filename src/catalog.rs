@@ -1,0 +1,265 @@
+//! The optional PostgreSQL catalog (`catalog: { url }`): an index of every backup, its copies
+//! per region and its verifications, for history queries and dashboards. Never the system of
+//! record — the repository in each region is — so drctl works with the catalog gone, and
+//! `drctl catalog sync` rebuilds it from the regions.
+//!
+//! - `migrate`: the SQL files of `migrations/`, embedded in the binary and applied by
+//!   refinery (versioned, each once); a catalog with migrations this binary does not know
+//!   (a newer drctl migrated it) is refused, never touched.
+//! - `sync`: every configured job read from every region, then written in one transaction per
+//!   job: what the regions hold is upserted, what they no longer hold is removed, and rows of
+//!   jobs no longer configured go. The rows depend only on the union of what the regions
+//!   hold, so the result is the same whatever order regions answer in, and a killed sync
+//!   (its transaction rolled back) converges on the next run.
+//! - History reads the manifests and verification records back exactly as stored (jsonb),
+//!   through the same `history::assemble` as the repository path, so both give the same rows.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::history::{HistoryRow, RegionHolding};
+use crate::manifest::Manifest;
+use crate::store::Region;
+use serde::Serialize;
+use tokio_postgres::{Client, NoTls};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Connect to the catalog; the URL is never printed.
+pub async fn connect(cfg: &Config) -> Result<Client> {
+    let Some(c) = &cfg.catalog else {
+        return Err(Error::usage("no catalog is configured")
+            .hint("add `catalog: { url: postgres://… }` to the config (docs/config.md)"));
+    };
+    let (client, conn) = tokio_postgres::connect(c.url.expose(), NoTls)
+        .await
+        .map_err(|e| {
+            Error::failed(format!("cannot connect to the catalog: {e}")).hint(
+                "check catalog.url and that the server accepts connections; backups do not need it",
+            )
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "catalog connection closed");
+        }
+    });
+    Ok(client)
+}
+
+#[derive(Debug, Serialize)]
+pub struct MigrateReport {
+    pub applied: Vec<String>,
+    pub current_version: Option<i32>,
+}
+
+/// Apply the migrations this binary carries that the catalog lacks.
+pub async fn migrate(cfg: &Config) -> Result<MigrateReport> {
+    let mut client = connect(cfg).await?;
+    let report = embedded::migrations::runner()
+        .set_abort_missing(true)
+        .set_abort_divergent(true)
+        .run_async(&mut client)
+        .await
+        .map_err(|e| {
+            Error::failed(format!("catalog migration failed: {e}")).hint(
+                "a catalog migrated by a newer drctl is refused: upgrade this drctl, or point catalog.url at another database",
+            )
+        })?;
+    let applied: Vec<String> = report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    let row = client
+        .query_opt("SELECT max(version) FROM refinery_schema_history", &[])
+        .await
+        .map_err(|e| Error::failed(format!("catalog: {e}")))?;
+    Ok(MigrateReport {
+        applied,
+        current_version: row.and_then(|r| r.get::<_, Option<i32>>(0)),
+    })
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct SyncReport {
+    pub jobs: usize,
+    pub backups: usize,
+    pub copies: usize,
+    pub verifications: usize,
+}
+
+/// Rebuild the catalog's rows from every region. Every region must answer: a sync that
+/// cannot see a region would remove what only that region holds.
+pub async fn sync(cfg: &Config, regions: &[Region]) -> Result<SyncReport> {
+    let mut client = connect(cfg).await?;
+    let mut report = SyncReport::default();
+    for job in &cfg.jobs {
+        let job = &job.name.0;
+        let held = futures::future::join_all(regions.iter().map(|r| async move {
+            let manifests = r.list_manifests(job).await?;
+            let verifications = r.latest_verifications(job).await?;
+            Ok::<_, Error>(RegionHolding {
+                region: r.name.clone(),
+                manifests,
+                verifications,
+            })
+        }))
+        .await
+        .into_iter()
+        .zip(regions)
+        .map(|(h, r)| {
+            h.map_err(|e| {
+                e.context(format!("region {}", r.name))
+                    .hint("bring the region back and sync again: the catalog was not changed for this job")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let n = write_job(&mut client, job, &held).await?;
+        report.jobs += 1;
+        report.backups += n.0;
+        report.copies += n.1;
+        report.verifications += n.2;
+    }
+    let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.0.as_str()).collect();
+    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
+    client
+        .execute("DELETE FROM verifications WHERE job <> ALL($1)", &[&names])
+        .await
+        .map_err(db)?;
+    client
+        .execute("DELETE FROM backups WHERE job <> ALL($1)", &[&names])
+        .await
+        .map_err(db)?;
+    Ok(report)
+}
+
+/// One job's rows, replaced in one transaction: (backups, copies, verifications).
+async fn write_job(
+    client: &mut Client,
+    job: &str,
+    held: &[RegionHolding],
+) -> Result<(usize, usize, usize)> {
+    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
+    let tx = client.transaction().await.map_err(db)?;
+    let mut manifests: std::collections::BTreeMap<&str, &Manifest> = Default::default();
+    for h in held {
+        for m in &h.manifests {
+            manifests.entry(m.id.as_str()).or_insert(m);
+        }
+    }
+    let ids: Vec<&str> = manifests.keys().copied().collect();
+    tx.execute("DELETE FROM copies WHERE job = $1", &[&job])
+        .await
+        .map_err(db)?;
+    tx.execute("DELETE FROM verifications WHERE job = $1", &[&job])
+        .await
+        .map_err(db)?;
+    tx.execute(
+        "DELETE FROM backups WHERE job = $1 AND id <> ALL($2)",
+        &[&job, &ids],
+    )
+    .await
+    .map_err(db)?;
+    for m in manifests.values() {
+        let doc = serde_json::to_value(m)?;
+        tx.execute(
+            "INSERT INTO backups (job, id, consistent_at, started_at, finished_at, raw_bytes, stored_bytes, source_kind, manifest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (job, id) DO UPDATE SET consistent_at = $3, started_at = $4, finished_at = $5,
+               raw_bytes = $6, stored_bytes = $7, source_kind = $8, manifest = $9",
+            &[
+                &job,
+                &m.id,
+                &m.consistent_at,
+                &m.started_at,
+                &m.finished_at,
+                &(m.raw_size() as i64),
+                &(m.stored_size() as i64),
+                &m.source.kind,
+                &doc,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    }
+    let (mut copies, mut verifications) = (0, 0);
+    for h in held {
+        for m in &h.manifests {
+            tx.execute(
+                "INSERT INTO copies (job, id, region) VALUES ($1, $2, $3)",
+                &[&job, &m.id, &h.region],
+            )
+            .await
+            .map_err(db)?;
+            copies += 1;
+        }
+        for (id, rec) in &h.verifications {
+            let at = rec
+                .get("finished_at")
+                .and_then(|t| t.as_str())
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+            let (Some(at), true) = (at, manifests.contains_key(id.as_str())) else {
+                continue;
+            };
+            tx.execute(
+                "INSERT INTO verifications (job, id, region, finished_at, level, passed, restore_seconds, record)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &job,
+                    id,
+                    &h.region,
+                    &at,
+                    &rec.get("level").and_then(|l| l.as_str()).unwrap_or(""),
+                    &crate::verify::passed(rec),
+                    &rec.get("restore_seconds").and_then(|s| s.as_f64()),
+                    rec,
+                ],
+            )
+            .await
+            .map_err(db)?;
+            verifications += 1;
+        }
+    }
+    tx.commit().await.map_err(db)?;
+    Ok((manifests.len(), copies, verifications))
+}
+
+/// A job's history from the catalog: the same rows `history::from_repository` gives.
+pub async fn history(cfg: &Config, job: &str) -> Result<Vec<HistoryRow>> {
+    let client = connect(cfg).await?;
+    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
+    let mut held = Vec::new();
+    for r in &cfg.regions {
+        let region = r.name.0.clone();
+        let rows = client
+            .query(
+                "SELECT b.manifest FROM copies c JOIN backups b USING (job, id)
+                 WHERE c.job = $1 AND c.region = $2 ORDER BY b.id",
+                &[&job, &region],
+            )
+            .await
+            .map_err(db)?;
+        let manifests = rows
+            .iter()
+            .map(|row| serde_json::from_value(row.get::<_, serde_json::Value>(0)))
+            .collect::<std::result::Result<Vec<Manifest>, _>>()?;
+        let rows = client
+            .query(
+                "SELECT id, record FROM verifications WHERE job = $1 AND region = $2 ORDER BY id",
+                &[&job, &region],
+            )
+            .await
+            .map_err(db)?;
+        let verifications = rows
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, serde_json::Value>(1)))
+            .collect();
+        held.push(RegionHolding {
+            region,
+            manifests,
+            verifications,
+        });
+    }
+    Ok(crate::history::assemble(held))
+}

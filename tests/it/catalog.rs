@@ -1,0 +1,133 @@
+//! The PostgreSQL catalog against a real server: migrations apply once and refuse a newer
+//! schema; `catalog sync` from two jobs in fs + Garage (with a verification) gives the same
+//! history as the repository itself, is idempotent, follows a prune, fails whole when a
+//! region cannot be read (the catalog left as it was), and converges on the next run.
+
+use crate::common::*;
+use serde_json::Value;
+
+fn history(w: &World, cfg: &str) -> Value {
+    w.write_config(cfg);
+    let o = w.drctl(&["-o", "json", "history", "app"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice::<Value>(&o.stdout).unwrap()["backups"].clone()
+}
+
+fn ok(w: &World, args: &[&str]) -> Value {
+    let mut a = vec!["-o", "json"];
+    a.extend_from_slice(args);
+    let o = w.drctl(&a);
+    assert!(o.status.success(), "drctl {args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_history() {
+    let (pg, _src, w) = seeded_world("catalog", 2);
+    let catalog = db_name("catalog");
+    pg.create_db(&catalog);
+    let tree = w.dir.join("etc");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("app.yaml"), "listen: 8080\n").unwrap();
+    let plain = format!(
+        "{}    verify: {{ level: restore, scratch: \"{}\" }}\n  - name: etc\n    source: {{ kind: files, paths: [\"{}\"] }}\n",
+        std::fs::read_to_string(&w.config).unwrap(),
+        pg.url("postgres"),
+        tree.display()
+    );
+    let with_catalog = format!("{plain}catalog: {{ url: \"{}\" }}\n", pg.url(&catalog));
+    w.write_config(&with_catalog);
+
+    let m = ok(&w, &["catalog", "migrate"]);
+    assert_eq!(m["applied"].as_array().unwrap().len(), 1, "{m}");
+    let m = ok(&w, &["catalog", "migrate"]);
+    assert_eq!(
+        m["applied"],
+        serde_json::json!([]),
+        "a second migrate applies nothing: {m}"
+    );
+
+    for _ in 0..3 {
+        w.backup_ok();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    w.backup_ok_job("etc");
+    ok(&w, &["verify", "app"]);
+    let s = ok(&w, &["catalog", "sync"]);
+    assert_eq!(
+        (
+            s["jobs"].as_u64(),
+            s["backups"].as_u64(),
+            s["copies"].as_u64()
+        ),
+        (Some(2), Some(4), Some(8)),
+        "{s}"
+    );
+    assert_eq!(
+        s["verifications"].as_u64(),
+        Some(2),
+        "one record per region: {s}"
+    );
+    let from_catalog = history(&w, &with_catalog);
+    let from_repo = history(&w, &plain);
+    assert_eq!(
+        from_catalog, from_repo,
+        "the catalog and the repository disagree"
+    );
+    assert_eq!(from_catalog.as_array().unwrap().len(), 3);
+    assert_eq!(from_catalog[2]["verification"]["passed"], true);
+    let rows = |t: &str| pg.psql(&catalog, &format!("SELECT count(*) FROM {t}"));
+    let before = (rows("backups"), rows("copies"), rows("verifications"));
+    w.write_config(&with_catalog);
+    ok(&w, &["catalog", "sync"]);
+    assert_eq!(
+        (rows("backups"), rows("copies"), rows("verifications")),
+        before,
+        "sync is idempotent"
+    );
+
+    // The repository changes (a prune): the next sync follows it.
+    let keep_one = |cfg: &str| {
+        cfg.replace(
+            "    verify:",
+            "    retention: { keep_last: 1 }\n    verify:",
+        )
+    };
+    w.write_config(&keep_one(&with_catalog));
+    ok(&w, &["prune"]);
+    ok(&w, &["catalog", "sync"]);
+    let synced = history(&w, &keep_one(&with_catalog));
+    let repo = history(&w, &keep_one(&plain));
+    assert_eq!(repo.as_array().unwrap().len(), 1, "{repo:#}");
+    assert_eq!(synced, repo);
+
+    // A region that cannot be read: the sync fails and changes nothing; once it is back, the
+    // sync converges.
+    let before = (rows("backups"), rows("copies"));
+    let dead = with_catalog.replace(
+        &format!("endpoint: \"{}\"", garage().endpoint),
+        &format!(
+            "endpoint: \"http://127.0.0.1:{}\", timeout: 1s",
+            free_port()
+        ),
+    );
+    assert_ne!(
+        dead, with_catalog,
+        "the Garage region's endpoint was not found in the config"
+    );
+    w.write_config(&dead);
+    let o = w.drctl(&["catalog", "sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        (rows("backups"), rows("copies")),
+        before,
+        "a failed sync changed the catalog"
+    );
+
+    // A catalog migrated by a newer drctl is refused, untouched.
+    w.write_config(&with_catalog);
+    pg.psql(&catalog, "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (99, 'future', '2030-01-01T00:00:00Z', '0')");
+    let o = w.drctl(&["catalog", "migrate"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("newer drctl"), "{}", stderr(&o));
+}
