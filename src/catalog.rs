@@ -162,26 +162,7 @@ async fn write_job(
     .await
     .map_err(db)?;
     for m in manifests.values() {
-        let doc = serde_json::to_value(m)?;
-        tx.execute(
-            "INSERT INTO backups (job, id, consistent_at, started_at, finished_at, raw_bytes, stored_bytes, source_kind, manifest)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (job, id) DO UPDATE SET consistent_at = $3, started_at = $4, finished_at = $5,
-               raw_bytes = $6, stored_bytes = $7, source_kind = $8, manifest = $9",
-            &[
-                &job,
-                &m.id,
-                &m.consistent_at,
-                &m.started_at,
-                &m.finished_at,
-                &(m.raw_size() as i64),
-                &(m.stored_size() as i64),
-                &m.source.kind,
-                &doc,
-            ],
-        )
-        .await
-        .map_err(db)?;
+        upsert_backup(&tx, m).await?;
     }
     let (mut copies, mut verifications) = (0, 0);
     for h in held {
@@ -195,34 +176,75 @@ async fn write_job(
             copies += 1;
         }
         for (id, rec) in &h.verifications {
-            let at = rec
-                .get("finished_at")
-                .and_then(|t| t.as_str())
-                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
-            let (Some(at), true) = (at, manifests.contains_key(id.as_str())) else {
+            if !manifests.contains_key(id.as_str()) {
                 continue;
-            };
-            tx.execute(
-                "INSERT INTO verifications (job, id, region, finished_at, level, passed, restore_seconds, record)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[
-                    &job,
-                    id,
-                    &h.region,
-                    &at,
-                    &rec.get("level").and_then(|l| l.as_str()).unwrap_or(""),
-                    &crate::verify::passed(rec),
-                    &rec.get("restore_seconds").and_then(|s| s.as_f64()),
-                    rec,
-                ],
-            )
-            .await
-            .map_err(db)?;
+            }
+            upsert_verification(&tx, job, id, &h.region, rec).await?;
             verifications += 1;
         }
     }
     tx.commit().await.map_err(db)?;
     Ok((manifests.len(), copies, verifications))
+}
+
+async fn upsert_backup(c: &impl tokio_postgres::GenericClient, m: &Manifest) -> Result<()> {
+    let doc = serde_json::to_value(m)?;
+    c.execute(
+        "INSERT INTO backups (job, id, consistent_at, started_at, finished_at, raw_bytes, stored_bytes, source_kind, manifest)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (job, id) DO UPDATE SET consistent_at = $3, started_at = $4, finished_at = $5,
+           raw_bytes = $6, stored_bytes = $7, source_kind = $8, manifest = $9",
+        &[
+            &m.job,
+            &m.id,
+            &m.consistent_at,
+            &m.started_at,
+            &m.finished_at,
+            &(m.raw_size() as i64),
+            &(m.stored_size() as i64),
+            &m.source.kind,
+            &doc,
+        ],
+    )
+    .await
+    .map_err(|e| Error::failed(format!("catalog: {e}")))?;
+    Ok(())
+}
+
+/// The newest record of a backup in a region (a record without `finished_at` is skipped).
+async fn upsert_verification(
+    c: &impl tokio_postgres::GenericClient,
+    job: &str,
+    id: &str,
+    region: &str,
+    rec: &serde_json::Value,
+) -> Result<()> {
+    let Some(at) = rec
+        .get("finished_at")
+        .and_then(|t| t.as_str())
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+    else {
+        return Ok(());
+    };
+    c.execute(
+        "INSERT INTO verifications (job, id, region, finished_at, level, passed, restore_seconds, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (job, id, region) DO UPDATE SET finished_at = $4, level = $5, passed = $6,
+           restore_seconds = $7, record = $8 WHERE verifications.finished_at <= $4",
+        &[
+            &job,
+            &id,
+            &region,
+            &at,
+            &rec.get("level").and_then(|l| l.as_str()).unwrap_or(""),
+            &crate::verify::passed(rec),
+            &rec.get("restore_seconds").and_then(|s| s.as_f64()),
+            rec,
+        ],
+    )
+    .await
+    .map_err(|e| Error::failed(format!("catalog: {e}")))?;
+    Ok(())
 }
 
 /// A job's history from the catalog: the same rows `history::from_repository` gives.
@@ -262,4 +284,106 @@ pub async fn history(cfg: &Config, job: &str) -> Result<Vec<HistoryRow>> {
         });
     }
     Ok(crate::history::assemble(held))
+}
+
+/// How long a command waits for the catalog when it records what it did: a catalog that does
+/// not answer costs at most this, never the command's result.
+const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Failed live updates in this process, exported as `drctl_catalog_errors_total`.
+pub static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Run one live update: bounded, logged and counted when it fails, never an error: the
+/// repository already holds the truth, and the next `catalog sync` catches the catalog up.
+async fn live<F>(cfg: &Config, what: &str, f: F) -> Option<String>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    cfg.catalog.as_ref()?;
+    let r = match tokio::time::timeout(LIVE_TIMEOUT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::failed(format!(
+            "the catalog did not answer within {}s",
+            LIVE_TIMEOUT.as_secs()
+        ))),
+    };
+    let e = r.err()?;
+    ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let msg = format!("catalog not updated ({what}): {}", e.message());
+    tracing::warn!(error = %msg, "the catalog is behind the repository; `drctl catalog sync` catches it up");
+    Some(msg)
+}
+
+/// After a commit: the backup (its manifest as written) and its copies.
+pub async fn record_backup(cfg: &Config, m: &Manifest, regions: &[String]) -> Option<String> {
+    live(cfg, "backup", async {
+        let mut client = connect(cfg).await?;
+        let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
+        let tx = client.transaction().await.map_err(db)?;
+        upsert_backup(&tx, m).await?;
+        for r in regions {
+            tx.execute(
+                "INSERT INTO copies (job, id, region) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&m.job, &m.id, r],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    })
+    .await
+}
+
+/// After a verification was recorded in `regions`: its record, as stored there.
+pub async fn record_verification(
+    cfg: &Config,
+    job: &str,
+    id: &str,
+    regions: &[String],
+    rec: &serde_json::Value,
+) -> Option<String> {
+    live(cfg, "verification", async {
+        let client = connect(cfg).await?;
+        for r in regions {
+            upsert_verification(&client, job, id, r, rec).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// After a prune deleted copies `(job, id, region)`: those copies, and backups left with none.
+pub async fn record_prune(cfg: &Config, deleted: &[(String, String, String)]) -> Option<String> {
+    if deleted.is_empty() {
+        return None;
+    }
+    live(cfg, "prune", async {
+        let client = connect(cfg).await?;
+        let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
+        for (job, id, region) in deleted {
+            client
+                .execute(
+                    "DELETE FROM copies WHERE job = $1 AND id = $2 AND region = $3",
+                    &[job, id, region],
+                )
+                .await
+                .map_err(db)?;
+            client
+                .execute(
+                    "DELETE FROM verifications WHERE job = $1 AND id = $2 AND region = $3",
+                    &[job, id, region],
+                )
+                .await
+                .map_err(db)?;
+            client
+                .execute(
+                    "DELETE FROM backups b WHERE job = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM copies c WHERE c.job = b.job AND c.id = b.id)",
+                    &[job, id],
+                )
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    })
+    .await
 }

@@ -24,6 +24,7 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("drctl_drill_next_due_timestamp_seconds", "gauge", "When a checklist in ./playbooks says its next drill is due (its next_drill), Unix seconds."),
     ("drctl_verify_last_success_timestamp_seconds", "gauge", "Unix time the job's last passed verification finished."),
     ("drctl_verify_failures_total", "counter", "Verifications of the job that failed."),
+    ("drctl_catalog_errors_total", "counter", "Catalog updates that failed (the repository holds the truth; `drctl catalog sync` catches up)."),
     ("drctl_restore_test_duration_seconds", "gauge", "Wall time of the job's last scratch restore (verify level restore): its measured data-restore time."),
     ("drctl_prune_last_success_timestamp_seconds", "gauge", "Unix time the daemon's last prune finished."),
     ("drctl_prune_deleted_total", "counter", "Backup copies deleted by the daemon's prunes."),

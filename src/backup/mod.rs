@@ -34,6 +34,9 @@ pub struct BackupReport {
     pub stored_bytes: u64,
     /// Peak resident memory of this drctl process so far (VmHWM), for sizing memory limits.
     pub peak_rss_bytes: Option<u64>,
+    /// Set when the catalog could not be told (the backup is committed all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,7 +169,9 @@ async fn run_inner(
         regions: live.iter().map(|r| r.name.clone()).collect(),
         encryption: crate::pipeline::crypt::manifest_entry(cfg, job)?,
     };
+    let as_written = manifest.clone();
     commit(cfg, &regions, &live, &mut failed, &mut manifest, cancel).await?;
+    let catalog_error = crate::catalog::record_backup(cfg, &as_written, &manifest.regions).await;
 
     Ok(BackupReport {
         job: job.name.0.clone(),
@@ -178,6 +183,7 @@ async fn run_inner(
         raw_bytes: manifest.raw_size(),
         stored_bytes: manifest.stored_size(),
         peak_rss_bytes: peak_rss_bytes(),
+        catalog_error,
     })
 }
 

@@ -172,6 +172,12 @@ pub async fn prune(
     if !opts.dry_run {
         extend_locks(regions, &mut rows).await?;
         carry_out(regions, &rows).await?;
+        let deleted: Vec<(String, String, String)> = rows
+            .iter()
+            .filter(|r| r.action == Action::Delete)
+            .map(|r| (r.job.clone(), r.backup.clone(), r.region.clone()))
+            .collect();
+        crate::catalog::record_prune(cfg, &deleted).await;
     }
     Ok(rows)
 }

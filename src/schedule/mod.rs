@@ -338,6 +338,13 @@ pub async fn refresh_status(state: &Arc<State>, cfg: &Config, only: Option<&str>
         }
     }
     crate::metrics::record_status(&state.metrics, &all);
+    if cfg.catalog.is_some() {
+        state.metrics.set(
+            "drctl_catalog_errors_total",
+            &[],
+            crate::catalog::ERRORS.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+    }
     for (name, due) in crate::drill::next_drills() {
         state.metrics.set(
             "drctl_drill_next_due_timestamp_seconds",

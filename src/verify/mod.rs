@@ -149,6 +149,15 @@ pub async fn run(
         && report.restore.as_ref().is_none_or(|c| c.ok);
     report.finished_at = Utc::now();
     record(&regions, &m, &report).await;
+    if let Ok(rec) = serde_json::to_value(&report) {
+        let written: Vec<String> = report
+            .regions
+            .iter()
+            .filter(|c| c.copy != "absent" && c.copy != "unreachable")
+            .map(|c| c.region.clone())
+            .collect();
+        crate::catalog::record_verification(cfg, &m.job, &m.id, &written, &rec).await;
+    }
     Ok(report)
 }
 

@@ -131,3 +131,77 @@ fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_histo
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("newer drctl"), "{}", stderr(&o));
 }
+
+#[test]
+fn backups_verifications_and_prunes_update_the_catalog_as_they_commit_and_an_outage_fails_nothing()
+{
+    let (pg, _src, w) = seeded_world("catalog_live", 2);
+    let catalog = db_name("catalog_live");
+    pg.create_db(&catalog);
+    let base = format!(
+        "{}    verify: {{ level: checksum }}\n",
+        std::fs::read_to_string(&w.config).unwrap()
+    );
+    let cfg = format!("{base}catalog: {{ url: \"{}\" }}\n", pg.url(&catalog));
+    w.write_config(&cfg);
+    ok(&w, &["catalog", "migrate"]);
+    let table = |sql: &str| pg.psql(&catalog, sql);
+    let snapshot = || {
+        (
+            table("SELECT string_agg(id, ',' ORDER BY id) FROM backups"),
+            table("SELECT string_agg(id || '@' || region, ',' ORDER BY id, region) FROM copies"),
+            table("SELECT string_agg(id || '@' || region || ':' || passed, ',' ORDER BY id, region) FROM verifications"),
+        )
+    };
+
+    // Live: no sync in between.
+    let first = w.backup_ok()["id"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = w.backup_ok()["id"].as_str().unwrap().to_string();
+    ok(&w, &["verify", "app"]);
+    let live = snapshot();
+    assert_eq!(live.0, format!("{first},{second}"), "{live:?}");
+    assert_eq!(
+        live.1,
+        format!("{first}@garage,{first}@local,{second}@garage,{second}@local")
+    );
+    assert_eq!(live.2, format!("{second}@garage:true,{second}@local:true"));
+    w.write_config(&cfg.replace(
+        "    verify:",
+        "    retention: { keep_last: 1 }\n    verify:",
+    ));
+    ok(&w, &["prune"]);
+    let live = snapshot();
+    assert_eq!(
+        live.0, second,
+        "the pruned backup is still in the catalog: {live:?}"
+    );
+    // What was written live is what a sync from the repositories writes.
+    ok(&w, &["catalog", "sync"]);
+    assert_eq!(snapshot(), live, "live updates and a sync disagree");
+
+    // The catalog down: the backup commits all the same, says so, and exits 0.
+    let down = cfg.replace(
+        &pg.url(&catalog),
+        &format!("postgres://postgres@127.0.0.1:{}/x", free_port()),
+    );
+    w.write_config(&down);
+    let o = w.drctl(&["-o", "json", "backup", "run", "app"]);
+    assert!(
+        o.status.success(),
+        "a catalog outage failed a backup: {}",
+        stderr(&o)
+    );
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = r[0]["id"].as_str().unwrap();
+    assert!(
+        r[0]["catalog_error"].as_str().unwrap().contains("catalog"),
+        "{r:#}"
+    );
+    assert!(stderr(&o).contains("catalog sync"), "{}", stderr(&o));
+    assert!(w.backup_ids("app").iter().any(|b| b.starts_with(id)));
+    // The next sync catches the catalog up.
+    w.write_config(&cfg);
+    ok(&w, &["catalog", "sync"]);
+    assert!(snapshot().0.contains(id), "{:?}", snapshot());
+}
