@@ -1,5 +1,5 @@
 //! The optional PostgreSQL catalog (`catalog: { url }`): an index of every backup, its copies
-//! per region and its verifications, for history queries and dashboards. Never the system of
+//! per region, its verifications and every drill run, for history queries and dashboards. Never the system of
 //! record — the repository in each region is — so drctl works with the catalog gone, and
 //! `drctl catalog sync` rebuilds it from the regions.
 //!
@@ -11,6 +11,8 @@
 //!   jobs no longer configured go. The rows depend only on the union of what the regions
 //!   hold, so the result is the same whatever order regions answer in, and a killed sync
 //!   (its transaction rolled back) converges on the next run.
+//! - Drill runs published to `drills/<playbook>/<run-id>/` are synced likewise (in one
+//!   transaction for all), and a drill records its run as it publishes it.
 //! - History reads the manifests and verification records back exactly as stored (jsonb),
 //!   through the same `history::assemble` as the repository path, so both give the same rows.
 
@@ -87,6 +89,7 @@ pub struct SyncReport {
     pub backups: usize,
     pub copies: usize,
     pub verifications: usize,
+    pub drills: usize,
 }
 
 /// Rebuild the catalog's rows from every region. Every region must answer: a sync that
@@ -121,6 +124,7 @@ pub async fn sync(cfg: &Config, regions: &[Region]) -> Result<SyncReport> {
         report.copies += n.1;
         report.verifications += n.2;
     }
+    report.drills = sync_drills(&mut client, regions).await?;
     let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.0.as_str()).collect();
     let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
     client
@@ -132,6 +136,85 @@ pub async fn sync(cfg: &Config, regions: &[Region]) -> Result<SyncReport> {
         .await
         .map_err(db)?;
     Ok(report)
+}
+
+/// Every drill run published to any region, replaced in one transaction; every region must
+/// answer.
+async fn sync_drills(client: &mut Client, regions: &[Region]) -> Result<usize> {
+    use crate::drill::record::RunRecord;
+    let mut runs: std::collections::BTreeMap<(String, String), (RunRecord, Vec<String>)> =
+        Default::default();
+    for r in regions {
+        let recs = crate::drill::evidence::region_records(r)
+            .await
+            .map_err(|e| {
+                e.context(format!("region {}", r.name)).hint(
+                    "bring the region back and sync again: the catalog's drills were not changed",
+                )
+            })?;
+        for rec in recs {
+            runs.entry((rec.playbook.clone(), rec.run_id.clone()))
+                .or_insert_with(|| (rec, Vec::new()))
+                .1
+                .push(r.name.clone());
+        }
+    }
+    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("DELETE FROM drills", &[]).await.map_err(db)?;
+    for (rec, held) in runs.values() {
+        upsert_drill(&tx, rec, held).await?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(runs.len())
+}
+
+async fn upsert_drill(
+    c: &impl tokio_postgres::GenericClient,
+    rec: &crate::drill::record::RunRecord,
+    regions: &[String],
+) -> Result<()> {
+    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
+    c.execute(
+        "INSERT INTO drills (playbook, run_id, started_at, finished_at, rto_seconds, rpo_seconds, aborted, report)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (playbook, run_id) DO UPDATE SET started_at = $3, finished_at = $4,
+           rto_seconds = $5, rpo_seconds = $6, aborted = $7, report = $8",
+        &[
+            &rec.playbook,
+            &rec.run_id,
+            &rec.started_at,
+            &rec.finished_at,
+            &rec.rto.seconds,
+            &rec.rpo.seconds,
+            &rec.aborted,
+            &serde_json::to_value(rec)?,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    for r in regions {
+        c.execute(
+            "INSERT INTO drill_copies (playbook, run_id, region) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&rec.playbook, &rec.run_id, r],
+        )
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// After a drill's evidence was published to `regions`: its run.
+pub async fn record_drill(
+    cfg: &Config,
+    rec: &crate::drill::record::RunRecord,
+    regions: &[String],
+) -> Option<String> {
+    live(cfg, "drill", async {
+        let client = connect(cfg).await?;
+        upsert_drill(&client, rec, regions).await
+    })
+    .await
 }
 
 /// One job's rows, replaced in one transaction: (backups, copies, verifications).

@@ -358,6 +358,7 @@ async fn run_drill(
             tracing::warn!(region = %region, error = %error, "drill evidence not stored in a region");
         }
         let ok = published.stored;
+        crate::catalog::record_drill(cfg, &rec, &ok).await;
         if !ok.is_empty() {
             stored.push(format!(
                 "drills/{}/{}/ in {}",

@@ -65,13 +65,13 @@ async fn publish_to(region: &Region, dir: &Path, r: &RunRecord) -> std::result::
     Ok(())
 }
 
-async fn region_records(region: &Region) -> Result<Vec<RunRecord>> {
-    let entries = region
-        .op
-        .list_with("drills/")
-        .recursive(true)
-        .await
-        .map_err(|e| region.err(e, "drills/"))?;
+/// Every drill report published to `region` (none when it holds no `drills/`).
+pub async fn region_records(region: &Region) -> Result<Vec<RunRecord>> {
+    let entries = match region.op.list_with("drills/").recursive(true).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(region.err(e, "drills/")),
+    };
     let mut out = Vec::new();
     for e in entries {
         if e.path().ends_with("/report.json") {

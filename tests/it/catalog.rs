@@ -39,7 +39,7 @@ fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_histo
     w.write_config(&with_catalog);
 
     let m = ok(&w, &["catalog", "migrate"]);
-    assert_eq!(m["applied"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(m["applied"].as_array().unwrap().len(), 2, "{m}");
     let m = ok(&w, &["catalog", "migrate"]);
     assert_eq!(
         m["applied"],
@@ -151,6 +151,7 @@ fn backups_verifications_and_prunes_update_the_catalog_as_they_commit_and_an_out
             table("SELECT string_agg(id, ',' ORDER BY id) FROM backups"),
             table("SELECT string_agg(id || '@' || region, ',' ORDER BY id, region) FROM copies"),
             table("SELECT string_agg(id || '@' || region || ':' || passed, ',' ORDER BY id, region) FROM verifications"),
+            table("SELECT string_agg(d.playbook || '/' || d.run_id || '@' || c.region, ',' ORDER BY d.run_id, c.region) FROM drills d JOIN drill_copies c USING (playbook, run_id)"),
         )
     };
 
@@ -159,7 +160,28 @@ fn backups_verifications_and_prunes_update_the_catalog_as_they_commit_and_an_out
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = w.backup_ok()["id"].as_str().unwrap().to_string();
     ok(&w, &["verify", "app"]);
+    let pb = w.dir.join("catalog-drill.yaml");
+    std::fs::write(
+        &pb,
+        "name: catalog-drill\nsteps:\n  - { id: hello, owner: SRE, timeout: 10s, kind: shell, run: \"true\" }\n",
+    )
+    .unwrap();
+    let o = w
+        .cmd(&["-o", "json", "drill", "run", pb.to_str().unwrap()])
+        .env("DRCTL_EVIDENCE_DIR", w.dir.join("ev"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_id = serde_json::from_slice::<Value>(&o.stdout).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let live = snapshot();
+    assert_eq!(
+        live.3,
+        format!("catalog-drill/{run_id}@garage,catalog-drill/{run_id}@local"),
+        "{live:?}"
+    );
     assert_eq!(live.0, format!("{first},{second}"), "{live:?}");
     assert_eq!(
         live.1,
