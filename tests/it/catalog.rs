@@ -133,8 +133,8 @@ fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_histo
 }
 
 #[test]
-fn backups_verifications_and_prunes_update_the_catalog_as_they_commit_and_an_outage_fails_nothing()
-{
+fn backups_verifications_drills_and_prunes_update_the_catalog_as_they_commit_and_an_outage_or_a_cut_sync_loses_nothing(
+) {
     let (pg, _src, w) = seeded_world("catalog_live", 2);
     let catalog = db_name("catalog_live");
     pg.create_db(&catalog);
@@ -222,6 +222,32 @@ fn backups_verifications_and_prunes_update_the_catalog_as_they_commit_and_an_out
     );
     assert!(stderr(&o).contains("catalog sync"), "{}", stderr(&o));
     assert!(w.backup_ids("app").iter().any(|b| b.starts_with(id)));
+    // A sync cut off mid-transaction (its connection dropped after the deletes, as when the
+    // process is killed): PostgreSQL rolls it back, the catalog is as it was.
+    let before = snapshot();
+    assert!(!before.0.contains(id), "{before:?}");
+    let port = pg
+        .url("x")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let proxy = crate::proxy::Proxy::start(&format!("127.0.0.1:{port}"));
+    proxy.cut_requests_containing("INSERT INTO copies");
+    w.write_config(&cfg.replace(
+        &pg.url(&catalog),
+        &format!("postgres://postgres@{}/{catalog}", proxy.addr),
+    ));
+    let o = w.drctl(&["catalog", "sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        snapshot(),
+        before,
+        "a sync cut off mid-way changed the catalog"
+    );
     // The next sync catches the catalog up.
     w.write_config(&cfg);
     ok(&w, &["catalog", "sync"]);
