@@ -30,10 +30,10 @@ fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_histo
     std::fs::create_dir_all(&tree).unwrap();
     std::fs::write(tree.join("app.yaml"), "listen: 8080\n").unwrap();
     let plain = format!(
-        "{}    verify: {{ level: restore, scratch: \"{}\" }}\n  - name: etc\n    source: {{ kind: files, paths: [\"{}\"] }}\n",
+        "{}    verify: {{ level: restore, scratch: \"{}\" }}\n  - name: etc\n    source: {{ kind: files, paths: [\"{t}\"] }}\n  - name: etc2\n    source: {{ kind: files, paths: [\"{t}\"] }}\n",
         std::fs::read_to_string(&w.config).unwrap(),
         pg.url("postgres"),
-        tree.display()
+        t = tree.display()
     );
     let with_catalog = format!("{plain}catalog: {{ url: \"{}\" }}\n", pg.url(&catalog));
     w.write_config(&with_catalog);
@@ -52,6 +52,7 @@ fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_histo
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     w.backup_ok_job("etc");
+    w.backup_ok_job("etc2");
     ok(&w, &["verify", "app"]);
     let s = ok(&w, &["catalog", "sync"]);
     assert_eq!(
@@ -60,7 +61,7 @@ fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_histo
             s["backups"].as_u64(),
             s["copies"].as_u64()
         ),
-        (Some(2), Some(4), Some(8)),
+        (Some(3), Some(5), Some(10)),
         "{s}"
     );
     assert_eq!(
@@ -85,6 +86,30 @@ fn catalog_migrates_once_syncs_to_what_the_regions_hold_and_gives_the_same_histo
         before,
         "sync is idempotent"
     );
+
+    // The regions read in the other order: the same rows.
+    let dump = || {
+        pg.psql(&catalog, "SELECT string_agg(job || id || manifest::text, ',' ORDER BY job, id) FROM backups")
+            + &pg.psql(&catalog, "SELECT string_agg(job || id || region, ',' ORDER BY job, id, region) FROM copies")
+            + &pg.psql(&catalog, "SELECT string_agg(job || id || region || record::text, ',' ORDER BY job, id, region) FROM verifications")
+    };
+    let rows_before = dump();
+    let lines: Vec<&str> = with_catalog.lines().collect();
+    let (i, j) = (
+        lines
+            .iter()
+            .position(|l| l.contains("name: local"))
+            .unwrap(),
+        lines
+            .iter()
+            .position(|l| l.contains("name: garage"))
+            .unwrap(),
+    );
+    let mut swapped = lines.clone();
+    swapped.swap(i, j);
+    w.write_config(&(swapped.join("\n") + "\n"));
+    ok(&w, &["catalog", "sync"]);
+    assert_eq!(dump(), rows_before, "the region order changed the catalog");
 
     // The repository changes (a prune): the next sync follows it.
     let keep_one = |cfg: &str| {
