@@ -28,6 +28,11 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// A catalog query's error (tokio-postgres never includes the URL or its password).
+fn db(e: tokio_postgres::Error) -> Error {
+    Error::failed(format!("catalog: {e}"))
+}
+
 /// Connect to the catalog; the URL is never printed.
 pub async fn connect(cfg: &Config) -> Result<Client> {
     let Some(c) = &cfg.catalog else {
@@ -76,7 +81,7 @@ pub async fn migrate(cfg: &Config) -> Result<MigrateReport> {
     let row = client
         .query_opt("SELECT max(version) FROM refinery_schema_history", &[])
         .await
-        .map_err(|e| Error::failed(format!("catalog: {e}")))?;
+        .map_err(db)?;
     Ok(MigrateReport {
         applied,
         current_version: row.and_then(|r| r.get::<_, Option<i32>>(0)),
@@ -99,25 +104,17 @@ pub async fn sync(cfg: &Config, regions: &[Region]) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     for job in &cfg.jobs {
         let job = &job.name.0;
-        let held = futures::future::join_all(regions.iter().map(|r| async move {
-            let manifests = r.list_manifests(job).await?;
-            let verifications = r.latest_verifications(job).await?;
-            Ok::<_, Error>(RegionHolding {
-                region: r.name.clone(),
-                manifests,
-                verifications,
+        let held = crate::history::read_holdings(regions, job)
+            .await
+            .into_iter()
+            .zip(regions)
+            .map(|(h, r)| {
+                h.map_err(|e| {
+                    e.context(format!("region {}", r.name))
+                        .hint("bring the region back and sync again: the catalog was not changed for this job")
+                })
             })
-        }))
-        .await
-        .into_iter()
-        .zip(regions)
-        .map(|(h, r)| {
-            h.map_err(|e| {
-                e.context(format!("region {}", r.name))
-                    .hint("bring the region back and sync again: the catalog was not changed for this job")
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let n = write_job(&mut client, job, &held).await?;
         report.jobs += 1;
         report.backups += n.0;
@@ -126,7 +123,6 @@ pub async fn sync(cfg: &Config, regions: &[Region]) -> Result<SyncReport> {
     }
     report.drills = sync_drills(&mut client, regions).await?;
     let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.0.as_str()).collect();
-    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
     client
         .execute("DELETE FROM verifications WHERE job <> ALL($1)", &[&names])
         .await
@@ -159,7 +155,6 @@ async fn sync_drills(client: &mut Client, regions: &[Region]) -> Result<usize> {
                 .push(r.name.clone());
         }
     }
-    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
     let tx = client.transaction().await.map_err(db)?;
     tx.execute("DELETE FROM drills", &[]).await.map_err(db)?;
     for (rec, held) in runs.values() {
@@ -174,7 +169,6 @@ async fn upsert_drill(
     rec: &crate::drill::record::RunRecord,
     regions: &[String],
 ) -> Result<()> {
-    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
     c.execute(
         "INSERT INTO drills (playbook, run_id, started_at, finished_at, rto_seconds, rpo_seconds, aborted, report)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -223,7 +217,6 @@ async fn write_job(
     job: &str,
     held: &[RegionHolding],
 ) -> Result<(usize, usize, usize)> {
-    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
     let tx = client.transaction().await.map_err(db)?;
     let mut manifests: std::collections::BTreeMap<&str, &Manifest> = Default::default();
     for h in held {
@@ -290,7 +283,7 @@ async fn upsert_backup(c: &impl tokio_postgres::GenericClient, m: &Manifest) -> 
         ],
     )
     .await
-    .map_err(|e| Error::failed(format!("catalog: {e}")))?;
+    .map_err(db)?;
     Ok(())
 }
 
@@ -326,14 +319,13 @@ async fn upsert_verification(
         ],
     )
     .await
-    .map_err(|e| Error::failed(format!("catalog: {e}")))?;
+    .map_err(db)?;
     Ok(())
 }
 
 /// A job's history from the catalog: the same rows `history::from_repository` gives.
 pub async fn history(cfg: &Config, job: &str) -> Result<Vec<HistoryRow>> {
     let client = connect(cfg).await?;
-    let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
     let mut held = Vec::new();
     for r in &cfg.regions {
         let region = r.name.0.clone();
@@ -401,7 +393,6 @@ where
 pub async fn record_backup(cfg: &Config, m: &Manifest, regions: &[String]) -> Option<String> {
     live(cfg, "backup", async {
         let mut client = connect(cfg).await?;
-        let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
         let tx = client.transaction().await.map_err(db)?;
         upsert_backup(&tx, m).await?;
         for r in regions {
@@ -442,7 +433,6 @@ pub async fn record_prune(cfg: &Config, deleted: &[(String, String, String)]) ->
     }
     live(cfg, "prune", async {
         let client = connect(cfg).await?;
-        let db = |e: tokio_postgres::Error| Error::failed(format!("catalog: {e}"));
         for (job, id, region) in deleted {
             client
                 .execute(

@@ -42,21 +42,24 @@ pub struct RegionHolding {
     pub verifications: Vec<(String, serde_json::Value)>,
 }
 
+/// What each region holds of `job`, every region at once, in config order.
+pub async fn read_holdings(regions: &[Region], job: &str) -> Vec<Result<RegionHolding>> {
+    futures::future::join_all(regions.iter().map(|r| async move {
+        Ok(RegionHolding {
+            region: r.name.clone(),
+            manifests: r.list_manifests(job).await?,
+            verifications: r.latest_verifications(job).await?,
+        })
+    }))
+    .await
+}
+
 /// The job's history, oldest first, and the regions that could not be read.
 pub async fn from_repository(
     regions: &[Region],
     job: &str,
 ) -> Result<(Vec<HistoryRow>, Vec<String>)> {
-    let reads = futures::future::join_all(regions.iter().map(|r| async move {
-        let manifests = r.list_manifests(job).await?;
-        let verifications = r.latest_verifications(job).await?;
-        Ok::<_, crate::error::Error>(RegionHolding {
-            region: r.name.clone(),
-            manifests,
-            verifications,
-        })
-    }))
-    .await;
+    let reads = read_holdings(regions, job).await;
     let mut held = Vec::new();
     let mut unreachable = Vec::new();
     for (r, read) in regions.iter().zip(reads) {

@@ -343,8 +343,7 @@ async fn commit(
         }
     }
     // The index learns the manifest exactly as written (a cache: failures only warn).
-    let written: &Manifest = m;
-    join_all(committed.iter().map(|r| r.index_add(written))).await;
+    join_all(committed.iter().map(|r| r.index_add(mr))).await;
     m.regions = committed.iter().map(|r| r.name.clone()).collect();
     Ok(())
 }

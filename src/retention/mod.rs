@@ -278,10 +278,14 @@ async fn extend_locks(regions: &[Region], rows: &mut [Row]) -> Result<()> {
 }
 
 fn region_of<'a>(regions: &'a [Region], row: &Row) -> &'a Region {
+    find_region(regions, &row.region)
+}
+
+fn find_region<'a>(regions: &'a [Region], name: &str) -> &'a Region {
     regions
         .iter()
-        .find(|r| r.name == row.region)
-        .expect("row of a known region")
+        .find(|r| r.name == name)
+        .expect("a region of the plan")
 }
 
 async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
@@ -296,10 +300,7 @@ async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
     // The plan came through the index: before anything is deleted, each doomed manifest is
     // read again, so that a manifest changed since (a newer format, say) stops the prune.
     for ((region, job), ids) in &doomed {
-        let r = regions
-            .iter()
-            .find(|r| r.name == *region)
-            .expect("known region");
+        let r = find_region(regions, region);
         for id in ids {
             r.read_manifest(job, id)
                 .await
@@ -307,10 +308,7 @@ async fn carry_out(regions: &[Region], rows: &[Row]) -> Result<()> {
         }
     }
     for ((region, job), ids) in &doomed {
-        let r = regions
-            .iter()
-            .find(|r| r.name == *region)
-            .expect("known region");
+        let r = find_region(regions, region);
         r.index_remove(job, ids)
             .await
             .map_err(|e| e.context("prune deleted nothing"))?;

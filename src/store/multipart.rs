@@ -90,10 +90,9 @@ impl S3Access {
     }
 
     pub async fn abort(&self, u: &Upload) -> Result<()> {
-        let key = format!("{}{}", self.root, u.key);
         self.call(
             reqwest::Method::DELETE,
-            &key,
+            &self.key(&u.key),
             &[("uploadId".into(), u.upload_id.clone())],
             &[],
             Bytes::new(),
