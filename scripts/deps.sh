@@ -19,6 +19,7 @@ command -v knotd >/dev/null || need_apt+=(knot)        # authoritative DNS for t
 command -v kdig >/dev/null || need_apt+=(knot-dnsutils) # the tests' independent DNS observer
 command -v script >/dev/null || need_apt+=(bsdutils)   # a pseudo-terminal for manual drill steps
 command -v ip >/dev/null || need_apt+=(iproute2)       # a network namespace for the embedded Milvus server
+command -v chromium >/dev/null || need_apt+=(chromium)  # headless browser for the status page test
 if [[ "${1:-}" == "--bench" ]]; then
   command -v restic >/dev/null || need_apt+=(restic)
   [[ -x /usr/bin/time ]] || need_apt+=(time)

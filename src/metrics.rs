@@ -21,7 +21,12 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("drctl_backup_region_failures_total", "counter", "Backups of the job that could not be written to this region."),
     ("drctl_rpo_exposure_seconds", "gauge", "Now minus consistent_at of the newest backup held by min_copies regions (and verified when the job verifies)."),
     ("drctl_rpo_target_seconds", "gauge", "The job's rpo."),
-    ("drctl_drill_next_due_timestamp_seconds", "gauge", "When a checklist in ./playbooks says its next drill is due (its next_drill), Unix seconds."),
+    ("drctl_rto_measured_seconds", "gauge", "The job's newest timed restore (verify level restore or a drill's restore step); +Inf when the job has an rto and no restore was ever timed."),
+    ("drctl_rto_target_seconds", "gauge", "The job's rto."),
+    ("drctl_rto_estimated_seconds", "gauge", "The newest timed restore scaled by the newest backup's size, when that backup is at least 1.5 times the timed one."),
+    ("drctl_region_readable", "gauge", "1 when the daemon's last status read of the region succeeded, 0 when it failed."),
+    ("drctl_drill_last_passed_timestamp_seconds", "gauge", "Unix time the playbook's newest passed drill run finished (from the repository)."),
+    ("drctl_drill_next_due_timestamp_seconds", "gauge", "When the playbook's next drill is due, Unix seconds: a checklist's next_drill, or its newest passed run plus its cadence (drills.cadence)."),
     ("drctl_verify_last_success_timestamp_seconds", "gauge", "Unix time the job's last passed verification finished."),
     ("drctl_verify_failures_total", "counter", "Verifications of the job that failed."),
     ("drctl_catalog_errors_total", "counter", "Catalog updates that failed (the repository holds the truth; `drctl catalog sync` catches up)."),
@@ -182,6 +187,21 @@ pub fn record_status(reg: &Registry, jobs: &[crate::status::JobStatus]) {
         reg.set("drctl_rpo_exposure_seconds", &[("job", &s.job)], e);
         if let Some(t) = s.rpo_target_seconds {
             reg.set("drctl_rpo_target_seconds", &[("job", &s.job)], t);
+        }
+        if let Some(t) = s.rto_target_seconds {
+            reg.set("drctl_rto_target_seconds", &[("job", &s.job)], t);
+        }
+        match (&s.rto_measured, s.rto_target_seconds) {
+            (Some(m), _) => reg.set("drctl_rto_measured_seconds", &[("job", &s.job)], m.seconds),
+            (None, Some(_)) => reg.set(
+                "drctl_rto_measured_seconds",
+                &[("job", &s.job)],
+                f64::INFINITY,
+            ),
+            (None, None) => {}
+        }
+        if let Some(e) = s.rto_estimated_seconds {
+            reg.set("drctl_rto_estimated_seconds", &[("job", &s.job)], e);
         }
         if let Some(secs) = s.last_restore_test_seconds {
             reg.set(

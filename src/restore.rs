@@ -35,6 +35,8 @@ pub struct RestoreReport {
     pub consistent_at: DateTime<Utc>,
     pub target: String,
     pub duration_seconds: f64,
+    /// The restored backup's source size: the status scales RTO by it.
+    pub raw_bytes: u64,
     pub skipped_regions: Vec<String>,
 }
 
@@ -215,6 +217,7 @@ pub async fn run(
         consistent_at: manifest.consistent_at,
         target: target.describe(),
         duration_seconds: started.elapsed().as_secs_f64(),
+        raw_bytes: manifest.raw_size(),
         skipped_regions: skipped,
     })
 }

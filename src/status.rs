@@ -2,6 +2,13 @@
 //! now − `consistent_at` of the newest backup held by at least `min_copies` regions (and,
 //! when the job verifies, whose newest verification passed). No such backup ⇒ unbounded
 //! exposure, reported as such, and a breach whenever the job has an `rpo`.
+//!
+//! RTO: the newest timed restore of the job — a `verify --level restore` scratch restore or
+//! a drill's `restore` step, whichever finished last — against the job's `rto`. A target
+//! with no timed restore is "not measured", which counts as a breach: an RTO nobody has
+//! measured is a hope, not a fact. When the newest backup is much larger than the one whose
+//! restore was timed, the status says so and gives a size-scaled estimate (the verdict
+//! stays on the measurement).
 
 use crate::config::{Config, JobSpec};
 use crate::error::Result;
@@ -24,13 +31,135 @@ pub struct JobStatus {
     pub rpo_breached: bool,
     /// Wall time of the newest scratch restore done by `verify --level restore`.
     pub last_restore_test_seconds: Option<f64>,
+    pub rto_target_seconds: Option<f64>,
+    /// The newest timed restore (verification or drill), when there is one.
+    pub rto_measured: Option<TimedRestore>,
+    pub rto_state: RtoState,
+    /// `breached` or `not_measured` with a target.
+    pub rto_breached: bool,
+    /// Newest backup's source size ÷ the timed backup's, when both are known.
+    pub rto_size_ratio: Option<f64>,
+    /// The measurement scaled by that ratio, when the newest backup is ≥ 1.5× larger.
+    pub rto_estimated_seconds: Option<f64>,
+    /// What a reader should know about the measurement (size scaling), as a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rto_note: Option<String>,
     pub unreachable_regions: Vec<String>,
 }
+
+/// How the job stands against its `rto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RtoState {
+    /// The job has no `rto`.
+    NoTarget,
+    Met,
+    Breached,
+    /// A target, and no restore was ever timed.
+    NotMeasured,
+}
+
+impl RtoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtoState::NoTarget => "no target",
+            RtoState::Met => "met",
+            RtoState::Breached => "BREACHED",
+            RtoState::NotMeasured => "not measured",
+        }
+    }
+}
+
+/// One timed restore of a job's backup.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimedRestore {
+    pub job: String,
+    pub backup: String,
+    pub finished_at: DateTime<Utc>,
+    pub seconds: f64,
+    /// Source size of the restored backup, when known.
+    pub raw_bytes: Option<u64>,
+    /// `verify`, or `drill <playbook>/<run-id>`.
+    pub by: String,
+}
+
+/// Size ratio past which the status says a measurement is stale.
+const SCALE_WARN: f64 = 1.5;
 
 pub struct Seen {
     pub id: String,
     pub consistent_at: DateTime<Utc>,
     pub regions: BTreeSet<String>,
+    pub raw_bytes: u64,
+}
+
+/// Every passed drill `restore` step published to the repository, deduplicated across
+/// regions, and the regions whose `drills/` could not be read.
+pub async fn drill_restores(regions: &[Region]) -> (Vec<TimedRestore>, Vec<String>) {
+    let (runs, unread) = crate::drill::evidence::published_runs(regions).await;
+    (drill_restores_of(&runs), unread)
+}
+
+/// The passed `restore` steps of these drill runs.
+pub fn drill_restores_of(runs: &[crate::drill::record::RunRecord]) -> Vec<TimedRestore> {
+    let mut out = Vec::new();
+    for r in runs {
+        for s in r.main_steps() {
+            if let (Some(x), Some(at), true) = (&s.restored, s.finished_at, s.status.ok()) {
+                out.push(TimedRestore {
+                    job: x.job.clone(),
+                    backup: x.backup.clone(),
+                    finished_at: at,
+                    seconds: x.seconds,
+                    raw_bytes: Some(x.raw_bytes),
+                    by: format!("drill {}/{}", r.playbook, r.run_id),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The RTO verdict from the newest timed restore and the newest backup's size.
+pub fn judge_rto(
+    target: Option<f64>,
+    measured: Option<&TimedRestore>,
+    newest_raw: Option<u64>,
+) -> (RtoState, Option<f64>, Option<f64>, Option<String>) {
+    let ratio = match (measured.and_then(|m| m.raw_bytes), newest_raw) {
+        (Some(t), Some(n)) if t > 0 => Some(n as f64 / t as f64),
+        _ => None,
+    };
+    let estimate = match (measured, ratio) {
+        (Some(m), Some(r)) if r >= SCALE_WARN => Some(m.seconds * r),
+        _ => None,
+    };
+    let note = match (measured, ratio, estimate) {
+        (Some(m), Some(r), Some(e)) => Some(format!(
+            "the newest backup is {r:.1}× the size of {} whose restore was timed ({}): a restore of it may take about {}{}",
+            m.backup,
+            human_secs(m.seconds),
+            human_secs(e),
+            if target.is_some_and(|t| e > t) { ", over the target" } else { "" }
+        )),
+        _ => None,
+    };
+    let state = match (target, measured) {
+        (None, _) => RtoState::NoTarget,
+        (Some(_), None) => RtoState::NotMeasured,
+        (Some(t), Some(m)) if m.seconds > t => RtoState::Breached,
+        (Some(_), Some(_)) => RtoState::Met,
+    };
+    (state, ratio, estimate, note)
+}
+
+/// Seconds as a short human duration (`1m 30s`, `4.2s`).
+pub fn human_secs(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
+    }
 }
 
 /// The backup RPO counts from: newest with enough copies (and verified when required).
@@ -46,15 +175,17 @@ pub fn covering<'a>(
         .max_by_key(|b| (b.consistent_at, &b.id))
 }
 
+/// `drills`: the timed restores of `drill_restores` (any job's; this one's are picked).
 pub async fn job_status(
     cfg: &Config,
     regions: &[Region],
     job: &JobSpec,
+    drills: &[TimedRestore],
     now: DateTime<Utc>,
 ) -> Result<JobStatus> {
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut unreachable = Vec::new();
-    let mut last_restore: Option<(DateTime<Utc>, f64)> = None;
+    let mut last_restore: Option<TimedRestore> = None;
     let mut verified = BTreeSet::new();
     // Every region at once: a slow region costs its own latency, not the sum.
     let reads = futures::future::join_all(regions.iter().map(|r| async move {
@@ -75,6 +206,7 @@ pub async fn job_status(
                             id: m.id.clone(),
                             consistent_at: m.consistent_at,
                             regions: BTreeSet::new(),
+                            raw_bytes: m.raw_size(),
                         })
                         .regions
                         .insert(r.name.clone());
@@ -89,7 +221,7 @@ pub async fn job_status(
         if let Some(recs) = recs {
             for (id, rec) in recs {
                 if crate::verify::passed(&rec) {
-                    verified.insert(id);
+                    verified.insert(id.clone());
                 }
                 let at = rec
                     .get("finished_at")
@@ -97,8 +229,15 @@ pub async fn job_status(
                     .and_then(|t| t.parse::<DateTime<Utc>>().ok());
                 let secs = rec.get("restore_seconds").and_then(|s| s.as_f64());
                 if let (Some(at), Some(secs)) = (at, secs) {
-                    if last_restore.is_none_or(|(t, _)| at > t) {
-                        last_restore = Some((at, secs));
+                    if last_restore.as_ref().is_none_or(|t| at > t.finished_at) {
+                        last_restore = Some(TimedRestore {
+                            job: job.name.0.clone(),
+                            raw_bytes: seen.get(&id).map(|b| b.raw_bytes),
+                            backup: id,
+                            finished_at: at,
+                            seconds: secs,
+                            by: "verify".into(),
+                        });
                     }
                 }
             }
@@ -113,6 +252,20 @@ pub async fn job_status(
     );
     let exposure = cover.map(|b| (now - b.consistent_at).num_milliseconds() as f64 / 1000.0);
     let target = job.rpo.map(|d| d.as_secs_f64());
+    let size_of = |id: &str| backups.iter().find(|b| b.id == id).map(|b| b.raw_bytes);
+    let measured = drills
+        .iter()
+        .filter(|d| d.job == job.name.0)
+        .cloned()
+        .map(|mut d| {
+            d.raw_bytes = d.raw_bytes.or_else(|| size_of(&d.backup));
+            d
+        })
+        .chain(last_restore.clone())
+        .max_by_key(|d| d.finished_at);
+    let rto_target = job.rto.map(|d| d.as_secs_f64());
+    let (rto_state, ratio, estimate, note) =
+        judge_rto(rto_target, measured.as_ref(), newest.map(|b| b.raw_bytes));
     Ok(JobStatus {
         job: job.name.0.clone(),
         newest_complete: newest.map(|b| b.id.clone()),
@@ -134,7 +287,14 @@ pub async fn job_status(
         rpo_exposure_seconds: exposure,
         rpo_target_seconds: target,
         rpo_breached: target.is_some_and(|t| exposure.is_none_or(|e| e > t)),
-        last_restore_test_seconds: last_restore.map(|(_, s)| s),
+        last_restore_test_seconds: last_restore.map(|t| t.seconds),
+        rto_target_seconds: rto_target,
+        rto_measured: measured,
+        rto_breached: matches!(rto_state, RtoState::Breached | RtoState::NotMeasured),
+        rto_state,
+        rto_size_ratio: ratio,
+        rto_estimated_seconds: estimate,
+        rto_note: note,
         unreachable_regions: unreachable,
     })
 }
@@ -148,7 +308,49 @@ mod tests {
             id: id.into(),
             consistent_at: at.parse().unwrap(),
             regions: regions.iter().map(|s| s.to_string()).collect(),
+            raw_bytes: 0,
         }
+    }
+
+    fn timed(seconds: f64, raw: u64) -> TimedRestore {
+        TimedRestore {
+            job: "db".into(),
+            backup: "b1".into(),
+            finished_at: "2026-11-23T01:00:00Z".parse().unwrap(),
+            seconds,
+            raw_bytes: Some(raw),
+            by: "verify".into(),
+        }
+    }
+
+    #[test]
+    fn rto_is_not_measured_without_a_timed_restore_and_never_ok() {
+        let (s, ..) = judge_rto(Some(60.0), None, Some(10));
+        assert_eq!(s, RtoState::NotMeasured);
+        assert_eq!(judge_rto(None, None, None).0, RtoState::NoTarget);
+        assert_eq!(
+            judge_rto(Some(60.0), Some(&timed(61.0, 10)), Some(10)).0,
+            RtoState::Breached
+        );
+        assert_eq!(
+            judge_rto(Some(60.0), Some(&timed(59.0, 10)), Some(10)).0,
+            RtoState::Met
+        );
+    }
+
+    #[test]
+    fn a_much_larger_newest_backup_is_said_with_a_scaled_estimate() {
+        let (s, ratio, est, note) = judge_rto(Some(60.0), Some(&timed(40.0, 100)), Some(300));
+        assert_eq!(s, RtoState::Met, "the verdict stays on the measurement");
+        assert_eq!(ratio, Some(3.0));
+        assert_eq!(est, Some(120.0));
+        let note = note.unwrap();
+        assert!(
+            note.contains("3.0×") && note.contains("over the target"),
+            "{note}"
+        );
+        let (_, _, est, note) = judge_rto(Some(60.0), Some(&timed(40.0, 100)), Some(120));
+        assert!(est.is_none() && note.is_none());
     }
 
     #[test]

@@ -21,7 +21,11 @@ pub const AFTER_HELP: &[(&str, &str)] = &[
     ),
     (
         "status",
-        "Examples:\n  drctl status\n  drctl status -o json",
+        "Examples:\n  drctl status\n  drctl status -o json\n\nExit 1 when a job's RPO exposure is over its rpo, or its newest timed restore is over\nits rto, or it has an rto and no restore was ever timed (RTO \"not measured\").",
+    ),
+    (
+        "report",
+        "Examples:\n  drctl report --html status.html\n  drctl report --html - > /srv/www/drctl.html\n  drctl report --html status.html --publish\n  drctl report -o json\n\nThe same page the daemon serves at /: every job's RPO and RTO against its targets,\ncopies per region, verification history, size and duration over time, the drills' RTO\nand RPO per run, the next scheduled runs, overdue drills, and unreadable regions.\nOne file, no script or external resource: it opens anywhere, air-gapped too.\nWithout --html it prints the page's data (JSON). Breaches do not change the exit code:\n`drctl status` is the check.",
     ),
     (
         "catalog migrate",
@@ -41,7 +45,7 @@ pub const AFTER_HELP: &[(&str, &str)] = &[
     ),
     (
         "schedule",
-        "Examples:\n  drctl schedule\n  drctl -c /etc/drctl/drctl.yaml schedule --listen 0.0.0.0:9477\n\nServes /healthz, /readyz and /metrics (Prometheus) on the listen address.\nSIGTERM/SIGINT: no new runs; running ones get scheduler.shutdown_grace to finish, then\nare aborted (they clean up); exit 0. A second signal aborts at once.\nSIGHUP: re-read and validate the config; an invalid one is refused and the old one kept.",
+        "Examples:\n  drctl schedule\n  drctl -c /etc/drctl/drctl.yaml schedule --listen 0.0.0.0:9477\n\nServes / (the status page), /healthz, /readyz and /metrics (Prometheus) on the listen\naddress.\nSIGTERM/SIGINT: no new runs; running ones get scheduler.shutdown_grace to finish, then\nare aborted (they clean up); exit 0. A second signal aborts at once.\nSIGHUP: re-read and validate the config; an invalid one is refused and the old one kept.",
     ),
     (
         "backup run",

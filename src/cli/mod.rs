@@ -66,8 +66,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Prove a backup restores: checksums in every region, the format itself, a real restore.
     Verify(VerifyArgs),
-    /// Per job: newest and newest verified backup, copies per region, RPO exposure; exit 1 on a breach.
+    /// Per job: newest and newest verified backup, copies per region, RPO and RTO against their targets; exit 1 on a breach.
     Status,
+    /// The operator's console page (what the daemon serves at /) as a file, or its data as JSON.
+    Report(ReportArgs),
     /// Every backup of a job over time: sizes, durations, compression, copies, verifications.
     History {
         /// The job.
@@ -301,6 +303,16 @@ pub struct DrillReportArgs {
     pub format: ReportFormat,
     #[arg(long, default_value = "drills", env = "DRCTL_EVIDENCE_DIR")]
     pub evidence_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Write the page as self-contained HTML into FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also publish the page to every region as `console/index.html`.
+    #[arg(long)]
+    pub publish: bool,
 }
 
 #[derive(Args, Debug)]

@@ -122,7 +122,8 @@ async fn push_metrics(
 ) {
     let reg = crate::metrics::Registry::default();
     crate::metrics::record_backup(&reg, &job.name.0, result);
-    if let Ok(s) = crate::status::job_status(cfg, regions, job, chrono::Utc::now()).await {
+    let (drills, _) = crate::status::drill_restores(regions).await;
+    if let Ok(s) = crate::status::job_status(cfg, regions, job, &drills, chrono::Utc::now()).await {
         crate::metrics::record_status(&reg, &[s]);
     }
     match crate::metrics::push(url, &job.name.0, &reg).await {

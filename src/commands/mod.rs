@@ -7,6 +7,7 @@ mod drill;
 mod history;
 mod k8s;
 mod prune;
+mod report;
 mod restore;
 mod status;
 mod verify;
@@ -63,6 +64,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Restore(args) => restore::run(&Config::load(&cfg_path)?, args, out).await,
         Command::Verify(args) => verify::run(&Config::load(&cfg_path)?, args, out).await,
         Command::Status => status::run(&Config::load(&cfg_path)?, out).await,
+        Command::Report(args) => report::run(&Config::load(&cfg_path)?, args, out).await,
         Command::Prune(args) => prune::run(&Config::load(&cfg_path)?, args, out).await,
         Command::History { job } => history::run(&Config::load(&cfg_path)?, &job, out).await,
         Command::Catalog(cmd) => catalog::run(&Config::load(&cfg_path)?, cmd, out).await,

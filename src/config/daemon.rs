@@ -104,6 +104,9 @@ pub enum EventKind {
     Failure,
     /// A job's RPO exposure went past its `rpo` (told once per breach, not on every check).
     RpoBreach,
+    /// A job's newest timed restore went past its `rto`, or it has an `rto` and no restore
+    /// was ever timed (told once per breach).
+    RtoBreach,
     /// A verification failed.
     VerifyFailure,
     /// A backup committed. Off unless listed.
@@ -127,7 +130,7 @@ pub struct NotifierSpec {
     pub kind: NotifierKind,
     /// The webhook URL; it usually embeds a token, so it is never printed.
     pub url: Secret,
-    /// Events sent; default `[failure, rpo_breach, verify_failure]`.
+    /// Events sent; default `[failure, rpo_breach, rto_breach, verify_failure]`.
     #[serde(default = "default_events")]
     pub on: Vec<EventKind>,
     /// Per-request timeout. Default 10s.
@@ -140,6 +143,7 @@ fn default_events() -> Vec<EventKind> {
     vec![
         EventKind::Failure,
         EventKind::RpoBreach,
+        EventKind::RtoBreach,
         EventKind::VerifyFailure,
     ]
 }

@@ -4,7 +4,7 @@
 //! problem is placed at the `file:line:column` of the value it is about, with its field path.
 
 use super::daemon::{NotifierSpec, SchedulerSpec};
-use super::spec::{CatalogSpec, ConfigSpec, EncryptionSpec, JobSpec, RegionSpec, Skip};
+use super::spec::{CatalogSpec, ConfigSpec, DrillsSpec, EncryptionSpec, JobSpec, RegionSpec, Skip};
 use crate::error::Error;
 use crate::yamltree;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
@@ -81,6 +81,7 @@ const TOP: &[&str] = &[
     "notifications",
     "encryption",
     "catalog",
+    "drills",
 ];
 
 /// The top-level values that are not lists of pieces.
@@ -148,6 +149,9 @@ pub fn parse(root: &Node, p: &mut Problems) -> Option<Parsed> {
     let catalog = map
         .get_node("catalog")
         .and_then(|n| piece::<CatalogSpec>(n, "catalog", p));
+    let drills = map
+        .get_node("drills")
+        .and_then(|n| piece::<DrillsSpec>(n, "drills", p));
     Some(Parsed {
         spec: ConfigSpec {
             regions,
@@ -158,6 +162,7 @@ pub fn parse(root: &Node, p: &mut Problems) -> Option<Parsed> {
             notifications,
             encryption,
             catalog,
+            drills,
         },
         region_at,
         job_at,

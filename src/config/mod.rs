@@ -27,6 +27,7 @@ pub struct Config {
     pub notifications: Vec<daemon::NotifierSpec>,
     pub encryption: Option<spec::EncryptionSpec>,
     pub catalog: Option<spec::CatalogSpec>,
+    pub drills: spec::DrillsSpec,
 }
 
 impl Config {

@@ -36,6 +36,44 @@ pub struct ConfigSpec {
     /// never the system of record.
     #[serde(default)]
     pub catalog: Option<CatalogSpec>,
+    /// How often each playbook must be drilled: the status page and the
+    /// `drctl_drill_next_due_timestamp_seconds` metric mark a playbook overdue once its
+    /// newest passed run is older than its cadence.
+    #[serde(default)]
+    pub drills: Option<DrillsSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// `drills: { cadence: { region-failure: 90d, restore-from-backup: 7d } }`.
+pub struct DrillsSpec {
+    /// Playbook name (as `drctl drill run` takes it) → the longest time between passed runs.
+    #[serde(default, deserialize_with = "cadence_map::deserialize")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub cadence: BTreeMap<String, Duration>,
+}
+
+mod cadence_map {
+    use serde::{Deserialize, Deserializer};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
+        let raw = BTreeMap::<String, String>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                humantime::parse_duration(&v)
+                    .map(|d| (k.clone(), d))
+                    .map_err(|e| {
+                        serde::de::Error::custom(format!(
+                            "cadence of {k:?}: {v:?} is not a duration ({e}); write e.g. 30d"
+                        ))
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -258,6 +296,11 @@ pub struct JobSpec<S = crate::source::SourceSpec> {
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
     pub rpo: Option<Duration>,
+    /// Recovery time objective: the longest a restore of this job may take. `status` judges
+    /// it against the newest timed restore (`verify --level restore`, drills' restore steps).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub rto: Option<Duration>,
     #[serde(default)]
     pub retention: Option<RetentionSpec>,
     #[serde(default)]
@@ -310,6 +353,7 @@ impl<S> JobSpec<S> {
             schedule: self.schedule,
             compression: self.compression,
             rpo: self.rpo,
+            rto: self.rto,
             retention: self.retention,
             verify: self.verify,
             encryption: self.encryption,

@@ -111,6 +111,11 @@ pub(super) fn validate(
                 "`rpo: 0s` can never be met: a backup is always some time old; give the most data, in time, the job may lose (e.g. 15m)".into(),
             );
         }
+        if j.rto == Some(std::time::Duration::ZERO) {
+            err(field("rto"),
+                "`rto: 0s` can never be met: a restore always takes some time; give the longest a restore may take (e.g. 30m)".into(),
+            );
+        }
         // URL syntax is checked while parsing.
         for p in j.source.plugin().problems() {
             err(field(&format!("source.{}", p.field)), p.message);
@@ -205,6 +210,7 @@ pub(super) fn validate(
         notifications: spec.notifications,
         encryption: spec.encryption,
         catalog: spec.catalog,
+        drills: spec.drills.unwrap_or_default(),
     })
 }
 

@@ -338,6 +338,7 @@ fn blank(s: &Step, phase: Phase, group: Option<String>, status: Status) -> StepR
         durable_at: None,
         error: None,
         output: String::new(),
+        restored: None,
         confirmed_by_flag: false,
     }
 }
@@ -461,6 +462,7 @@ async fn run_step(
             rec.output = o.excerpt.clone();
             rec.durable_at = o.durable_at;
             rec.confirmed_by_flag = o.confirmed_by_flag;
+            rec.restored = o.restored.clone();
             if o.skipped {
                 rec.status = Status::Skipped;
             }

@@ -119,8 +119,9 @@ pub async fn all(cfg: Option<&Config>, base: &Path) -> (Vec<RunRecord>, Vec<Stri
     if let Some(cfg) = cfg {
         match crate::backup::open_regions(cfg) {
             Ok(regions) => {
-                for r in &regions {
-                    match region_records(r).await {
+                let reads = futures::future::join_all(regions.iter().map(region_records)).await;
+                for (r, read) in regions.iter().zip(reads) {
+                    match read {
                         Ok(mut v) => runs.append(&mut v),
                         Err(e) => warnings.push(format!("region {}: {e}", r.name)),
                     }
@@ -129,9 +130,33 @@ pub async fn all(cfg: Option<&Config>, base: &Path) -> (Vec<RunRecord>, Vec<Stri
             Err(e) => warnings.push(e.to_string()),
         }
     }
-    runs.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+    (oldest_first_once(runs), warnings)
+}
+
+/// Every run published to any of `regions` (read at once), oldest first, each once; and
+/// the names of the regions whose `drills/` could not be read.
+pub async fn published_runs(regions: &[Region]) -> (Vec<RunRecord>, Vec<String>) {
+    let reads = futures::future::join_all(regions.iter().map(region_records)).await;
+    let mut runs = Vec::new();
+    let mut unread = Vec::new();
+    for (r, read) in regions.iter().zip(reads) {
+        match read {
+            Ok(mut v) => runs.append(&mut v),
+            Err(e) => {
+                tracing::warn!(region = %r.name, error = %e, "cannot read the region's drill reports");
+                unread.push(r.name.clone());
+            }
+        }
+    }
+    (oldest_first_once(runs), unread)
+}
+
+fn oldest_first_once(mut runs: Vec<RunRecord>) -> Vec<RunRecord> {
+    runs.sort_by(|a, b| {
+        (a.started_at, &a.run_id, &a.playbook).cmp(&(b.started_at, &b.run_id, &b.playbook))
+    });
     runs.dedup_by(|a, b| a.run_id == b.run_id && a.playbook == b.playbook);
-    (runs, warnings)
+    runs
 }
 
 /// One run by id (or a unique prefix), and where it was found.

@@ -217,6 +217,7 @@ mod tests {
             durable_at: None,
             error: None,
             output: String::new(),
+            restored: None,
             confirmed_by_flag: false,
         }
     }

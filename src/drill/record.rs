@@ -72,6 +72,9 @@ pub struct StepRecord {
     /// The first lines of the step's output (stdout, response body, query result).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
+    /// A `restore` step's measured restore: `status` judges the job's RTO by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Restored>,
     /// Confirmed by `--yes` rather than by a person or a probe.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirmed_by_flag: bool,
@@ -84,6 +87,15 @@ impl StepRecord {
             _ => None,
         }
     }
+}
+
+/// What a drill's restore step restored, and how long the restore itself took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    pub job: String,
+    pub backup: String,
+    pub seconds: f64,
+    pub raw_bytes: u64,
 }
 
 /// A measured duration with its target, or why it was not measured.

@@ -22,6 +22,7 @@ pub fn text(e: &Event) -> String {
     let what = match e.event {
         EventKind::Failure => ":red_circle: backup FAILED",
         EventKind::RpoBreach => ":warning: RPO BREACHED",
+        EventKind::RtoBreach => ":warning: RTO BREACHED",
         EventKind::VerifyFailure => ":red_circle: verification FAILED",
         EventKind::Success => ":white_check_mark: backup committed",
     };

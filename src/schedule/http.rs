@@ -1,4 +1,5 @@
-//! The daemon's HTTP side: `/healthz` (the process answers), `/readyz` (config loaded,
+//! The daemon's HTTP side: `/` (the operator's console page, as the last status refresh
+//! rendered it), `/healthz` (the process answers), `/readyz` (config loaded,
 //! regions open, not shutting down) and `/metrics` (Prometheus text format). Loopback by
 //! default; HTTP/1.1 only; GET only.
 
@@ -78,6 +79,14 @@ async fn answer(
         ));
     }
     Ok(match req.uri().path() {
+        "/" => match state.page.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(page) => reply(StatusCode::OK, "text/html; charset=utf-8", page),
+            None => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/html; charset=utf-8",
+                "<!doctype html><meta http-equiv=\"refresh\" content=\"5\"><title>drctl</title><p>drctl is reading the repository; this page reloads in 5 s.</p>".into(),
+            ),
+        },
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" if state.ready.load(Ordering::SeqCst) => {
             reply(StatusCode::OK, "text/plain", "ready\n".into())
@@ -95,7 +104,7 @@ async fn answer(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /healthz, /readyz or /metrics\n".into(),
+            "not found: try /, /healthz, /readyz or /metrics\n".into(),
         ),
     })
 }

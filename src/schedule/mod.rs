@@ -19,6 +19,7 @@ pub mod plan;
 mod runner;
 
 use crate::backup::open_regions;
+use crate::config::daemon::EventKind;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::{unix, Registry};
@@ -38,6 +39,8 @@ use tokio_util::sync::CancellationToken;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
 /// How often RPO exposure is re-read from the repository between runs.
 const STATUS_EVERY: Duration = Duration::from_secs(60);
+/// The served page reloads itself this often (seconds): once per status refresh.
+const PAGE_REFRESH: u32 = 60;
 
 /// What the runs, the HTTP side and the loop share.
 pub struct State {
@@ -45,7 +48,9 @@ pub struct State {
     pub ready: AtomicBool,
     running: Mutex<HashSet<String>>,
     notifiers: RwLock<Arc<Notifiers>>,
-    breached: Mutex<HashSet<String>>,
+    breached: Mutex<HashSet<(EventKind, String)>>,
+    /// The console page, rendered by the periodic status refresh; served at `/`.
+    pub page: RwLock<Option<String>>,
 }
 
 impl State {
@@ -72,6 +77,7 @@ pub async fn run(path: &Path, listen: Option<SocketAddr>) -> Result<()> {
         running: Mutex::new(HashSet::new()),
         notifiers: RwLock::new(Arc::new(Notifiers::new(&cfg.notifications))),
         breached: Mutex::new(HashSet::new()),
+        page: RwLock::new(None),
     });
     let http_stop = CancellationToken::new();
     tokio::spawn(http::serve(listener, state.clone(), http_stop.clone()));
@@ -318,25 +324,39 @@ fn fire(
     });
 }
 
-/// Re-read the status of every job (`only: None`, the periodic refresh) or of the one job
-/// that just ran: RPO metrics, and one notification when a job goes into breach (none while
-/// it stays there).
+/// Re-read the status of every job (`only: None`, the periodic refresh, which also renders
+/// the console page served at `/`) or of the one job that just ran: RPO and RTO metrics, and
+/// one notification when a job goes into breach (none while it stays there).
 pub async fn refresh_status(state: &Arc<State>, cfg: &Config, only: Option<&str>) {
     let Ok(regions) = open_regions(cfg) else {
         return;
     };
     let now = Utc::now();
-    let mut all = Vec::new();
-    for job in cfg
-        .jobs
-        .iter()
-        .filter(|j| only.is_none_or(|o| j.name.0 == o))
-    {
-        match crate::status::job_status(cfg, &regions, job, now).await {
-            Ok(s) => all.push(s),
-            Err(e) => tracing::warn!(job = %job.name, error = %e, "cannot read the job's status"),
+    let all = match only {
+        None => match crate::console::gather(cfg, &regions, now).await {
+            Ok(page) => {
+                export_console(state, &regions, &page);
+                page.jobs.into_iter().map(|j| j.status).collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the status");
+                return;
+            }
+        },
+        Some(o) => {
+            let (drills, _) = crate::status::drill_restores(&regions).await;
+            let mut all = Vec::new();
+            for job in cfg.jobs.iter().filter(|j| j.name.0 == o) {
+                match crate::status::job_status(cfg, &regions, job, &drills, now).await {
+                    Ok(s) => all.push(s),
+                    Err(e) => {
+                        tracing::warn!(job = %job.name, error = %e, "cannot read the job's status")
+                    }
+                }
+            }
+            all
         }
-    }
+    };
     crate::metrics::record_status(&state.metrics, &all);
     if cfg.catalog.is_some() {
         state.metrics.set(
@@ -345,44 +365,89 @@ pub async fn refresh_status(state: &Arc<State>, cfg: &Config, only: Option<&str>
             crate::catalog::ERRORS.load(std::sync::atomic::Ordering::Relaxed) as f64,
         );
     }
-    for (name, due) in crate::drill::next_drills() {
-        state.metrics.set(
-            "drctl_drill_next_due_timestamp_seconds",
-            &[("playbook", &name)],
-            due.timestamp() as f64,
-        );
-    }
     let mut newly = Vec::new();
     {
         let mut breached = state.breached.lock().unwrap_or_else(|p| p.into_inner());
         for s in &all {
-            if s.rpo_breached {
-                if breached.insert(s.job.clone()) {
-                    newly.push(s);
+            for (kind, now_breached) in [
+                (EventKind::RpoBreach, s.rpo_breached),
+                (EventKind::RtoBreach, s.rto_breached),
+            ] {
+                let key = (kind, s.job.clone());
+                if !now_breached {
+                    breached.remove(&key);
+                } else if breached.insert(key) {
+                    newly.push((kind, s));
                 }
-            } else {
-                breached.remove(&s.job);
             }
         }
     }
     let notifiers = state.notifiers();
-    for s in newly {
-        let exposed = s
-            .rpo_exposure_seconds
-            .map_or("unbounded (no backup counts)".to_string(), |e| {
-                humantime::format_duration(Duration::from_secs(e.max(0.0) as u64)).to_string()
-            });
-        let target = s.rpo_target_seconds.map_or("-".to_string(), |t| {
-            humantime::format_duration(Duration::from_secs(t as u64)).to_string()
-        });
-        let msg = format!("RPO exposure {exposed} exceeds the target {target}");
+    for (kind, s) in newly {
+        let msg = breach_message(kind, s);
         tracing::warn!(job = %s.job, "{msg}");
-        notifiers
-            .notify(&Event::new(
-                crate::config::daemon::EventKind::RpoBreach,
-                &s.job,
-                msg,
-            ))
-            .await;
+        notifiers.notify(&Event::new(kind, &s.job, msg)).await;
+    }
+}
+
+fn breach_message(kind: EventKind, s: &crate::status::JobStatus) -> String {
+    let d = |t: f64| humantime::format_duration(Duration::from_secs(t.max(0.0) as u64)).to_string();
+    if kind == EventKind::RtoBreach {
+        let target = s.rto_target_seconds.map_or("-".to_string(), d);
+        return match &s.rto_measured {
+            Some(m) => format!(
+                "RTO: the newest timed restore ({}, {}) took {}, over the target {target}",
+                m.by,
+                m.backup,
+                crate::status::human_secs(m.seconds)
+            ),
+            None => format!(
+                "RTO not measured: the job's target is {target} and no restore of it was ever timed (run `drctl verify JOB --level restore`)"
+            ),
+        };
+    }
+    let exposed = s
+        .rpo_exposure_seconds
+        .map_or("unbounded (no backup counts)".to_string(), d);
+    let target = s.rpo_target_seconds.map_or("-".to_string(), d);
+    format!("RPO exposure {exposed} exceeds the target {target}")
+}
+
+/// What only the full refresh knows: the page, which regions answered, when drills are due.
+fn export_console(state: &State, regions: &[crate::store::Region], page: &crate::console::Page) {
+    *state.page.write().unwrap_or_else(|p| p.into_inner()) =
+        Some(crate::console::html::render(page, Some(PAGE_REFRESH)));
+    for r in regions {
+        let up = !page.unreadable_regions.contains(&r.name);
+        state.metrics.set(
+            "drctl_region_readable",
+            &[("region", &r.name)],
+            if up { 1.0 } else { 0.0 },
+        );
+    }
+    state
+        .metrics
+        .clear("drctl_drill_next_due_timestamp_seconds");
+    for d in page.drills.iter().filter_map(|d| d.due.as_ref()) {
+        state.metrics.set(
+            "drctl_drill_next_due_timestamp_seconds",
+            &[("playbook", &d.playbook)],
+            d.at.map_or(0.0, |t| t.timestamp() as f64),
+        );
+    }
+    for d in &page.drills {
+        if let Some(last) = d
+            .runs
+            .iter()
+            .filter(|r| r.passed)
+            .map(|r| r.started_at)
+            .max()
+        {
+            state.metrics.set(
+                "drctl_drill_last_passed_timestamp_seconds",
+                &[("playbook", &d.playbook)],
+                last.timestamp() as f64,
+            );
+        }
     }
 }

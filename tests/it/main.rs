@@ -8,6 +8,7 @@ mod cli;
 mod cloud_identity;
 mod common;
 mod config_errors;
+mod console;
 mod drill;
 mod drill_playbooks;
 mod encryption;

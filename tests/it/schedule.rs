@@ -74,13 +74,13 @@ impl Receiver {
     }
 }
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     port: u16,
 }
 
 impl Daemon {
-    fn start(w: &World) -> Daemon {
+    pub(crate) fn start(w: &World) -> Daemon {
         Self::start_in(w, &std::env::current_dir().unwrap())
     }
 
@@ -107,7 +107,7 @@ impl Daemon {
     }
 
     /// (status, body) of a GET, or (0, "") when nothing answers.
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
             return (0, String::new());
         };
@@ -126,7 +126,7 @@ impl Daemon {
     }
 
     /// The value of one series in /metrics, e.g. `drctl_backup_failures_total{job="db"}`.
-    fn metric(&self, series: &str) -> Option<f64> {
+    pub(crate) fn metric(&self, series: &str) -> Option<f64> {
         metric(&self.get("/metrics").1, series)
     }
 

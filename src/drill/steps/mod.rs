@@ -136,6 +136,8 @@ pub struct Outcome {
     pub skipped: bool,
     /// A manual step confirmed by `--yes`, not by a person: it proves nothing about time.
     pub confirmed_by_flag: bool,
+    /// A restore step's measured restore.
+    pub restored: Option<crate::drill::record::Restored>,
 }
 
 impl Outcome {

@@ -64,6 +64,12 @@ impl StepKind for Restore {
                 r.duration_seconds
             ),
             durable_at: Some(r.consistent_at),
+            restored: Some(crate::drill::record::Restored {
+                job: r.job.clone(),
+                backup: r.backup.clone(),
+                seconds: r.duration_seconds,
+                raw_bytes: r.raw_bytes,
+            }),
             ..Default::default()
         }
         .with("backup", r.backup.clone())
