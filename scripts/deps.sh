@@ -20,6 +20,7 @@ command -v kdig >/dev/null || need_apt+=(knot-dnsutils) # the tests' independent
 command -v script >/dev/null || need_apt+=(bsdutils)   # a pseudo-terminal for manual drill steps
 command -v ip >/dev/null || need_apt+=(iproute2)       # a network namespace for the embedded Milvus server
 command -v chromium >/dev/null || need_apt+=(chromium)  # headless browser for the status page test
+command -v promtool >/dev/null || need_apt+=(prometheus) # promtool: checks and unit-tests the alert rules
 if [[ "${1:-}" == "--bench" ]]; then
   command -v restic >/dev/null || need_apt+=(restic)
   [[ -x /usr/bin/time ]] || need_apt+=(time)
@@ -30,6 +31,11 @@ if ((${#need_apt[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Only promtool is wanted from Debian's prometheus: where services start on install, stop the
+  # servers it brings (they listen on every interface).
+  if [[ " ${need_apt[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v garage >/dev/null && [[ ! -x "$HOME/.cargo/bin/garage" ]]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: install what the tests need, then run every test against real services
-# (PostgreSQL, Garage) started by the test harness on loopback; lint the Dockerfile first.
+# (PostgreSQL, Garage, …) started by the test harness on loopback — the alert rules through
+# promtool, the status page in headless Chromium; lint the Dockerfile first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh

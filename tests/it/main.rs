@@ -9,6 +9,7 @@ mod cloud_identity;
 mod common;
 mod config_errors;
 mod console;
+mod deploy;
 mod drill;
 mod drill_playbooks;
 mod encryption;
