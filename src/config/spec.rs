@@ -53,6 +53,7 @@ pub struct DrillsSpec {
     pub cadence: BTreeMap<String, Duration>,
 }
 
+/// Each value is read as its own duration, so a bad one is reported at its own line and key.
 mod cadence_map {
     use serde::{Deserialize, Deserializer};
     use std::collections::BTreeMap;
@@ -61,18 +62,8 @@ mod cadence_map {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<String, Duration>, D::Error> {
-        let raw = BTreeMap::<String, String>::deserialize(d)?;
-        raw.into_iter()
-            .map(|(k, v)| {
-                humantime::parse_duration(&v)
-                    .map(|d| (k.clone(), d))
-                    .map_err(|e| {
-                        serde::de::Error::custom(format!(
-                            "cadence of {k:?}: {v:?} is not a duration ({e}); write e.g. 30d"
-                        ))
-                    })
-            })
-            .collect()
+        let raw = BTreeMap::<String, humantime_serde::Serde<Duration>>::deserialize(d)?;
+        Ok(raw.into_iter().map(|(k, v)| (k, v.into_inner())).collect())
     }
 }
 

@@ -187,6 +187,14 @@ pub(super) fn validate(
                 .into(),
         );
     }
+    for (name, every) in spec.drills.iter().flat_map(|d| &d.cadence) {
+        if every.is_zero() {
+            err(
+                format!("drills.cadence.{name}"),
+                "a cadence of 0s is overdue at once; give how often the playbook must pass a drill (e.g. 90d)".into(),
+            );
+        }
+    }
     for (i, n) in spec.notifications.iter().enumerate() {
         let u = n.url.expose();
         if !(u.starts_with("http://") || u.starts_with("https://")) {

@@ -134,3 +134,43 @@ jobs:
         );
     }
 }
+
+/// The RTO and drill-cadence fields: a zero target, a zero cadence, a cadence that is no
+/// duration and an unknown key under `drills` are each named at their own position.
+#[test]
+fn rto_and_drill_cadence_problems_are_reported_where_they_are() {
+    let w = World::new("config-rto");
+    let check = |text: &str, want: &[(&str, &str)]| {
+        w.write_config(text);
+        let o = w.drctl(&["config", "validate"]);
+        let err = crate::common::stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        for (at, what) in want {
+            assert!(
+                err.lines().any(|l| l.contains(at) && l.contains(what)),
+                "want {at} … {what}:\n{err}"
+            );
+        }
+    };
+    let head = "regions:\n  - { name: a, kind: fs, root: /tmp/x }\n";
+    let job =
+        "jobs:\n  - name: app\n    source: { kind: postgres, url: \"postgres://u@h:5432/db\" }\n";
+    check(
+        &format!("{head}drills:\n  cadence:\n    region-failure: 90d\n    quick: often\n{job}    rto: 0s\n"),
+        &[
+            ("drctl.yaml:6:12: drills.cadence.quick: ", "expected a duration"),
+            ("drctl.yaml:10:5: jobs[0].rto: ", "`rto: 0s` can never be met"),
+        ],
+    );
+    check(
+        &format!("{head}drills:\n  cadense: {{}}\n{job}"),
+        &[("drctl.yaml:4:3: drills: ", "unknown field `cadense`")],
+    );
+    check(
+        &format!("{head}drills: {{ cadence: {{ region-failure: 0s }} }}\n{job}"),
+        &[(
+            "drctl.yaml:3:22: drills.cadence.region-failure: ",
+            "0s is overdue at once",
+        )],
+    );
+}
