@@ -79,12 +79,14 @@ regions:
     kind: fs
     root: $DEMO/regions/beijing
 min_copies: 2
+drills: { cadence: { restore-from-backup: 30d, region-failure: 90d } }
 jobs:
   - name: shop-db
     source: { kind: postgres, url: "$URL/shop" }
     schedule: "0 * * * *"
     compression: zstd
     rpo: 1h
+    rto: 10m
     retention: { keep_last: 3, keep_daily: 7 }
     verify: { level: restore, scratch: "$URL/postgres" }
   - name: sessions
@@ -123,7 +125,11 @@ echo "==> drctl verify shop-db   (checksums in both regions, the archive's TOC, 
 "$DRCTL" --log-format text verify shop-db
 echo "==> drctl verify sessions --level structure   (the RDB parsed end to end, CRC64, keys per db)"
 "$DRCTL" --log-format text verify sessions --level structure
-echo "==> drctl status   (RPO exposure per job)"
+echo "==> more orders, and a second backup of shop-db and sessions   (the history grows)"
+psql -X -q "$URL/shop" -c "INSERT INTO orders (customer_id, amount, placed)
+  SELECT 1 + g % 1000, (g % 500) + 0.99, now() FROM generate_series(1, 20000) g"
+"$DRCTL" --log-format text backup run shop-db sessions
+echo "==> drctl status   (RPO and RTO exposure per job)"
 "$DRCTL" status
 echo "==> drctl prune --dry-run"
 "$DRCTL" prune --dry-run
@@ -168,3 +174,11 @@ else
 fi
 echo "==> drctl drill history   (evidence: $DEMO/drills and drills/ in both regions)"
 "$DRCTL" drill history
+echo "==> drctl report --html --publish   (the operator's page: also at / of drctl schedule)"
+"$DRCTL" report --html "$DEMO/status.html" --publish
+echo "status page: $DEMO/status.html (and console/index.html in both regions)"
+if command -v chromium >/dev/null; then
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1500 \
+    --screenshot="$ROOT/docs/img/status-page.png" "file://$DEMO/status.html" >/dev/null 2>&1 \
+    && echo "screenshot: docs/img/status-page.png"
+fi

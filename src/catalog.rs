@@ -358,7 +358,7 @@ pub async fn history(cfg: &Config, job: &str) -> Result<Vec<HistoryRow>> {
             verifications,
         });
     }
-    Ok(crate::history::assemble(held))
+    Ok(crate::history::assemble(&held))
 }
 
 /// How long a command waits for the catalog when it records what it did: a catalog that does

@@ -71,15 +71,15 @@ pub async fn from_repository(
             }
         }
     }
-    Ok((assemble(held), unreachable))
+    Ok((assemble(&held), unreachable))
 }
 
 /// Rows from what each region holds (given in config order), oldest first: the same
 /// function whether the holdings were read from the regions or from the catalog.
-pub fn assemble(held: Vec<RegionHolding>) -> Vec<HistoryRow> {
+pub fn assemble(held: &[RegionHolding]) -> Vec<HistoryRow> {
     let mut rows: BTreeMap<String, HistoryRow> = BTreeMap::new();
     for h in held {
-        for m in h.manifests {
+        for m in &h.manifests {
             let (raw, stored) = (m.raw_size(), m.stored_size());
             rows.entry(m.id.clone())
                 .or_insert_with(|| HistoryRow {
@@ -98,8 +98,8 @@ pub fn assemble(held: Vec<RegionHolding>) -> Vec<HistoryRow> {
                 .regions
                 .push(h.region.clone());
         }
-        for (id, rec) in h.verifications {
-            let (Some(row), Some(v)) = (rows.get_mut(&id), verification(&rec)) else {
+        for (id, rec) in &h.verifications {
+            let (Some(row), Some(v)) = (rows.get_mut(id), verification(rec)) else {
                 continue;
             };
             if row

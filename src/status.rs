@@ -11,7 +11,9 @@
 //! stays on the measurement).
 
 use crate::config::{Config, JobSpec};
+use crate::drill::measure::fmt_secs;
 use crate::error::Result;
+use crate::history::RegionHolding;
 use crate::store::Region;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -138,8 +140,8 @@ pub fn judge_rto(
         (Some(m), Some(r), Some(e)) => Some(format!(
             "the newest backup is {r:.1}× the size of {} whose restore was timed ({}): a restore of it may take about {}{}",
             m.backup,
-            human_secs(m.seconds),
-            human_secs(e),
+            fmt_secs(m.seconds),
+            fmt_secs(e),
             if target.is_some_and(|t| e > t) { ", over the target" } else { "" }
         )),
         _ => None,
@@ -151,15 +153,6 @@ pub fn judge_rto(
         (Some(_), Some(_)) => RtoState::Met,
     };
     (state, ratio, estimate, note)
-}
-
-/// Seconds as a short human duration (`1m 30s`, `4.2s`).
-pub fn human_secs(s: f64) -> String {
-    if s < 60.0 {
-        format!("{s:.1}s")
-    } else {
-        humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
-    }
 }
 
 /// The backup RPO counts from: newest with enough copies (and verified when required).
@@ -183,62 +176,63 @@ pub async fn job_status(
     drills: &[TimedRestore],
     now: DateTime<Utc>,
 ) -> Result<JobStatus> {
+    let held = crate::history::read_holdings(regions, &job.name.0).await;
+    Ok(job_status_of(cfg, regions, job, &held, drills, now))
+}
+
+/// The status from what each region holds (`held`, in `regions`' order; an `Err` is a region
+/// that could not be read), so a caller that also needs the history reads the regions once.
+pub fn job_status_of(
+    cfg: &Config,
+    regions: &[Region],
+    job: &JobSpec,
+    held: &[Result<RegionHolding>],
+    drills: &[TimedRestore],
+    now: DateTime<Utc>,
+) -> JobStatus {
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut unreachable = Vec::new();
     let mut last_restore: Option<TimedRestore> = None;
     let mut verified = BTreeSet::new();
-    // Every region at once: a slow region costs its own latency, not the sum.
-    let reads = futures::future::join_all(regions.iter().map(|r| async move {
-        let ms = r.list_manifests(&job.name.0).await;
-        let recs = match &ms {
-            Ok(_) => r.latest_verifications(&job.name.0).await.ok(),
-            Err(_) => None,
-        };
-        (ms, recs)
-    }))
-    .await;
-    for (r, (ms, recs)) in regions.iter().zip(reads) {
-        match ms {
-            Ok(ms) => {
-                for m in ms {
-                    seen.entry(m.id.clone())
-                        .or_insert_with(|| Seen {
-                            id: m.id.clone(),
-                            consistent_at: m.consistent_at,
-                            regions: BTreeSet::new(),
-                            raw_bytes: m.raw_size(),
-                        })
-                        .regions
-                        .insert(r.name.clone());
-                }
-            }
+    for (r, read) in regions.iter().zip(held) {
+        let h = match read {
+            Ok(h) => h,
             Err(e) => {
-                tracing::warn!(region = %r.name, error = %e, "cannot list region");
+                tracing::warn!(region = %r.name, error = %e, "cannot read region");
                 unreachable.push(r.name.clone());
                 continue;
             }
+        };
+        for m in &h.manifests {
+            seen.entry(m.id.clone())
+                .or_insert_with(|| Seen {
+                    id: m.id.clone(),
+                    consistent_at: m.consistent_at,
+                    regions: BTreeSet::new(),
+                    raw_bytes: m.raw_size(),
+                })
+                .regions
+                .insert(r.name.clone());
         }
-        if let Some(recs) = recs {
-            for (id, rec) in recs {
-                if crate::verify::passed(&rec) {
-                    verified.insert(id.clone());
-                }
-                let at = rec
-                    .get("finished_at")
-                    .and_then(|t| t.as_str())
-                    .and_then(|t| t.parse::<DateTime<Utc>>().ok());
-                let secs = rec.get("restore_seconds").and_then(|s| s.as_f64());
-                if let (Some(at), Some(secs)) = (at, secs) {
-                    if last_restore.as_ref().is_none_or(|t| at > t.finished_at) {
-                        last_restore = Some(TimedRestore {
-                            job: job.name.0.clone(),
-                            raw_bytes: seen.get(&id).map(|b| b.raw_bytes),
-                            backup: id,
-                            finished_at: at,
-                            seconds: secs,
-                            by: "verify".into(),
-                        });
-                    }
+        for (id, rec) in &h.verifications {
+            if crate::verify::passed(rec) {
+                verified.insert(id.clone());
+            }
+            let at = rec
+                .get("finished_at")
+                .and_then(|t| t.as_str())
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok());
+            let secs = rec.get("restore_seconds").and_then(|s| s.as_f64());
+            if let (Some(at), Some(secs)) = (at, secs) {
+                if last_restore.as_ref().is_none_or(|t| at > t.finished_at) {
+                    last_restore = Some(TimedRestore {
+                        job: job.name.0.clone(),
+                        raw_bytes: seen.get(id).map(|b| b.raw_bytes),
+                        backup: id.clone(),
+                        finished_at: at,
+                        seconds: secs,
+                        by: "verify".into(),
+                    });
                 }
             }
         }
@@ -266,7 +260,7 @@ pub async fn job_status(
     let rto_target = job.rto.map(|d| d.as_secs_f64());
     let (rto_state, ratio, estimate, note) =
         judge_rto(rto_target, measured.as_ref(), newest.map(|b| b.raw_bytes));
-    Ok(JobStatus {
+    JobStatus {
         job: job.name.0.clone(),
         newest_complete: newest.map(|b| b.id.clone()),
         newest_verified: backups
@@ -296,7 +290,7 @@ pub async fn job_status(
         rto_estimated_seconds: estimate,
         rto_note: note,
         unreachable_regions: unreachable,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@ use super::{is_text, print_json};
 use crate::backup::open_regions;
 use crate::cli::Output;
 use crate::config::Config;
+use crate::drill::measure::fmt_secs;
 use crate::error::{Error, Result};
-use crate::status::{drill_restores, human_secs, job_status, JobStatus};
+use crate::status::{drill_restores, job_status, JobStatus};
 
 pub async fn run(cfg: &Config, out: Output) -> Result<()> {
     let regions = open_regions(cfg)?;
@@ -87,7 +88,7 @@ fn print_table(all: &[JobStatus]) {
     };
     for s in all {
         let measured = match (&s.rto_measured, s.rto_state) {
-            (Some(m), _) => human_secs(m.seconds),
+            (Some(m), _) => fmt_secs(m.seconds),
             (None, crate::status::RtoState::NotMeasured) => "not measured".into(),
             (None, _) => "-".into(),
         };

@@ -6,7 +6,8 @@
 
 use super::svg::{bars, Point, Unit};
 use super::{DrillView, JobView, Page, CHART_POINTS};
-use crate::status::{human_secs, RtoState};
+use crate::drill::measure::fmt_secs;
+use crate::status::RtoState;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -30,7 +31,7 @@ const STYLE: &str = "\
 *{box-sizing:border-box}\
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;padding:12px;max-width:1200px;color:#1f2328;background:#f6f8fa}\
 h1{font-size:20px;margin:4px 0}h2{font-size:17px;margin:0 0 6px}h3{font-size:15px;margin:10px 0 4px}\
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,360px),1fr));gap:12px;margin:12px 0}\
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr));gap:12px;margin:12px 0}\
 section.card{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:12px;min-width:0}\
 section.card.breached{border-color:#cf222e;border-width:2px}\
 .badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:13px;font-weight:600;margin:0 4px 4px 0;max-width:100%;overflow-wrap:anywhere}\
@@ -38,7 +39,7 @@ section.card.breached{border-color:#cf222e;border-width:2px}\
 .banner{padding:8px 12px;border-radius:6px;margin:8px 0}\
 dl{display:grid;grid-template-columns:minmax(0,9em) minmax(0,1fr);gap:2px 8px;margin:6px 0}dt{color:#59636e}dd{margin:0;min-width:0}\
 .id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px;overflow-wrap:anywhere}\
-table{border-collapse:collapse;width:100%;font-size:14px;table-layout:fixed}th,td{padding:2px 4px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{color:#59636e;font-weight:600}\
+table{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed}th,td{padding:2px 4px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{color:#59636e;font-weight:600}\
 tr+tr td{border-top:1px solid #eaeef2}\
 figure.chart{margin:8px 0}figcaption{font-size:13px;color:#59636e}\
 svg{display:block;width:100%;height:110px;background:#fbfcfd;border:1px solid #eaeef2;border-radius:4px}\
@@ -91,9 +92,9 @@ fn when(t: DateTime<Utc>) -> String {
 fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     let s = (now - t).num_seconds();
     if s < 0 {
-        format!("in {}", human_secs(-s as f64))
+        format!("in {}", fmt_secs(-s as f64))
     } else {
-        format!("{} ago", human_secs(s as f64))
+        format!("{} ago", fmt_secs(s as f64))
     }
 }
 
@@ -176,8 +177,8 @@ fn job(o: &mut String, j: &JobView, now: DateTime<Utc>) {
     dd(o, "Newest verified", id(&s.newest_verified));
     let exposure = s
         .rpo_exposure_seconds
-        .map_or("unbounded (no backup counts)".to_string(), human_secs);
-    let target = |t: Option<f64>| t.map_or("none".to_string(), human_secs);
+        .map_or("unbounded (no backup counts)".to_string(), fmt_secs);
+    let target = |t: Option<f64>| t.map_or("none".to_string(), fmt_secs);
     dd(
         o,
         "RPO exposure",
@@ -190,7 +191,7 @@ fn job(o: &mut String, j: &JobView, now: DateTime<Utc>) {
     let measured = match &s.rto_measured {
         Some(m) => format!(
             "{} by {} on <span class=\"id\">{}</span>, {}",
-            esc(&human_secs(m.seconds)),
+            esc(&fmt_secs(m.seconds)),
             esc(&m.by),
             esc(&m.backup),
             esc(&ago(now, m.finished_at))
@@ -287,7 +288,7 @@ fn verifications(o: &mut String, j: &JobView) {
             } else {
                 "<span class=\"badge bad\">FAILED</span>"
             },
-            v.restore_seconds.map_or("-".into(), |s| esc(&human_secs(s)))
+            v.restore_seconds.map_or("-".into(), |s| esc(&fmt_secs(s)))
         );
     }
     o.push_str("</tbody></table>");

@@ -56,6 +56,7 @@ pub struct DrillView {
 pub struct DrillRun {
     pub run_id: String,
     pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
     pub passed: bool,
     pub rehearsal: bool,
     pub rto: Metric,
@@ -85,13 +86,16 @@ pub async fn gather(cfg: &Config, regions: &[Region], now: DateTime<Utc>) -> Res
     let timed = crate::status::drill_restores_of(&runs);
     let mut jobs = Vec::new();
     for job in &cfg.jobs {
-        let status = crate::status::job_status(cfg, regions, job, &timed, now).await?;
+        // One read of each region serves both the status and (without a catalog) the history.
+        let held = crate::history::read_holdings(regions, &job.name.0).await;
+        let status = crate::status::job_status_of(cfg, regions, job, &held, &timed, now);
         unread.extend(status.unreachable_regions.iter().cloned());
         let history = match cfg.catalog {
             Some(_) => crate::catalog::history(cfg, &job.name.0).await,
-            None => crate::history::from_repository(regions, &job.name.0)
-                .await
-                .map(|(rows, _)| rows),
+            None => {
+                let ok: Vec<_> = held.into_iter().filter_map(|h| h.ok()).collect();
+                Ok(crate::history::assemble(&ok))
+            }
         };
         let history = history.unwrap_or_else(|e| {
             tracing::warn!(job = %job.name, error = %e, "cannot read the job's history for the page");
@@ -141,7 +145,10 @@ pub fn dues(cfg: &Config, runs: &[RunRecord], now: DateTime<Utc>) -> Vec<Due> {
         let due = Due {
             playbook: name.clone(),
             at,
-            from: format!("cadence {}", humantime::format_duration(*every)),
+            from: format!(
+                "cadence {}",
+                crate::drill::measure::fmt_secs(every.as_secs_f64())
+            ),
             overdue: at.is_none_or(|a| a < now),
         };
         // The earlier of the two due dates wins.
@@ -157,21 +164,30 @@ pub fn dues(cfg: &Config, runs: &[RunRecord], now: DateTime<Utc>) -> Vec<Due> {
     out.into_values().collect()
 }
 
-fn drill_views(runs: &[RunRecord], dues: &[Due]) -> Vec<DrillView> {
-    let mut by: BTreeMap<String, DrillView> = BTreeMap::new();
-    for r in runs {
-        let v = by.entry(r.playbook.clone()).or_insert_with(|| DrillView {
-            playbook: r.playbook.clone(),
+impl DrillView {
+    fn empty(playbook: &str) -> DrillView {
+        DrillView {
+            playbook: playbook.to_string(),
             title: String::new(),
             runs: Vec::new(),
             due: None,
-        });
+        }
+    }
+}
+
+fn drill_views(runs: &[RunRecord], dues: &[Due]) -> Vec<DrillView> {
+    let mut by: BTreeMap<String, DrillView> = BTreeMap::new();
+    for r in runs {
+        let v = by
+            .entry(r.playbook.clone())
+            .or_insert_with(|| DrillView::empty(&r.playbook));
         if !r.title.is_empty() {
             v.title = r.title.clone();
         }
         v.runs.push(DrillRun {
             run_id: r.run_id.clone(),
             started_at: r.started_at,
+            finished_at: r.finished_at,
             passed: r.passed,
             rehearsal: r.rehearsal,
             rto: r.rto.clone(),
@@ -180,12 +196,7 @@ fn drill_views(runs: &[RunRecord], dues: &[Due]) -> Vec<DrillView> {
     }
     for d in dues {
         by.entry(d.playbook.clone())
-            .or_insert_with(|| DrillView {
-                playbook: d.playbook.clone(),
-                title: String::new(),
-                runs: Vec::new(),
-                due: None,
-            })
+            .or_insert_with(|| DrillView::empty(&d.playbook))
             .due = Some(d.clone());
     }
     by.into_values().collect()

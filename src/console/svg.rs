@@ -24,7 +24,7 @@ impl Unit {
     fn show(self, v: f64) -> String {
         match self {
             Unit::Bytes => crate::commands::human_bytes(v.max(0.0) as u64),
-            Unit::Seconds => crate::status::human_secs(v),
+            Unit::Seconds => crate::drill::measure::fmt_secs(v),
         }
     }
 }

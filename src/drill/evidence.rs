@@ -119,13 +119,9 @@ pub async fn all(cfg: Option<&Config>, base: &Path) -> (Vec<RunRecord>, Vec<Stri
     if let Some(cfg) = cfg {
         match crate::backup::open_regions(cfg) {
             Ok(regions) => {
-                let reads = futures::future::join_all(regions.iter().map(region_records)).await;
-                for (r, read) in regions.iter().zip(reads) {
-                    match read {
-                        Ok(mut v) => runs.append(&mut v),
-                        Err(e) => warnings.push(format!("region {}: {e}", r.name)),
-                    }
-                }
+                let (mut published, failed) = read_published(&regions).await;
+                runs.append(&mut published);
+                warnings.extend(failed.into_iter().map(|(r, e)| format!("region {r}: {e}")));
             }
             Err(e) => warnings.push(e.to_string()),
         }
@@ -136,19 +132,29 @@ pub async fn all(cfg: Option<&Config>, base: &Path) -> (Vec<RunRecord>, Vec<Stri
 /// Every run published to any of `regions` (read at once), oldest first, each once; and
 /// the names of the regions whose `drills/` could not be read.
 pub async fn published_runs(regions: &[Region]) -> (Vec<RunRecord>, Vec<String>) {
+    let (runs, failed) = read_published(regions).await;
+    let unread = failed
+        .into_iter()
+        .map(|(r, e)| {
+            tracing::warn!(region = %r, error = %e, "cannot read the region's drill reports");
+            r
+        })
+        .collect();
+    (oldest_first_once(runs), unread)
+}
+
+/// Every region's `drills/` at once: the runs read, and each region that failed with why.
+async fn read_published(regions: &[Region]) -> (Vec<RunRecord>, Vec<(String, Error)>) {
     let reads = futures::future::join_all(regions.iter().map(region_records)).await;
     let mut runs = Vec::new();
-    let mut unread = Vec::new();
+    let mut failed = Vec::new();
     for (r, read) in regions.iter().zip(reads) {
         match read {
             Ok(mut v) => runs.append(&mut v),
-            Err(e) => {
-                tracing::warn!(region = %r.name, error = %e, "cannot read the region's drill reports");
-                unread.push(r.name.clone());
-            }
+            Err(e) => failed.push((r.name.clone(), e)),
         }
     }
-    (oldest_first_once(runs), unread)
+    (runs, failed)
 }
 
 fn oldest_first_once(mut runs: Vec<RunRecord>) -> Vec<RunRecord> {

@@ -173,9 +173,16 @@ pub fn describe(name: &str, m: &Metric) -> String {
     }
 }
 
-/// Seconds as a short human duration: 45ms, 12.3s, 4m05s, 1h02m.
+/// Seconds as a short human duration: 45ms, 12.3s, 4m05s, 1h02m, 3d04h, 90d.
 pub fn fmt_secs(s: f64) -> String {
-    if s < 1.0 && s > 0.0 {
+    if s >= 86400.0 && s.is_finite() {
+        let (d, h) = ((s / 86400.0) as u64, ((s % 86400.0) / 3600.0) as u64);
+        if h == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{h:02}h")
+        }
+    } else if s < 1.0 && s > 0.0 {
         format!("{}ms", (s * 1000.0).round() as u64)
     } else if s < 60.0 {
         format!("{s:.1}s")

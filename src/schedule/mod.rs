@@ -399,7 +399,7 @@ fn breach_message(kind: EventKind, s: &crate::status::JobStatus) -> String {
                 "RTO: the newest timed restore ({}, {}) took {}, over the target {target}",
                 m.by,
                 m.backup,
-                crate::status::human_secs(m.seconds)
+                crate::drill::measure::fmt_secs(m.seconds)
             ),
             None => format!(
                 "RTO not measured: the job's target is {target} and no restore of it was ever timed (run `drctl verify JOB --level restore`)"
@@ -440,7 +440,7 @@ fn export_console(state: &State, regions: &[crate::store::Region], page: &crate:
             .runs
             .iter()
             .filter(|r| r.passed)
-            .map(|r| r.started_at)
+            .map(|r| r.finished_at)
             .max()
         {
             state.metrics.set(
