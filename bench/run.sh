@@ -109,7 +109,9 @@ table() { # title; the first registered row is the limit
       "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
   done
 }
-reset_rows() { ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=(); }
+# Sections share row names ("drctl, 2 regions"): a section's measurements must not carry into
+# the next one's, or its rows have more rounds than its limit.
+reset_rows() { ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=(); WALLS=(); CPUS=(); RSSS=(); BYTES=(); }
 
 if [[ $ONLY == drctl ]]; then
   # Only the limit and drctl: for the "peak RSS flat when the database doubles" check.
