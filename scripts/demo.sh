@@ -179,6 +179,8 @@ echo "==> drctl report --html --publish   (the operator's page: also at / of drc
 echo "status page: $DEMO/status.html (and console/index.html in both regions)"
 if command -v chromium >/dev/null; then
   chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1500 \
+    --disable-background-networking --disable-component-update --disable-sync --no-first-run \
+    --user-data-dir="$DEMO/chromium-profile" \
     --screenshot="$ROOT/docs/img/status-page.png" "file://$DEMO/status.html" >/dev/null 2>&1 \
     && echo "screenshot: docs/img/status-page.png"
 fi

@@ -144,8 +144,17 @@ fn browse(page: &Path) -> serde_json::Value {
             "--allow-file-access-from-files",
             "--virtual-time-budget=10000",
             "--window-size=800,1000",
+            // No background calls home (this network is closed) and a profile of its own.
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
             "--dump-dom",
         ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium-profile").display()
+        ))
         .arg(format!("file://{}", dir.join("probe.html").display()))
         .output()
         .expect("chromium (Debian `chromium`, installed by scripts/deps.sh)");
