@@ -68,6 +68,8 @@ job="jobs:
     source: { kind: postgres, url: \"$PG/bench\" }"
 { echo "regions:"; region reg1; echo "min_copies: 1"; echo "$job"; } > "$W/one.yaml"
 { echo "regions:"; region reg1; region reg2; echo "min_copies: 2"; echo "$job"; } > "$W/two.yaml"
+# parallel: 2 (one snapshot, pre-data + 2 data buckets + post-data at once).
+{ echo "regions:"; region reg1; region reg2; echo "min_copies: 2"; echo "${job% \}}, parallel: 2 }"; } > "$W/two-par.yaml"
 # The same, encrypted with age to one recipient (a public key: backup needs no identity).
 { cat "$W/two.yaml"; echo "encryption: { recipients: [age1sdypvgqexfhseucq2stq4lt5az5jsjexk7wwqhs83s7ckdrkl5msuskr0e] }"; } > "$W/two-enc.yaml"
 
@@ -149,6 +151,11 @@ if [[ $ONLY == all || $ONLY == backup ]]; then
     'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
   row "drctl, 2 regions, encrypted (age)" "$DRCTL -c $W/two-enc.yaml --log-format json backup run bench" \
     'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+  # The parallel goal: drctl parallel: 2 to two regions against pg_dump's own parallel mode.
+  row "limit, parallel: pg_dump -Fd -j 2 -Z0 into a local dir" "pg_dump -Fd -j 2 -Z0 -d $PG/bench -f $W/fd" \
+    "du -sb $W/fd | cut -f1" "rm -rf $W/fd"
+  row "drctl parallel: 2, 2 regions" "$DRCTL -c $W/two-par.yaml --log-format json backup run bench" \
+    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
   run_rounds
   table "Backup" | tee "$W/backup.md"
   reset_rows
@@ -183,12 +190,15 @@ if [[ $ONLY == all || $ONLY == restore ]]; then
   pg_dump -Fc -Z0 -d "$PG/bench" -f "$W/f.dump"
   zstd -q -3 -f "$W/f.dump" -o "$W/f.zst" && $AWS s3 cp --quiet "$W/f.zst" s3://shell/restore/f.zst
   empty_bucket reg1; $DRCTL -c "$W/one.yaml" --log-format json backup run bench >/dev/null 2>&1
+  { echo "regions:"; region reg2; echo "min_copies: 1"; echo "${job% \}}, parallel: 2 }"; } > "$W/par-restore.yaml"
+  empty_bucket reg2; $DRCTL -c "$W/par-restore.yaml" --log-format json backup run bench >/dev/null 2>&1
   newdb() { psql -X -q "$PG/postgres" -c "DROP DATABASE IF EXISTS restored" -c "CREATE DATABASE restored" 2>/dev/null; }
   row "limit: pg_restore from a local file" "pg_restore -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump" newdb
   row "limit, parallel: pg_restore -j 2" "pg_restore -j 2 -d $PG/restored $W/f.dump" "stat -c %s $W/f.dump" newdb
   row "shell stream: aws s3 cp - | zstd -d | pg_restore" "$AWS s3 cp --quiet s3://shell/restore/f.zst - | zstd -q -d | pg_restore -d $PG/restored" "stat -c %s $W/f.zst" newdb
   row "drctl restore" "$DRCTL -c $W/one.yaml --log-format json restore bench --to $PG/restored" "bucket_bytes reg1" newdb
   row "drctl restore --jobs 2" "$DRCTL -c $W/one.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg1" newdb
+  row "drctl restore --jobs 2 of a parallel: 2 backup" "$DRCTL -c $W/par-restore.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg2" newdb
   run_rounds
   table "Restore" | tee "$W/restore.md"
 fi

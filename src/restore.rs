@@ -6,12 +6,13 @@
 
 use crate::config::{Config, JobSpec};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{Artifact, Manifest};
 use crate::pipeline::{codec, hash::Verifying};
 use crate::source::RestoreOptions;
 use crate::store::repo::backup_dir;
 use crate::store::Region;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -199,16 +200,18 @@ pub async fn run(
 
     let keys = crate::pipeline::crypt::keys_for(cfg, job, &manifest)?;
     target.prepare(&manifest.artifacts).await?;
-    for a in &manifest.artifacts {
-        let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);
-        let stored = open(&region, &path).await?;
-        let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
-        let plain = crate::pipeline::crypt::unseal(Box::new(verified), keys.as_ref()).await?;
-        let raw = codec::decoder(plain, &a.codec)?;
-        target
-            .restore(a, raw)
-            .await
-            .map_err(|e| e.context(format!("restoring {} from region {}", a.name, region.name)))?;
+    for stage in target.stages(&manifest.artifacts) {
+        // The artifacts of a stage at once; the first failure drops (and so stops) the rest.
+        let (m, k, t) = (&manifest, keys.as_ref(), target.as_ref());
+        futures::stream::iter(
+            stage
+                .artifacts
+                .into_iter()
+                .map(|i| restore_one(&region, m, k, t, &m.artifacts[i])),
+        )
+        .buffer_unordered(stage.at_once.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
     }
     Ok(RestoreReport {
         job: job.name.0.clone(),
@@ -220,4 +223,24 @@ pub async fn run(
         raw_bytes: manifest.raw_size(),
         skipped_regions: skipped,
     })
+}
+
+/// Stream one artifact from `region` into the target: checked against its SHA-256 on the way,
+/// decrypted, decompressed.
+async fn restore_one(
+    region: &Region,
+    manifest: &Manifest,
+    keys: Option<&crate::pipeline::crypt::Keys>,
+    target: &dyn crate::source::RestoreTarget,
+    a: &Artifact,
+) -> Result<()> {
+    let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);
+    let stored = open(region, &path).await?;
+    let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
+    let plain = crate::pipeline::crypt::unseal(Box::new(verified), keys).await?;
+    let raw = codec::decoder(plain, &a.codec)?;
+    target
+        .restore(a, raw)
+        .await
+        .map_err(|e| e.context(format!("restoring {} from region {}", a.name, region.name)))
 }

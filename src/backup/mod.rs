@@ -5,18 +5,17 @@
 //! failed or interrupted run aborts its uploads and deletes its objects in every region.
 
 pub mod progress;
+mod stream;
 
 use crate::config::{Config, JobSpec};
 use crate::error::{Error, ErrorKind, Result};
-use crate::manifest::{new_backup_id, Artifact, Manifest, SourceInfo, FORMAT_VERSION};
-use crate::pipeline::{self, codec, fanout::Fanout, hash::Counting};
-use crate::source::SourceRun;
+use crate::manifest::{new_backup_id, Manifest, SourceInfo, FORMAT_VERSION};
+use crate::pipeline;
 use crate::store::repo::backup_dir;
 use crate::store::Region;
 use chrono::Utc;
 use futures::future::join_all;
 use serde::Serialize;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -131,7 +130,7 @@ async fn run_inner(
         .begin()
         .await
         .map_err(|e| e.context(format!("job {}", job.name)))?;
-    let outcome = stream_all(
+    let outcome = stream::stream_all(
         cfg,
         job,
         &id,
@@ -185,92 +184,6 @@ async fn run_inner(
         peak_rss_bytes: peak_rss_bytes(),
         catalog_error,
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn stream_all(
-    cfg: &Config,
-    job: &JobSpec,
-    id: &str,
-    run: &mut dyn SourceRun,
-    live: &mut Vec<Region>,
-    failed: &mut Vec<RegionFailure>,
-    cancel: &CancellationToken,
-    show_progress: bool,
-) -> Result<Vec<Artifact>> {
-    let mut artifacts = Vec::new();
-    while let Some(stream) = run.next_artifact().await? {
-        let sealing = crate::pipeline::crypt::sealing(cfg, job);
-        let file = format!(
-            "{}{}{}",
-            stream.file_name,
-            codec::extension(job.compression.codec),
-            if sealing.is_none() { "" } else { ".age" }
-        );
-        let path = format!("{}{file}", backup_dir(&job.name.0, id));
-        let counting = Counting::new(stream.reader);
-        let raw = counting.count.clone();
-        let mut reader = codec::encoder(Box::new(counting), job.compression);
-        if let Some(s) = &sealing {
-            reader = crate::pipeline::crypt::seal(reader, s)?;
-        }
-        let bars = progress::Bars::new(show_progress, &job.name.0, &stream.name, live);
-        let mut fan = Fanout::start(live, &path, cfg.min_copies, &bars.regions);
-        let on_chunk = |_: u64| bars.source(raw.load(Ordering::Relaxed));
-        let streamed = pipeline::pump(reader, &mut fan, cancel, &on_chunk)
-            .await
-            .map_err(|e| e.context(format!("artifact {}", stream.name)));
-        // The source must confirm success (exit status, trailer) before anything completes.
-        let confirmed = match streamed {
-            Ok(s) => {
-                let fin = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => Err(pipeline::interrupted()),
-                    f = run.finish_artifact() => f,
-                };
-                fin.map(|facts| (s, facts))
-            }
-            Err(e) => Err(e),
-        };
-        let (streamed, facts) = match confirmed {
-            Ok(x) => x,
-            Err(e) => {
-                fan.abort().await;
-                bars.finish();
-                return Err(e);
-            }
-        };
-        let results = fan.finish().await;
-        bars.finish();
-        let mut still = Vec::new();
-        for (region, lr) in live.iter().zip(results) {
-            match lr.result {
-                Ok(()) => still.push(region.clone()),
-                Err(e) => {
-                    tracing::warn!(region = %lr.region, error = %e, "region failed to store {file}");
-                    failed.push(RegionFailure {
-                        region: lr.region,
-                        error: e.to_string(),
-                    });
-                }
-            }
-        }
-        *live = still;
-        if live.len() < cfg.min_copies {
-            return Err(below_min(cfg, failed));
-        }
-        tracing::info!(artifact = %stream.name, raw = raw.load(Ordering::Relaxed), stored = streamed.stored_size, "artifact stored");
-        artifacts.push(Artifact {
-            name: stream.name,
-            path: file,
-            codec: codec::name(job.compression.codec).to_string(),
-            raw_size: raw.load(Ordering::Relaxed),
-            stored_size: streamed.stored_size,
-            sha256: streamed.sha256,
-            facts,
-        });
-    }
-    Ok(artifacts)
 }
 
 /// Write the manifest to every region that holds all artifacts; if fewer than `min_copies`

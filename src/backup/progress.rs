@@ -5,21 +5,28 @@ use crate::store::Region;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Bars {
-    multi: Option<MultiProgress>,
     source: Option<ProgressBar>,
     pub regions: Vec<Option<ProgressBar>>,
 }
 
 impl Bars {
-    pub fn new(enabled: bool, job: &str, artifact: &str, regions: &[Region]) -> Bars {
-        if !enabled {
+    /// Where the bars of artifacts streamed side by side are drawn together; `None` off a TTY.
+    pub fn board(enabled: bool) -> Option<MultiProgress> {
+        enabled.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+    }
+
+    pub fn new(
+        board: Option<&MultiProgress>,
+        job: &str,
+        artifact: &str,
+        regions: &[Region],
+    ) -> Bars {
+        let Some(multi) = board else {
             return Bars {
-                multi: None,
                 source: None,
                 regions: regions.iter().map(|_| None).collect(),
             };
-        }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        };
         let style = ProgressStyle::with_template(
             "{prefix:>22} {bytes:>10} {binary_bytes_per_sec:>12} {elapsed:>4} {msg}",
         )
@@ -36,7 +43,6 @@ impl Bars {
             .map(|r| Some(bar(format!("→ {}", r.name))))
             .collect();
         Bars {
-            multi: Some(multi),
             source: Some(source),
             regions,
         }
@@ -50,10 +56,7 @@ impl Bars {
 
     pub fn finish(&self) {
         for b in self.regions.iter().flatten().chain(self.source.iter()) {
-            b.finish();
-        }
-        if let Some(m) = &self.multi {
-            let _ = m.clear();
+            b.finish_and_clear();
         }
     }
 }

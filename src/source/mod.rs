@@ -27,6 +27,10 @@ pub struct SnapshotInfo {
     pub consistent_at: DateTime<Utc>,
 }
 
+/// Resolves once an artifact's producer has confirmed success (exit status, trailer...),
+/// with the facts to record; see `ArtifactStream::confirm`.
+pub type Confirm = futures::future::BoxFuture<'static, Result<serde_json::Value>>;
+
 /// One artifact's byte stream, before compression.
 pub struct ArtifactStream {
     /// Logical name, e.g. `db`.
@@ -34,6 +38,10 @@ pub struct ArtifactStream {
     /// File name before the codec's extension, e.g. `db.pgdump`.
     pub file_name: String,
     pub reader: ByteReader,
+    /// For artifacts streamed side by side (`SourceRun::next_group`): the producer's own
+    /// confirmation, awaited after the stream's EOF. `None`: `SourceRun::finish_artifact`
+    /// confirms it (only a group of one may leave it out).
+    pub confirm: Option<Confirm>,
 }
 
 #[async_trait]
@@ -51,6 +59,12 @@ pub trait SourceRun: Send {
     /// Called after the current artifact's stream reached EOF: confirm the producer succeeded
     /// (exit status, trailer...) and return the facts to record for verification.
     async fn finish_artifact(&mut self) -> Result<serde_json::Value>;
+    /// The next artifacts to stream at the same time (each through its own pipeline, all
+    /// before any of the next group); empty when all have been produced. Default: one at a
+    /// time from `next_artifact`. A group of more than one must carry `confirm` on each.
+    async fn next_group(&mut self) -> Result<Vec<ArtifactStream>> {
+        Ok(self.next_artifact().await?.into_iter().collect())
+    }
     /// Stop producing (kill child processes) after a failure or an interruption.
     async fn abort(&mut self);
 }
@@ -62,7 +76,8 @@ pub struct RestoreOptions {
     pub clean: bool,
     /// Do not restore ownership (for targets without the source's roles).
     pub no_owner: bool,
-    /// Parallel restore jobs; > 1 spools the artifact to a local file first.
+    /// Parallel restore jobs: artifacts of one stage restored at once (`RestoreTarget::stages`),
+    /// and what a target's own tool may use (pg_restore `--jobs`).
     pub jobs: u32,
     /// Collection renames `(from, to)` for vector databases.
     pub renames: Vec<(String, String)>,
@@ -89,6 +104,24 @@ pub trait RestoreTarget: Send + Sync {
     async fn prepare(&self, artifacts: &[Artifact]) -> Result<()>;
     /// Restore one artifact from its decompressed bytes.
     async fn restore(&self, artifact: &Artifact, reader: ByteReader) -> Result<()>;
+    /// The order of restore: stages one after the other, the artifacts of a stage (indexes
+    /// into `artifacts`) restored at once, at most `at_once` together. Default: one at a
+    /// time in manifest order.
+    fn stages(&self, artifacts: &[Artifact]) -> Vec<Stage> {
+        (0..artifacts.len())
+            .map(|i| Stage {
+                artifacts: vec![i],
+                at_once: 1,
+            })
+            .collect()
+    }
+}
+
+/// One stage of a restore (`RestoreTarget::stages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub artifacts: Vec<usize>,
+    pub at_once: usize,
 }
 
 /// Declares the registered source kinds: `"name" => Variant(module::Spec)`, one line each.

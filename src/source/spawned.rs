@@ -40,6 +40,7 @@ impl Spawned {
             file_name,
             name,
             reader: Box::new(tokio_util::io::StreamReader::new(chunks)),
+            confirm: None,
         }
     }
 

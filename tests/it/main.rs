@@ -22,6 +22,7 @@ mod k8s;
 mod lease;
 mod milvus;
 mod object_lock;
+mod parallel;
 mod proxy;
 mod prune;
 mod qdrant;

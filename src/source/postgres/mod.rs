@@ -9,9 +9,10 @@
 use super::process::{major_version, Proc};
 use super::{
     ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo,
-    SourceRun,
+    SourceRun, Stage,
 };
 mod kind;
+pub mod parallel;
 pub use kind::PostgresSpec;
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
@@ -189,6 +190,21 @@ impl BackupSource for PostgresSource {
             .await?;
         let snapshot: String = row.get(0);
         let consistent_at: DateTime<Utc> = row.get(1);
+        let info = SnapshotInfo {
+            server_version,
+            consistent_at,
+        };
+        if self.spec.parallel > 1 {
+            return parallel::begin(parallel::Start {
+                spec: &self.spec,
+                conn: &conn,
+                pg_dump: &pg_dump,
+                snapshot: &snapshot,
+                client,
+                info,
+            })
+            .await;
+        }
 
         let mut cmd = conn.command(&pg_dump);
         cmd.args([
@@ -209,10 +225,7 @@ impl BackupSource for PostgresSource {
         });
 
         Ok(Box::new(PostgresRun {
-            info: SnapshotInfo {
-                server_version,
-                consistent_at,
-            },
+            info,
             client: Some(client),
             proc,
             counts,
@@ -226,7 +239,7 @@ struct PostgresRun {
     /// Holds the exporting transaction open until the dump is done.
     client: Option<Arc<Client>>,
     proc: Proc,
-    counts: Option<tokio::task::JoinHandle<Result<BTreeMap<String, i64>>>>,
+    counts: Option<Counts>,
     streamed: bool,
 }
 
@@ -251,24 +264,13 @@ impl SourceRun for PostgresRun {
             name: "db".into(),
             file_name: "db.pgdump".into(),
             reader: Box::new(stdout),
+            confirm: None,
         }))
     }
 
     async fn finish_artifact(&mut self) -> Result<serde_json::Value> {
         if let Err(e) = self.proc.wait_success().await {
-            // A row count that failed first aborted the exporting transaction, and pg_dump's
-            // error ("could not import the requested snapshot") is only its consequence.
-            if let Some(task) = self.counts.take() {
-                if let Ok(Err(first)) = task.await {
-                    return Err(first.context(format!(
-                        "the snapshot's transaction failed first, then {}",
-                        e.message()
-                    )));
-                }
-            }
-            return Err(e.hint(
-                "the backup failed and was not committed; fix the cause above and run it again",
-            ));
+            return Err(dump_failed(e, self.counts.take()).await);
         }
         let mut facts = serde_json::json!({});
         if let Some(task) = self.counts.take() {
@@ -291,6 +293,23 @@ impl SourceRun for PostgresRun {
         }
         self.client.take();
     }
+}
+
+type Counts = tokio::task::JoinHandle<Result<BTreeMap<String, i64>>>;
+
+/// The error of a failed pg_dump. A row count that failed first aborted the exporting
+/// transaction, and pg_dump's error ("could not import the requested snapshot") is only its
+/// consequence: then the row count's error is the cause.
+async fn dump_failed(e: Error, counts: Option<Counts>) -> Error {
+    if let Some(task) = counts {
+        if let Ok(Err(first)) = task.await {
+            return first.context(format!(
+                "the snapshot's transaction failed first, then {}",
+                e.message()
+            ));
+        }
+    }
+    e.hint("the backup failed and was not committed; fix the cause above and run it again")
 }
 
 /// A PostgreSQL client tool with libpq's own variables (PGSSLMODE, PGPASSFILE, …) and the
@@ -496,7 +515,14 @@ impl RestoreTarget for PostgresTarget {
         self.conn.redacted.clone()
     }
 
-    async fn prepare(&self, _artifacts: &[Artifact]) -> Result<()> {
+    async fn prepare(&self, artifacts: &[Artifact]) -> Result<()> {
+        if self.opts.clean && artifacts.iter().any(|a| section(a).is_some()) {
+            return Err(Error::usage(format!(
+                "--clean cannot replace objects from a parallel backup: its sections are restored one after the other, and the tables in {} cannot be dropped before their constraints",
+                self.conn.redacted
+            ))
+            .hint("restore into a new database (drctl creates it), or drop the target database first and restore without --clean"));
+        }
         let client = self.connect_or_create().await?;
         let n: i64 = client
             .query_one(
@@ -518,7 +544,54 @@ impl RestoreTarget for PostgresTarget {
         Ok(())
     }
 
-    async fn restore(&self, _artifact: &Artifact, mut reader: ByteReader) -> Result<()> {
+    /// A parallel backup: pre-data alone, the data buckets side by side (`--jobs` at once),
+    /// post-data alone (its index builds in parallel, `restore_post`). A single archive: one.
+    fn stages(&self, artifacts: &[Artifact]) -> Vec<Stage> {
+        if artifacts.iter().all(|a| section(a).is_none()) {
+            return (0..artifacts.len())
+                .map(|i| Stage {
+                    artifacts: vec![i],
+                    at_once: 1,
+                })
+                .collect();
+        }
+        let of = |want: &str| -> Vec<usize> {
+            (0..artifacts.len())
+                .filter(|&i| section(&artifacts[i]) == Some(want))
+                .collect()
+        };
+        vec![
+            Stage {
+                artifacts: of(parallel::PRE),
+                at_once: 1,
+            },
+            Stage {
+                artifacts: of(parallel::DATA),
+                at_once: self.opts.jobs.max(1) as usize,
+            },
+            Stage {
+                artifacts: of(parallel::POST),
+                at_once: 1,
+            },
+        ]
+    }
+
+    async fn restore(&self, artifact: &Artifact, reader: ByteReader) -> Result<()> {
+        match section(artifact) {
+            None if self.opts.jobs > 1 => self.restore_spooled(reader).await,
+            Some(parallel::POST) if self.opts.jobs > 1 => self.restore_spooled(reader).await,
+            _ => self.restore_streamed(reader).await,
+        }
+    }
+}
+
+/// The section of a parallel backup's artifact; `None` for a whole archive.
+fn section(a: &Artifact) -> Option<&str> {
+    a.facts.get("section").and_then(|s| s.as_str())
+}
+
+impl PostgresTarget {
+    fn pg_restore_cmd(&self) -> Command {
         let mut cmd = self.conn.command(&self.pg_restore);
         cmd.arg("--exit-on-error").stdout(Stdio::null());
         if self.opts.clean {
@@ -527,23 +600,33 @@ impl RestoreTarget for PostgresTarget {
         if self.opts.no_owner {
             cmd.args(["--no-owner", "--no-privileges"]);
         }
-        // Parallel restore needs a seekable file; otherwise stream, in one transaction so a
-        // failed restore leaves the target as it was.
-        let spool;
-        if self.opts.jobs > 1 {
-            spool = tempfile::NamedTempFile::new().map_err(|e| {
-                Error::failed(format!("cannot create a spool file: {e}"))
-                    .hint("set TMPDIR to a directory with room for the dump")
-            })?;
-            let mut f = tokio::fs::File::create(spool.path()).await?;
-            tokio::io::copy(&mut reader, &mut f).await?;
-            f.sync_all().await?;
-            cmd.arg(format!("--jobs={}", self.opts.jobs))
-                .arg(spool.path())
-                .stdin(Stdio::null());
-            let mut proc = Proc::spawn("pg_restore", cmd)?;
-            return proc.wait_success().await;
-        }
+        cmd
+    }
+
+    /// `pg_restore --jobs N` needs a seekable file: the archive is spooled to `$TMPDIR` first.
+    /// Used for a whole archive (`restore --jobs N` of a single-archive backup, as before
+    /// parallel backups existed) and for a parallel backup's post-data, which holds only
+    /// definitions (its index builds are what run in parallel), never table data.
+    async fn restore_spooled(&self, mut reader: ByteReader) -> Result<()> {
+        let spool = tempfile::NamedTempFile::new().map_err(|e| {
+            Error::failed(format!("cannot create a spool file: {e}"))
+                .hint("set TMPDIR to a directory with room for the dump")
+        })?;
+        let mut f = tokio::fs::File::create(spool.path()).await?;
+        tokio::io::copy(&mut reader, &mut f).await?;
+        f.sync_all().await?;
+        let mut cmd = self.pg_restore_cmd();
+        cmd.arg(format!("--jobs={}", self.opts.jobs))
+            .arg(spool.path())
+            .stdin(Stdio::null());
+        let mut proc = Proc::spawn("pg_restore", cmd)?;
+        proc.wait_success().await
+    }
+
+    /// Stream into pg_restore's stdin, in one transaction, so a failed restore of this
+    /// archive leaves nothing of it behind.
+    async fn restore_streamed(&self, mut reader: ByteReader) -> Result<()> {
+        let mut cmd = self.pg_restore_cmd();
         cmd.arg("--single-transaction").stdin(Stdio::piped());
         let mut proc = Proc::spawn("pg_restore", cmd)?;
         let mut stdin = proc

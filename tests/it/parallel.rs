@@ -1,0 +1,154 @@
+//! `parallel: N` PostgreSQL backups: one snapshot dumped by several pg_dump processes, each
+//! section and bucket its own artifact, restored side by side.
+
+use crate::common::*;
+
+/// Indexes and constraints of a database, as one comparable text (post-data restored).
+fn definitions(pg: &Pg, db: &str) -> String {
+    pg.psql(
+        db,
+        "SELECT string_agg(x, '|' ORDER BY x) FROM ( \
+           SELECT indexdef AS x FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog','information_schema') \
+           UNION ALL SELECT conname || ':' || pg_get_constraintdef(oid) FROM pg_constraint \
+           WHERE connamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) d",
+    )
+}
+
+fn parallel_world(name: &str) -> (&'static Pg, String, World) {
+    let pg = pg();
+    let src = db_name(&format!("{name}_src"));
+    seed(pg, &src);
+    let w = World::new(name);
+    w.two_regions(2, &pg.url(&src), &["parallel: 2"]);
+    (pg, src, w)
+}
+
+#[test]
+fn a_parallel_backup_restores_equal_to_the_source_table_by_table() {
+    let (pg, src, w) = parallel_world("par_rt");
+    let report = w.backup_ok();
+    let id = report["id"].as_str().unwrap().to_string();
+    let manifest = w.fs_root.join(format!("backups/app/{id}/manifest.json"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    let arts = m["artifacts"].as_array().unwrap();
+    let names: Vec<&str> = arts.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pre", "data-1", "data-2", "post"]);
+    let sections: Vec<&str> = arts
+        .iter()
+        .map(|a| a["facts"]["section"].as_str().unwrap())
+        .collect();
+    assert_eq!(sections, ["pre-data", "data", "data", "post-data"]);
+    // Three tables in two buckets; the row counts of the one snapshot ride with pre-data.
+    let tables: u64 = arts
+        .iter()
+        .filter_map(|a| a["facts"]["tables"].as_u64())
+        .sum();
+    assert_eq!(tables, 3);
+    assert_eq!(arts[0]["facts"]["row_counts"]["public.orders"], 5000);
+    assert_eq!(
+        arts[0]["facts"]["row_counts"]["billing.\"Invoice Lines\""],
+        250
+    );
+
+    let want = table_digests(pg, &src);
+    assert_eq!(want.len(), 3);
+    for (region, jobs) in [("garage", "2"), ("local", "1")] {
+        let dst = db_name("par_dst");
+        w.restore_job_ok("app", region, &pg.url(&dst), &["--jobs", jobs]);
+        assert_eq!(
+            table_digests(pg, &dst),
+            want,
+            "from {region} with --jobs {jobs}"
+        );
+        assert_eq!(definitions(pg, &dst), definitions(pg, &src));
+        assert_eq!(
+            pg.psql(&dst, "SELECT count(*) FROM active_customers"),
+            "1500"
+        );
+        // Sequences continue where the source's stood.
+        assert_eq!(
+            pg.psql(&dst, "SELECT last_value FROM customers_id_seq"),
+            pg.psql(&src, "SELECT last_value FROM customers_id_seq")
+        );
+    }
+
+    // Each artifact's archive holds what the manifest says (TABLE DATA entries per bucket).
+    let o = w.drctl(&["verify", "app", "--level", "structure"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // --clean cannot drop tables whose constraints live in another artifact: refused, named.
+    let dst = db_name("par_clean");
+    w.restore_job_ok("app", "local", &pg.url(&dst), &[]);
+    let o = w.drctl(&["restore", "app", "--to", &pg.url(&dst), "--clean"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("parallel backup") && err.contains("new database"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bucket_failing_mid_stream_fails_the_run_and_commits_nothing() {
+    let pg = pg();
+    let src = db_name("par_fail_src");
+    seed(pg, &src);
+    let w = World::new("par_fail");
+    // The bucket that names its tables dies after some bytes; the other dumps are real.
+    let body = "case \"$*\" in *--table=*) pg_dump \"$@\" | head -c 3000; \
+                echo 'pg_dump: error: connection to server lost' >&2; exit 1;; esac\nexec pg_dump \"$@\"";
+    let fake = format!("pg_dump: \"{}\"", fake_pg_dump(&w.dir, body).display());
+    w.two_regions(2, &pg.url(&src), &[&fake, "parallel: 2"]);
+    let o = w.drctl(&["backup", "run", "app"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("pg_dump (data-2)") && err.contains("connection to server lost"),
+        "{err}"
+    );
+    w.assert_nothing_left();
+    let o = w.drctl(&["-o", "json", "backup", "list", "app"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["backups"], serde_json::json!([]), "{list}");
+}
+
+#[test]
+fn a_single_archive_backup_restores_with_jobs_2() {
+    let (pg, src, w) = seeded_world("par_old", 2);
+    let report = w.backup_ok();
+    let id = report["id"].as_str().unwrap();
+    let manifest = w.fs_root.join(format!("backups/app/{id}/manifest.json"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    assert_eq!(m["artifacts"].as_array().unwrap().len(), 1);
+    let dst = db_name("par_old_dst");
+    w.restore_job_ok("app", "garage", &pg.url(&dst), &["--jobs", "2"]);
+    assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
+    assert_eq!(definitions(pg, &dst), definitions(pg, &src));
+}
+
+#[test]
+fn parallel_is_checked_where_it_is_written() {
+    let w = World::new("par_cfg");
+    let url = "postgres://u@localhost:1/db";
+    w.write_config(
+        &w.regions()
+            .job("zero", &pg_source(url, &["parallel: 0"]), &[])
+            .job(
+                "picky",
+                &pg_source(url, &["parallel: 2", "extra_args: [\"--table=orders\"]"]),
+                &[],
+            )
+            .text(),
+    );
+    let o = w.drctl(&["config", "validate"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("jobs[0].source.parallel") && err.contains("1 to 16"),
+        "{err}"
+    );
+    assert!(
+        err.contains("jobs[1].source.parallel") && err.contains("--table"),
+        "{err}"
+    );
+}
