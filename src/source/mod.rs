@@ -108,12 +108,7 @@ pub trait RestoreTarget: Send + Sync {
     /// into `artifacts`) restored at once, at most `at_once` together. Default: one at a
     /// time in manifest order.
     fn stages(&self, artifacts: &[Artifact]) -> Vec<Stage> {
-        (0..artifacts.len())
-            .map(|i| Stage {
-                artifacts: vec![i],
-                at_once: 1,
-            })
-            .collect()
+        Stage::one_at_a_time(artifacts.len())
     }
 }
 
@@ -122,6 +117,18 @@ pub trait RestoreTarget: Send + Sync {
 pub struct Stage {
     pub artifacts: Vec<usize>,
     pub at_once: usize,
+}
+
+impl Stage {
+    /// `n` artifacts, one after the other in manifest order.
+    pub fn one_at_a_time(n: usize) -> Vec<Stage> {
+        (0..n)
+            .map(|i| Stage {
+                artifacts: vec![i],
+                at_once: 1,
+            })
+            .collect()
+    }
 }
 
 /// Declares the registered source kinds: `"name" => Variant(module::Spec)`, one line each.

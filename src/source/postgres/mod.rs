@@ -545,15 +545,10 @@ impl RestoreTarget for PostgresTarget {
     }
 
     /// A parallel backup: pre-data alone, the data buckets side by side (`--jobs` at once),
-    /// post-data alone (its index builds in parallel, `restore_post`). A single archive: one.
+    /// post-data alone (its index builds in parallel, `restore_spooled`). A single archive: one.
     fn stages(&self, artifacts: &[Artifact]) -> Vec<Stage> {
         if artifacts.iter().all(|a| section(a).is_none()) {
-            return (0..artifacts.len())
-                .map(|i| Stage {
-                    artifacts: vec![i],
-                    at_once: 1,
-                })
-                .collect();
+            return Stage::one_at_a_time(artifacts.len());
         }
         let of = |want: &str| -> Vec<usize> {
             (0..artifacts.len())

@@ -101,15 +101,9 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
     let sizes: Vec<i64> = tables.iter().map(|t| t.bytes).collect();
     let plan = buckets(&sizes, s.spec.parallel as usize);
     let listed = |b: &Vec<usize>| -> Vec<String> { b.iter().map(|&i| tables[i].pattern.clone()).collect() };
-    let mut group = Vec::new();
-
-    let counts = s.spec.row_counts.then(|| {
-        let c = s.client.clone();
-        tokio::spawn(async move { super::row_counts(&c).await })
-    });
-    let counts_abort = counts.as_ref().map(|t| t.abort_handle());
-    let pre = dump(&s, "pre", PRE, &[])?;
-    group.push(stream(pre, "pre", PRE, None, counts));
+    // Every process first: if one cannot start, the others die with their dropped `Proc`
+    // (`kill_on_drop`) and no row count is left running.
+    let mut procs = vec![(dump(&s, "pre", PRE, &[])?, "pre".to_string(), PRE, None)];
     for (k, bucket) in plan.iter().enumerate() {
         let name = format!("data-{}", k + 1);
         let args: Vec<String> = if k == 0 {
@@ -125,11 +119,22 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
                 .map(|p| format!("--table={p}"))
                 .collect()
         };
-        let proc = dump(&s, &name, DATA, &args)?;
-        group.push(stream(proc, &name, DATA, Some(bucket.len()), None));
+        procs.push((dump(&s, &name, DATA, &args)?, name, DATA, Some(bucket.len())));
     }
-    let post = dump(&s, "post", POST, &[])?;
-    group.push(stream(post, "post", POST, None, None));
+    procs.push((dump(&s, "post", POST, &[])?, "post".to_string(), POST, None));
+
+    // The row counts run in the snapshot beside the dumps and ride with pre-data.
+    let mut counts = s.spec.row_counts.then(|| {
+        let c = s.client.clone();
+        tokio::spawn(async move { super::row_counts(&c).await })
+    });
+    let counts_abort = counts.as_ref().map(|t| t.abort_handle());
+    let group: Vec<ArtifactStream> = procs
+        .into_iter()
+        .map(|(proc, name, section, tables)| {
+            stream(proc, &name, section, tables, counts.take())
+        })
+        .collect();
     tracing::info!(buckets = plan.len(), tables = tables.len(), snapshot = %s.snapshot, "parallel pg_dump started");
 
     Ok(Box::new(SectionedRun {
