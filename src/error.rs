@@ -102,6 +102,11 @@ impl Error {
     pub fn hint_text(&self) -> Option<&str> {
         self.hint.as_deref()
     }
+    /// Whether the kept cause is a `T` (a marker a caller branches on, such as
+    /// `source::TargetChanged`).
+    pub fn caused_by<T: std::error::Error + 'static>(&self) -> bool {
+        self.source.as_ref().is_some_and(|s| s.is::<T>())
+    }
     pub fn is_temporary(&self) -> bool {
         self.kind == ErrorKind::Temporary
     }

@@ -1,13 +1,19 @@
 //! `drctl restore`: pick a backup, pick a region whose copy is intact, stream it back.
 //!
-//! Regions are tried in order (`--region` first, then the config's order). A region is used
-//! only after its copy's SHA-256 matched the manifest, so a corrupted or unreachable copy costs
-//! a fallback, never a half-restored target; the bytes are checked again while restoring.
+//! Regions are tried in order (`--region` first, then the config's order). A corrupted or
+//! unreachable copy costs a fallback, never a half-restored target: a target that restores
+//! each artifact all or nothing (`RestoreTarget::atomic`, PostgreSQL) streams each copy once,
+//! checked on the way, and retries an artifact whose copy failed from the next region; any
+//! other target is given a region only after its copy's SHA-256 matched the manifest in full,
+//! and the bytes are checked again while restoring.
 
 use crate::config::{Config, JobSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{Artifact, Manifest};
-use crate::pipeline::{codec, hash::Verifying};
+use crate::pipeline::{
+    codec,
+    hash::{Tripwire, Verifying},
+};
 use crate::source::RestoreOptions;
 use crate::store::repo::backup_dir;
 use crate::store::Region;
@@ -161,27 +167,84 @@ pub async fn run(
     let manifest = select(&regions, &job.name.0, sel).await?;
     tracing::info!(job = %job.name, backup = %manifest.id, consistent_at = %manifest.consistent_at, "restoring");
 
+    // Regions whose manifest is this backup's, in preference order.
     let mut skipped = Vec::new();
-    let mut chosen = None;
+    let mut holding = Vec::new();
     for r in &regions {
         match r.read_manifest(&manifest.job, &manifest.id).await {
-            Ok(Some(m)) if m == manifest => {}
-            Ok(_) => {
-                skipped.push(format!(
-                    "{}: no matching manifest for {}",
-                    r.name, manifest.id
-                ));
-                continue;
-            }
-            Err(e) => {
-                skipped.push(format!("{}: {e}", r.name));
-                continue;
+            Ok(Some(m)) if m == manifest => holding.push(r.clone()),
+            Ok(_) => skipped.push(format!(
+                "{}: no matching manifest for {}",
+                r.name, manifest.id
+            )),
+            Err(e) => skipped.push(format!("{}: {e}", r.name)),
+        }
+    }
+    // A target that cannot undo a half-read artifact gets a copy checked in full first.
+    let sources = if target.atomic() {
+        holding
+    } else {
+        first_intact(holding, &manifest, &mut skipped)
+            .await
+            .into_iter()
+            .collect()
+    };
+    if sources.is_empty() {
+        return Err(no_intact_copy(&manifest, &skipped));
+    }
+
+    let keys = crate::pipeline::crypt::keys_for(cfg, job, &manifest)?;
+    target.prepare(&manifest.artifacts).await?;
+    let mut used: Vec<String> = Vec::new();
+    for stage in target.stages(&manifest.artifacts) {
+        // The artifacts of a stage at once; the first failure drops (and so stops) the rest.
+        let (m, k, t, src, sk) = (
+            &manifest,
+            keys.as_ref(),
+            target.as_ref(),
+            &sources[..],
+            &skipped[..],
+        );
+        let done = futures::stream::iter(
+            stage
+                .artifacts
+                .into_iter()
+                .map(|i| restore_from_any(src, sk, m, k, t, &m.artifacts[i])),
+        )
+        .buffer_unordered(stage.at_once.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+        for (region, fallbacks) in done {
+            skipped.extend(fallbacks);
+            if !used.contains(&region) {
+                used.push(region);
             }
         }
-        match check_copy(r, &manifest).await {
+    }
+    Ok(RestoreReport {
+        job: job.name.0.clone(),
+        backup: manifest.id.clone(),
+        region: used.join(","),
+        consistent_at: manifest.consistent_at,
+        target: target.describe(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        raw_bytes: manifest.raw_size(),
+        skipped_regions: skipped,
+    })
+}
+
+/// The first region whose copy reads whole and matches the manifest.
+async fn first_intact(
+    holding: Vec<Region>,
+    manifest: &Manifest,
+    skipped: &mut Vec<String>,
+) -> Option<Region> {
+    for r in holding {
+        let checking = Instant::now();
+        match check_copy(&r, manifest).await {
             Ok(()) => {
-                chosen = Some(r.clone());
-                break;
+                tracing::info!(region = %r.name, seconds = checking.elapsed().as_secs_f64(), "copy checked against the manifest");
+                return Some(r);
             }
             Err(e) => {
                 tracing::warn!(region = %r.name, error = %e, "copy unusable, trying the next region");
@@ -189,40 +252,45 @@ pub async fn run(
             }
         }
     }
-    let region = chosen.ok_or_else(|| {
-        Error::failed(format!(
-            "no region holds an intact copy of backup {}: {}",
-            manifest.id,
-            skipped.join("; ")
-        ))
-        .hint("try another backup with --backup ID or --before TIME")
-    })?;
+    None
+}
 
-    let keys = crate::pipeline::crypt::keys_for(cfg, job, &manifest)?;
-    target.prepare(&manifest.artifacts).await?;
-    for stage in target.stages(&manifest.artifacts) {
-        // The artifacts of a stage at once; the first failure drops (and so stops) the rest.
-        let (m, k, t) = (&manifest, keys.as_ref(), target.as_ref());
-        futures::stream::iter(
-            stage
-                .artifacts
-                .into_iter()
-                .map(|i| restore_one(&region, m, k, t, &m.artifacts[i])),
-        )
-        .buffer_unordered(stage.at_once.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
+fn no_intact_copy(manifest: &Manifest, skipped: &[String]) -> Error {
+    Error::failed(format!(
+        "no region holds an intact copy of backup {}: {}",
+        manifest.id,
+        skipped.join("; ")
+    ))
+    .hint("try another backup with --backup ID or --before TIME")
+}
+
+/// Restore one artifact from the first of `sources` whose copy streams whole; a copy that
+/// fails (unreadable, checksum, decryption, decompression) while the target undid it moves on
+/// to the next region. Returns the region used and a line per region given up on; `before`
+/// are the regions given up on already, for the message when every copy failed.
+async fn restore_from_any(
+    sources: &[Region],
+    before: &[String],
+    manifest: &Manifest,
+    keys: Option<&crate::pipeline::crypt::Keys>,
+    target: &dyn crate::source::RestoreTarget,
+    a: &Artifact,
+) -> Result<(String, Vec<String>)> {
+    let mut given_up = Vec::new();
+    for region in sources {
+        let (result, copy_failed) = restore_one(region, manifest, keys, target, a).await;
+        let e = match result {
+            Ok(()) => return Ok((region.name.clone(), given_up)),
+            Err(e) => e,
+        };
+        if copy_failed.is_none() || e.caused_by::<crate::source::TargetChanged>() {
+            return Err(e);
+        }
+        tracing::warn!(region = %region.name, artifact = %a.name, error = %e, "copy unusable, trying the next region");
+        given_up.push(format!("{}: {}", region.name, e.message()));
     }
-    Ok(RestoreReport {
-        job: job.name.0.clone(),
-        backup: manifest.id.clone(),
-        region: region.name.clone(),
-        consistent_at: manifest.consistent_at,
-        target: target.describe(),
-        duration_seconds: started.elapsed().as_secs_f64(),
-        raw_bytes: manifest.raw_size(),
-        skipped_regions: skipped,
-    })
+    let all: Vec<String> = before.iter().cloned().chain(given_up).collect();
+    Err(no_intact_copy(manifest, &all))
 }
 
 /// Stream one artifact from `region` into the target: checked against its SHA-256 on the way,
@@ -233,14 +301,30 @@ async fn restore_one(
     keys: Option<&crate::pipeline::crypt::Keys>,
     target: &dyn crate::source::RestoreTarget,
     a: &Artifact,
-) -> Result<()> {
+) -> (Result<()>, Option<String>) {
+    let started = Instant::now();
     let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);
-    let stored = open(region, &path).await?;
-    let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
-    let plain = crate::pipeline::crypt::unseal(Box::new(verified), keys).await?;
-    let raw = codec::decoder(plain, &a.codec)?;
-    target
-        .restore(a, raw)
+    let raw = async {
+        let stored = open(region, &path).await?;
+        let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
+        let plain = crate::pipeline::crypt::unseal(Box::new(verified), keys).await?;
+        codec::decoder(plain, &a.codec)
+    };
+    let raw = match raw.await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = e.to_string();
+            return (Err(e), Some(why));
+        }
+    };
+    let (raw, tripped) = Tripwire::new(raw);
+    let result = target
+        .restore(a, Box::new(raw))
         .await
-        .map_err(|e| e.context(format!("restoring {} from region {}", a.name, region.name)))
+        .map_err(|e| e.context(format!("restoring {} from region {}", a.name, region.name)));
+    if result.is_ok() {
+        tracing::info!(artifact = %a.name, region = %region.name, seconds = started.elapsed().as_secs_f64(), "artifact restored");
+    }
+    let copy_failed = tripped.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    (result, copy_failed)
 }

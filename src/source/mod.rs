@@ -110,7 +110,29 @@ pub trait RestoreTarget: Send + Sync {
     fn stages(&self, artifacts: &[Artifact]) -> Vec<Stage> {
         Stage::one_at_a_time(artifacts.len())
     }
+    /// Whether restoring one artifact is all or nothing, even when its stream fails at its
+    /// very end (PostgreSQL: one transaction per artifact). Restore then checks each copy
+    /// while streaming it (`Verifying` withholds the tail until the checksum matched) and
+    /// falls back to the next region per artifact, instead of reading every copy in full
+    /// before restoring: half the transfer, which is most of a large restore's time. A target
+    /// that kept part of an artifact whose stream then failed says so with `TargetChanged`.
+    fn atomic(&self) -> bool {
+        false
+    }
 }
+
+/// The cause of a restore error after which an atomic target kept part of the artifact (a
+/// tool committed before its input failed): no other region's copy may be restored over it.
+#[derive(Debug)]
+pub struct TargetChanged;
+
+impl std::fmt::Display for TargetChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the target kept part of an artifact whose copy then failed")
+    }
+}
+
+impl std::error::Error for TargetChanged {}
 
 /// One stage of a restore (`RestoreTarget::stages`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -152,3 +152,31 @@ fn parallel_is_checked_where_it_is_written() {
         "{err}"
     );
 }
+
+/// A parallel backup whose bucket is corrupt in the first region: that bucket alone comes from
+/// the next region (its failed transaction rolled back), the rest from the first, and the
+/// restored tables equal the source's (nothing twice).
+#[test]
+fn a_corrupt_bucket_comes_from_the_next_region_alone() {
+    let (pg, src, w) = parallel_world("par_fb");
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+    let payload = w
+        .fs_root
+        .join(format!("backups/app/{id}/data-2.pgdump.zst"));
+    let mut bytes = std::fs::read(&payload).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&payload, bytes).unwrap();
+
+    let dst = db_name("par_fb_dst");
+    let r = w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
+    assert_eq!(r["region"], "local,garage", "{r}");
+    let skipped = r["skipped_regions"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{r}");
+    let why = skipped[0].as_str().unwrap();
+    assert!(
+        why.starts_with("local: restoring data-2 from region local"),
+        "{r}"
+    );
+    assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
+    assert_eq!(definitions(pg, &dst), definitions(pg, &src));
+}

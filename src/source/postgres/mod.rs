@@ -9,7 +9,7 @@
 use super::process::{major_version, Proc};
 use super::{
     ArtifactStream, BackupSource, ByteReader, RestoreOptions, RestoreTarget, SnapshotInfo,
-    SourceRun, Stage,
+    SourceRun, Stage, TargetChanged,
 };
 mod kind;
 pub mod parallel;
@@ -22,6 +22,9 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use tokio::process::Command;
+
+/// The chunk streamed into pg_restore per write (see `process::widen_pipe`).
+const COPY_BUF: usize = 1024 * 1024;
 use tokio_postgres::{Client, NoTls};
 
 /// Check a source URL at validation time (no I/O).
@@ -571,6 +574,12 @@ impl RestoreTarget for PostgresTarget {
         ]
     }
 
+    /// Every artifact goes in one transaction (`restore_streamed`) or is spooled whole before
+    /// pg_restore starts (`restore_spooled`): a failed stream leaves nothing of it.
+    fn atomic(&self) -> bool {
+        true
+    }
+
     async fn restore(&self, artifact: &Artifact, reader: ByteReader) -> Result<()> {
         match section(artifact) {
             None if self.opts.jobs > 1 => self.restore_spooled(reader).await,
@@ -620,7 +629,7 @@ impl PostgresTarget {
 
     /// Stream into pg_restore's stdin, in one transaction, so a failed restore of this
     /// archive leaves nothing of it behind.
-    async fn restore_streamed(&self, mut reader: ByteReader) -> Result<()> {
+    async fn restore_streamed(&self, reader: ByteReader) -> Result<()> {
         let mut cmd = self.pg_restore_cmd();
         cmd.arg("--single-transaction").stdin(Stdio::piped());
         let mut proc = Proc::spawn("pg_restore", cmd)?;
@@ -629,15 +638,25 @@ impl PostgresTarget {
             .stdin
             .take()
             .ok_or_else(|| Error::failed("pg_restore has no stdin"))?;
-        let copied = tokio::io::copy(&mut reader, &mut stdin).await;
+        // Large writes into the widened pipe: tokio's `copy` moves 8 KiB at a time.
+        let mut reader = tokio::io::BufReader::with_capacity(COPY_BUF, reader);
+        let copied = tokio::io::copy_buf(&mut reader, &mut stdin).await;
         drop(stdin);
         let status = proc.wait_success().await;
         match (copied, status) {
-            (_, Err(e)) => Err(e),
-            (Err(e), Ok(())) => Err(Error::failed(format!(
-                "streaming into pg_restore failed: {e}"
-            ))),
             (Ok(_), Ok(())) => Ok(()),
+            (Ok(_), Err(e)) => Err(e),
+            // pg_restore stopped reading because it failed: its error is the cause.
+            (Err(w), Err(e)) if w.kind() == std::io::ErrorKind::BrokenPipe => Err(e),
+            // The stream failed and pg_restore, its input cut short, rolled back.
+            (Err(r), Err(_)) => Err(Error::failed(format!(
+                "streaming into pg_restore failed: {r}"
+            ))),
+            (Err(r), Ok(())) => Err(Error::failed(format!(
+                "pg_restore committed before drctl had streamed the whole copy, then the stream failed: {r}"
+            ))
+            .hint("the target holds data from a copy that was not verified: drop the database and restore again")
+            .with_source(TargetChanged)),
         }
     }
 }
