@@ -2,6 +2,7 @@
 #   start_garage DIR BUCKET...   sets EP (its S3 endpoint), GA (its CLI), exports the aws
 #                                CLI's key and region; appends the server's pid to PIDS.
 # Needs free_port and PIDS from the caller.
+#   garage_buckets BUCKET...     creates more buckets on the server started last ($GA).
 start_garage() {
   local G=$1; shift
   mkdir -p "$G"
@@ -31,9 +32,13 @@ TOML
   export AWS_SECRET_ACCESS_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
   export AWS_DEFAULT_REGION=garage AWS_REGION=garage
   $GA key import --yes -n bench "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null
+  garage_buckets "$@"
+  EP=http://127.0.0.1:$S3PORT
+}
+
+garage_buckets() {
   local b
   for b in "$@"; do
     $GA bucket create "$b" >/dev/null; $GA bucket allow --read --write --owner "$b" --key bench >/dev/null
   done
-  EP=http://127.0.0.1:$S3PORT
 }

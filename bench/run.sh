@@ -6,9 +6,12 @@
 #   BENCH_ROWS=3000000 bench/run.sh   # double the data (is peak RSS flat?)
 #   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh      # backup | restore | drctl (limit + drctl only) | redis
 #   BENCH_ONLY=drctl BENCH_BASELINE=/path/drctl bench/run.sh   # also an older build, same rounds
+#   BENCH_SERVERS=2 bench/run.sh   # one Garage server per region, as two regions really are
+#   BENCH_SCALES="1 2 4" BENCH_ONLY=drctl bench/run.sh   # the drctl table at 1x, 2x, 4x the rows
 #
-# Services: a PostgreSQL from the installed server binaries and one Garage (S3-compatible)
-# on loopback; "2 regions" are two buckets on it. Prints markdown tables: wall (median, min,
+# Services: a PostgreSQL from the installed server binaries and Garage (S3-compatible) on
+# loopback; "2 regions" are two buckets on one server, or with BENCH_SERVERS=2 one bucket on
+# each of two servers (reg2 and the shell pipelines' second copy on the second). Prints markdown tables: wall (median, min,
 # max), CPU seconds, peak RSS (GNU time: the largest single process of the pipeline), and
 # stored bytes. Work files go to $BENCH_DIR (default ./target/bench), removed at the start.
 set -euo pipefail
@@ -39,18 +42,29 @@ PGPORT=$(free_port)
 PGCTL="${RUNAS[*]} $PGBIN/pg_ctl -D $W/pg/data"
 $PGCTL -l "$W/pg/log" -w -o "-p $PGPORT -k $W/pg -c listen_addresses=127.0.0.1 -c max_wal_size=4GB" start >/dev/null
 PG=postgres://postgres@127.0.0.1:$PGPORT
-psql -X -q "$PG/postgres" -c "CREATE DATABASE bench"
-if [[ $ONLY != redis ]]; then
-  echo "loading $(basename "$DATASET") with rows=$ROWS ..." >&2
-  psql -X -q -v ON_ERROR_STOP=1 -v rows="$ROWS" -d "$PG/bench" -f "$DATASET" >/dev/null
-fi
+# load ROWS: (re)create the bench database; RAW is its dump's size (pg_dump -Fc -Z0), the
+# denominator of "s/GB".
+RAW=0
+load() {
+  echo "loading $(basename "$DATASET") with rows=$1 ..." >&2
+  psql -X -q "$PG/postgres" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+  psql -X -q -v ON_ERROR_STOP=1 -v rows="$1" -d "$PG/bench" -f "$DATASET" >/dev/null
+  LOADED=$1; RAW=$(pg_dump -Fc -Z0 -d "$PG/bench" | wc -c)
+}
+LOADED=0
+if [[ $ONLY != redis ]]; then load "$ROWS"; fi
 
-# ---- Garage, one server, buckets reg1 reg2 (and restic)
+# ---- Garage: one server with every bucket, or (BENCH_SERVERS=2) a second one for reg2
+SERVERS=${BENCH_SERVERS:-1}
 source bench/garage.sh
-start_garage "$W/garage" reg1 reg2 seed shell restic
-AWS="aws --endpoint-url $EP"
-bucket_bytes() { $AWS s3 ls --recursive "s3://$1/${2:-}" | awk '{s+=$3} END {print s+0}'; }
-empty_bucket() { $AWS s3 rm --recursive --quiet "s3://$1/" >/dev/null || true; }
+start_garage "$W/garage" reg1 seed shell restic
+EP1=$EP
+if [[ $SERVERS == 2 ]]; then start_garage "$W/garage2" reg2 shell2; else garage_buckets reg2 shell2; fi
+EP2=$EP; EP=$EP1
+AWS="aws --endpoint-url $EP1"; AWS2="aws --endpoint-url $EP2"
+endpoint() { case $1 in reg2|shell2) echo "$EP2";; *) echo "$EP1";; esac; }
+bucket_bytes() { aws --endpoint-url "$(endpoint "$1")" s3 ls --recursive "s3://$1/${2:-}" | awk '{s+=$3} END {print s+0}'; }
+empty_bucket() { aws --endpoint-url "$(endpoint "$1")" s3 rm --recursive --quiet "s3://$1/" >/dev/null || true; }
 
 region() { cat <<YAML
   - name: $1
@@ -58,7 +72,7 @@ region() { cat <<YAML
     bucket: $1
     root: /drctl
     region: garage
-    endpoint: $EP
+    endpoint: $(endpoint "$1")
     access_key_id: \${AWS_ACCESS_KEY_ID}
     secret_access_key: \${AWS_SECRET_ACCESS_KEY}
 YAML
@@ -98,15 +112,17 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%
 table() { # title; the first registered row is the limit
   local title=$1 limit=${ROW_NAMES[0]}
   local lw=(${WALLS[$limit]})
-  echo; echo "### $title (rows=$ROWS, $RUNS interleaved rounds)"; echo
-  echo "| row | wall s (median) | min | max | × limit (median of rounds) | CPU s | peak RSS MiB (max) | stored MB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo; echo "### $title (rows=$LOADED, dump $(echo "$RAW / 1000000" | bc) MB, $RUNS interleaved rounds, $SERVERS Garage server(s))"; echo
+  echo "| row | wall s (median) | min | max | × limit (median of rounds) | s/GB of dump | CPU s | peak RSS MiB (max) | stored MB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for r in "${ROW_NAMES[@]}"; do
     local ws=(${WALLS[$r]}) ratios=""
     for j in "${!ws[@]}"; do ratios+="$(echo "${ws[$j]} / ${lw[$j]}" | bc -l) "; done
     local sorted; sorted=$(printf '%s\n' "${ws[@]}" | sort -g)
-    printf "| %s | %.2f | %.2f | %.2f | %.3f | %.2f | %.1f | %.1f |\n" "$r" "$(echo "${WALLS[$r]}" | median)" \
-      "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)" "$(echo "$ratios" | median)" \
+    local wall; wall=$(echo "${WALLS[$r]}" | median)
+    local spg="–"; [[ $RAW -gt 0 ]] && spg=$(printf "%.2f" "$(echo "$wall * 1000000000 / $RAW" | bc -l)")
+    printf "| %s | %.2f | %.2f | %.2f | %.3f | %s | %.2f | %.1f | %.1f |\n" "$r" "$wall" \
+      "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)" "$(echo "$ratios" | median)" "$spg" \
       "$(echo "${CPUS[$r]}" | median)" "$(echo "$(printf '%s\n' ${RSSS[$r]} | sort -g | tail -1) / 1024" | bc -l)" \
       "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
   done
@@ -116,20 +132,27 @@ table() { # title; the first registered row is the limit
 reset_rows() { ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=(); WALLS=(); CPUS=(); RSSS=(); BYTES=(); }
 
 if [[ $ONLY == drctl ]]; then
-  # Only the limit and drctl: for the "peak RSS flat when the database doubles" check.
-  row "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
-  row "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" \
-    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
-  row "drctl, 2 regions, encrypted (age)" "$DRCTL -c $W/two-enc.yaml --log-format json backup run bench" \
-    'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
-  # BENCH_BASELINE=/path/to/an/older/drctl: the same run by another build, interleaved in the
-  # same rounds, to tell a change's cost from the machine's noise.
-  if [[ -n ${BENCH_BASELINE:-} ]]; then
-    row "drctl baseline, 2 regions" "$BENCH_BASELINE -c $W/two.yaml --log-format json backup run bench" \
+  # Only the limit and drctl, at each of BENCH_SCALES times the rows (default 1): is peak RSS
+  # flat, and do the seconds per GB hold, as the database grows?
+  for scale in ${BENCH_SCALES:-1}; do
+    [[ $scale == 1 ]] || load $((ROWS * scale))
+    row "limit: pg_dump -Fc -Z0 > /dev/null" "pg_dump -Fc -Z0 -d $PG/bench > /dev/null" "echo 0"
+    row "drctl, 2 regions" "$DRCTL -c $W/two.yaml --log-format json backup run bench" \
       'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
-  fi
-  run_rounds
-  table "Backup, limit and drctl only" | tee "$W/backup-drctl.md"
+    row "drctl, 2 regions, encrypted (age)" "$DRCTL -c $W/two-enc.yaml --log-format json backup run bench" \
+      'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+    # BENCH_BASELINE=/path/to/an/older/drctl: the same run by another build, interleaved in the
+    # same rounds, to tell a change's cost from the machine's noise.
+    if [[ -n ${BENCH_BASELINE:-} ]]; then
+      row "drctl baseline, 2 regions" "$BENCH_BASELINE -c $W/two.yaml --log-format json backup run bench" \
+        'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+    fi
+    row "drctl parallel: 2, 2 regions" "$DRCTL -c $W/two-par.yaml --log-format json backup run bench" \
+      'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+    run_rounds
+    table "Backup, limit and drctl only" | tee "$W/backup-drctl-x$scale.md"
+    reset_rows
+  done
 fi
 
 if [[ $ONLY == all || $ONLY == backup ]]; then
@@ -141,8 +164,8 @@ if [[ $ONLY == all || $ONLY == backup ]]; then
   row "shell stream: pg_dump | zstd -T0 -3 | aws s3 cp -" \
     "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | $AWS s3 cp --quiet - s3://shell/a/f.zst" "bucket_bytes shell a/" "empty_bucket shell"
   row "shell stream, 2 regions (tee)" \
-    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | tee >($AWS s3 cp --quiet - s3://shell/b/f.zst) | $AWS s3 cp --quiet - s3://shell/c/f.zst; wait" \
-    "bucket_bytes shell" "empty_bucket shell"
+    "pg_dump -Fc -Z0 -d $PG/bench | zstd -q -T0 -3 | tee >($AWS s3 cp --quiet - s3://shell/b/f.zst) | $AWS2 s3 cp --quiet - s3://shell2/c/f.zst; wait" \
+    'echo $(( $(bucket_bytes shell) + $(bucket_bytes shell2) ))' "empty_bucket shell; empty_bucket shell2"
   row "restic backup --stdin (fresh repo)" \
     "RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo init && pg_dump -Fc -Z0 -d $PG/bench | RESTIC_PASSWORD=bench restic -q -r s3:$EP/restic/repo backup --stdin --stdin-filename bench.dump" \
     "bucket_bytes restic" "empty_bucket restic"

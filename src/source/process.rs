@@ -52,12 +52,6 @@ impl Proc {
                 "install {name} (Debian: postgresql-client) or set its path in the job's source"
             ))
         })?;
-        if let Some(i) = &child.stdin {
-            widen_pipe(i);
-        }
-        if let Some(o) = &child.stdout {
-            widen_pipe(o);
-        }
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let stderr_task = child.stderr.take().map(|err| {
             let sink = stderr.clone();
@@ -121,20 +115,6 @@ impl Proc {
         if let Some(t) = self.stderr_task.take() {
             t.abort();
         }
-    }
-}
-
-/// The size a data pipe to or from a tool is raised to. A pipe holds 64 KiB by default, so a
-/// dump streaming hundreds of MB wakes the reader and the writer every 64 KiB; on a machine
-/// whose cores are busy with the database, those switches are wall time.
-const PIPE_BYTES: libc::c_int = 1024 * 1024;
-
-/// Best effort: the kernel caps the size at `/proc/sys/fs/pipe-max-size` for unprivileged
-/// users, and a smaller pipe is only slower.
-fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
-    // SAFETY: fcntl(2) on a descriptor the child handle owns; F_SETPIPE_SZ changes no memory.
-    unsafe {
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES);
     }
 }
 

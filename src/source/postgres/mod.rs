@@ -23,8 +23,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use tokio::process::Command;
 
-/// The chunk streamed into pg_restore per write (see `process::widen_pipe`).
-const COPY_BUF: usize = 1024 * 1024;
 use tokio_postgres::{Client, NoTls};
 
 /// Check a source URL at validation time (no I/O).
@@ -629,7 +627,7 @@ impl PostgresTarget {
 
     /// Stream into pg_restore's stdin, in one transaction, so a failed restore of this
     /// archive leaves nothing of it behind.
-    async fn restore_streamed(&self, reader: ByteReader) -> Result<()> {
+    async fn restore_streamed(&self, mut reader: ByteReader) -> Result<()> {
         let mut cmd = self.pg_restore_cmd();
         cmd.arg("--single-transaction").stdin(Stdio::piped());
         let mut proc = Proc::spawn("pg_restore", cmd)?;
@@ -638,9 +636,7 @@ impl PostgresTarget {
             .stdin
             .take()
             .ok_or_else(|| Error::failed("pg_restore has no stdin"))?;
-        // Large writes into the widened pipe: tokio's `copy` moves 8 KiB at a time.
-        let mut reader = tokio::io::BufReader::with_capacity(COPY_BUF, reader);
-        let copied = tokio::io::copy_buf(&mut reader, &mut stdin).await;
+        let copied = tokio::io::copy(&mut reader, &mut stdin).await;
         drop(stdin);
         let status = proc.wait_success().await;
         match (copied, status) {
