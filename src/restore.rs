@@ -110,31 +110,39 @@ pub async fn select(regions: &[Region], job: &str, sel: &Selector) -> Result<Man
     })
 }
 
-/// Read a region's copy of an artifact end to end and compare its SHA-256 with the manifest.
+/// Read a region's copy of every artifact end to end and compare each SHA-256 with the manifest.
 pub async fn check_copy(region: &Region, m: &Manifest) -> Result<()> {
     for a in &m.artifacts {
-        let path = format!("{}{}", backup_dir(&m.job, &m.id), a.path);
-        let mut reader = open(region, &path).await?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut n_total = 0u64;
-        loop {
-            let n = reader.read(&mut buf).await.map_err(|e| {
-                Error::failed(format!("region {}: reading {path}: {e}", region.name))
-            })?;
-            if n == 0 {
-                break;
-            }
-            n_total += n as u64;
-            hasher.update(&buf[..n]);
+        check_artifact(region, m, a).await?;
+    }
+    Ok(())
+}
+
+/// Read a region's copy of one artifact end to end and compare its SHA-256 and size with the
+/// manifest.
+async fn check_artifact(region: &Region, m: &Manifest, a: &Artifact) -> Result<()> {
+    let path = format!("{}{}", backup_dir(&m.job, &m.id), a.path);
+    let mut reader = open(region, &path).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n_total = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::failed(format!("region {}: reading {path}: {e}", region.name)))?;
+        if n == 0 {
+            break;
         }
-        let got = hex::encode(hasher.finalize());
-        if got != a.sha256 || n_total != a.stored_size {
-            return Err(Error::failed(format!(
-                "region {}: {path} does not match the manifest (sha256 {got}, {n_total} bytes; expected {}, {} bytes)",
-                region.name, a.sha256, a.stored_size
-            )));
-        }
+        n_total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let got = hex::encode(hasher.finalize());
+    if got != a.sha256 || n_total != a.stored_size {
+        return Err(Error::failed(format!(
+            "region {}: {path} does not match the manifest (sha256 {got}, {n_total} bytes; expected {}, {} bytes)",
+            region.name, a.sha256, a.stored_size
+        )));
     }
     Ok(())
 }
@@ -221,6 +229,10 @@ pub async fn run(
             }
         }
     }
+    if used.is_empty() {
+        // A backup without artifacts: nothing was read, from the first region that holds it.
+        used.push(sources[0].name.clone());
+    }
     Ok(RestoreReport {
         job: job.name.0.clone(),
         backup: manifest.id.clone(),
@@ -294,7 +306,8 @@ async fn restore_from_any(
 }
 
 /// Stream one artifact from `region` into the target: checked against its SHA-256 on the way,
-/// decrypted, decompressed.
+/// decrypted, decompressed. Returns the outcome and, when the copy itself failed (unreadable,
+/// or its bytes failed the checksum, decryption or decompression while streaming), why.
 async fn restore_one(
     region: &Region,
     manifest: &Manifest,
@@ -304,17 +317,25 @@ async fn restore_one(
 ) -> (Result<()>, Option<String>) {
     let started = Instant::now();
     let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);
-    let raw = async {
-        let stored = open(region, &path).await?;
-        let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
-        let plain = crate::pipeline::crypt::unseal(Box::new(verified), keys).await?;
-        codec::decoder(plain, &a.codec)
-    };
-    let raw = match raw.await {
+    // A copy that cannot be opened is this region's failure. A header that does not decrypt or
+    // decode is either a damaged copy (the next region may hold a good one) or a key or codec
+    // that fits no copy (its own error and hint must stand): reading the copy whole tells which.
+    let stored = match open(region, &path).await {
         Ok(r) => r,
         Err(e) => {
             let why = e.to_string();
             return (Err(e), Some(why));
+        }
+    };
+    let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
+    let raw = match crate::pipeline::crypt::unseal(Box::new(verified), keys)
+        .await
+        .and_then(|plain| codec::decoder(plain, &a.codec))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let damaged = check_artifact(region, manifest, a).await.err();
+            return (Err(e), damaged.map(|d| d.to_string()));
         }
     };
     let (raw, tripped) = Tripwire::new(raw);

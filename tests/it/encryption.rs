@@ -373,3 +373,85 @@ fn a_passphrase_backup_holds_no_plaintext_reads_with_its_passphrase_and_refuses_
     );
     assert!(!none.exists());
 }
+
+/// The manifest's fingerprint of an age recipient, as drctl records it.
+fn fingerprint_of(recipient: &str) -> String {
+    format!(
+        "sha256:{}",
+        &hex::encode(sha2::Sha256::digest(recipient.as_bytes()))[..16]
+    )
+}
+
+#[test]
+fn an_encrypted_postgres_copy_with_a_damaged_header_comes_from_the_next_region_and_a_key_that_fits_no_copy_says_so(
+) {
+    let pg = pg();
+    let src = db_name("enc_pg_src");
+    seed(pg, &src);
+    let w = World::new("encryption-pg");
+    let key = w.dir.join("a.key");
+    std::fs::write(&key, format!("{KEY_A}\n")).unwrap();
+    let enc = format!(
+        "encryption: {{ recipients: [{PUB_A}], identity_files: [\"{}\"] }}",
+        key.display()
+    );
+    let config = |enc: &str| {
+        w.regions()
+            .top("min_copies: 2")
+            .top(enc)
+            .job("app", &pg_source(&pg.url(&src), &[]), &[])
+            .text()
+    };
+    w.write_config(&config(&enc));
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+    let dir = format!("backups/app/{id}");
+    let mpath = format!("{dir}/manifest.json");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.fs_root.join(&mpath)).unwrap()).unwrap();
+    let art = m["artifacts"][0]["path"].as_str().unwrap().to_string();
+    assert!(art.ends_with(".age"), "{m:#}");
+
+    // The local copy's age header is damaged (its version line): decryption refuses it before
+    // any byte reaches pg_restore, and the copy comes from the next region.
+    let payload = w.fs_root.join(format!("{dir}/{art}"));
+    let good = std::fs::read(&payload).unwrap();
+    let mut bad = good.clone();
+    bad[5] ^= 0x20;
+    std::fs::write(&payload, &bad).unwrap();
+    let dst = db_name("enc_pg_dst");
+    let r = w.restore_ok("local", &pg.url(&dst));
+    assert_eq!(r["region"], "garage", "fell back to the intact copy: {r}");
+    assert!(
+        r["skipped_regions"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("local:"),
+        "{r}"
+    );
+    assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
+    std::fs::write(&payload, &good).unwrap();
+
+    // Every copy intact, but sealed to a key other than the one the manifest names (and the
+    // configuration holds): no region is to blame, and the error says what failed.
+    let key_b = w.dir.join("b.key");
+    std::fs::write(&key_b, format!("{KEY_B}\n")).unwrap();
+    let mut m2 = m.clone();
+    m2["encryption"]["recipients"] = serde_json::json!([fingerprint_of(PUB_B)]);
+    w.put_both(&mpath, m2.to_string().as_bytes());
+    w.write_config(&config(&format!(
+        "encryption: {{ recipients: [{PUB_B}], identity_files: [\"{}\"] }}",
+        key_b.display()
+    )));
+    let dst2 = db_name("enc_pg_dst2");
+    let o = w.drctl(&["restore", "app", "--to", &pg.url(&dst2)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("cannot decrypt") && !e.contains("no region holds an intact copy"),
+        "{e}"
+    );
+    assert!(
+        !e.contains(KEY_A) && !e.contains(KEY_B),
+        "a key in the output: {e}"
+    );
+}
