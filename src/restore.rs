@@ -307,7 +307,8 @@ async fn restore_from_any(
 
 /// Stream one artifact from `region` into the target: checked against its SHA-256 on the way,
 /// decrypted, decompressed. Returns the outcome and, when the copy itself failed (unreadable,
-/// or its bytes failed the checksum, decryption or decompression while streaming), why.
+/// or its bytes failed the checksum, decryption or decompression, while streaming or in the
+/// whole read that follows a failure of the target), why.
 async fn restore_one(
     region: &Region,
     manifest: &Manifest,
@@ -343,9 +344,27 @@ async fn restore_one(
         .restore(a, Box::new(raw))
         .await
         .map_err(|e| e.context(format!("restoring {} from region {}", a.name, region.name)));
-    if result.is_ok() {
-        tracing::info!(artifact = %a.name, region = %region.name, seconds = started.elapsed().as_secs_f64(), "artifact restored");
-    }
     let copy_failed = tripped.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    (result, copy_failed)
+    match result {
+        Ok(()) => {
+            tracing::info!(artifact = %a.name, region = %region.name, seconds = started.elapsed().as_secs_f64(), "artifact restored");
+            (Ok(()), None)
+        }
+        // The target failed before the stream did: damaged bytes that decompress without an
+        // error (a length field pg_restore then cannot allocate, say) reach it before the
+        // checksum can tell. Reading the copy whole tells a damaged copy from a target problem.
+        Err(e) if copy_failed.is_none() && !e.caused_by::<crate::source::TargetChanged>() => {
+            match check_artifact(region, manifest, a).await {
+                Ok(()) => (Err(e), None),
+                Err(damage) => {
+                    tracing::warn!(region = %region.name, artifact = %a.name, target_error = %e, "the target failed on a damaged copy");
+                    let why = damage.to_string();
+                    let e =
+                        damage.context(format!("restoring {} from region {}", a.name, region.name));
+                    (Err(e), Some(why))
+                }
+            }
+        }
+        Err(e) => (Err(e), copy_failed),
+    }
 }

@@ -157,3 +157,47 @@ fn restore_falls_back_when_first_region_copy_is_corrupted() {
         "{e}"
     );
 }
+
+/// `zstd` (the CLI) over `input` with `args`.
+fn zstd(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut c = std::process::Command::new("zstd")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let o = c.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(o.status.success());
+    o.stdout
+}
+
+#[test]
+fn a_copy_the_target_refuses_before_its_checksum_can_tell_comes_from_the_next_region() {
+    let (pg, src, w) = seeded_world("target_first", 2);
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+
+    // A damaged copy that still decompresses: the archive's magic is wrong, so pg_restore
+    // fails on its first bytes while nearly all of the copy is still unread — the checksum
+    // has not had its say when the target's error arrives.
+    let payload = w.fs_root.join(format!("backups/app/{id}/db.pgdump.zst"));
+    let mut raw = zstd(&["-dc"], &std::fs::read(&payload).unwrap());
+    assert_eq!(&raw[..5], b"PGDMP");
+    raw[0] = b'X';
+    std::fs::write(&payload, zstd(&["-1", "-c"], &raw)).unwrap();
+
+    let dst = db_name("tf_dst");
+    let r = w.restore_ok("local", &pg.url(&dst));
+    assert_eq!(r["region"], "garage", "fell back to the intact copy: {r}");
+    let why = r["skipped_regions"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("local: restoring db from region local")
+            && why.contains("does not match the manifest"),
+        "{r}"
+    );
+    assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
+}
