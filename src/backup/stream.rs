@@ -168,7 +168,8 @@ async fn one(
         reader = crate::pipeline::crypt::seal(reader, s)?;
     }
     let bars = progress::Bars::new(ctx.board, &job.name.0, &stream.name, ctx.live);
-    let mut fan = Fanout::start(ctx.live, &path, cfg.min_copies, &bars.regions);
+    let estimate = stream.size_hint;
+    let mut fan = Fanout::start(ctx.live, &path, cfg.min_copies, &bars.regions, estimate);
     let on_chunk = |_: u64| bars.source(raw.load(Ordering::Relaxed));
     let streamed = pipeline::pump(reader, &mut fan, stop, &on_chunk)
         .await

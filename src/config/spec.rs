@@ -166,7 +166,8 @@ pub struct RegionSpec {
     #[serde(default)]
     pub session_token: Option<Secret>,
     /// Multipart part size in MiB (object stores). Default 8. A single artifact can be at most
-    /// 10,000 parts, so 8 MiB allows 80 GiB; raise it for larger databases.
+    /// 10,000 parts, so 8 MiB allows 80 GiB; raise it for larger databases. Unset, artifacts
+    /// with a size estimate get smaller parts (`Region::part_size_for`).
     #[serde(default)]
     pub part_size_mib: Option<u32>,
     /// Parts uploaded concurrently per artifact. Default 2.

@@ -42,6 +42,7 @@ impl Fanout {
         path: &str,
         min_alive: usize,
         bars: &[Option<ProgressBar>],
+        estimate: Option<u64>,
     ) -> Fanout {
         let lanes = regions
             .iter()
@@ -53,6 +54,7 @@ impl Fanout {
                     path.to_string(),
                     rx,
                     bars.get(i).cloned().flatten(),
+                    estimate,
                 ));
                 Lane {
                     region: r.name.clone(),
@@ -155,8 +157,9 @@ async fn region_task(
     path: String,
     mut rx: mpsc::Receiver<Msg>,
     bar: Option<ProgressBar>,
+    estimate: Option<u64>,
 ) -> Result<()> {
-    let mut w = region.writer(&path).await?;
+    let mut w = region.writer(&path, estimate).await?;
     loop {
         match rx.recv().await {
             Some(Msg::Data(b)) => {

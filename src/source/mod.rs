@@ -38,6 +38,10 @@ pub struct ArtifactStream {
     /// File name before the codec's extension, e.g. `db.pgdump`.
     pub file_name: String,
     pub reader: ByteReader,
+    /// The source's estimate of the artifact's raw size in bytes, when it knows one cheaply:
+    /// object stores size their multipart parts by it (`Region::part_size_for`), so
+    /// artifacts streamed side by side do not each hold a default-sized part per region.
+    pub size_hint: Option<u64>,
     /// For artifacts streamed side by side (`SourceRun::next_group`): the producer's own
     /// confirmation, awaited after the stream's EOF. `None`: `SourceRun::finish_artifact`
     /// confirms it (only a group of one may leave it out).

@@ -40,6 +40,7 @@ impl Spawned {
             file_name,
             name,
             reader: Box::new(tokio_util::io::StreamReader::new(chunks)),
+            size_hint: None,
             confirm: None,
         }
     }

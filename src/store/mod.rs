@@ -24,6 +24,8 @@ pub struct Region {
     pub op: Operator,
     /// Multipart part size in bytes (object stores); 0 = write through (fs).
     pub part_size: usize,
+    /// `part_size_mib` was set in the config: used as is, never sized down to an estimate.
+    pub part_size_set: bool,
     pub concurrency: usize,
     /// S3 regions: for multipart-upload housekeeping and Object Lock, which OpenDAL cannot do.
     pub s3: Option<multipart::S3Access>,
@@ -38,6 +40,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default multipart part size: 8 MiB parts allow artifacts up to 80 GiB (10,000 parts).
 pub const DEFAULT_PART_MIB: u32 = 8;
+/// The smallest part S3 accepts (and a multiple of GCS's 256 KiB chunks).
+const MIN_PART: u64 = 5 * 1024 * 1024;
+/// The most parts one upload may have (S3's limit; Azure and GCS allow more).
+const MAX_PARTS: u64 = 10_000;
+/// How many times its source's size estimate an artifact is assumed to reach, at worst:
+/// COPY text of TOAST-compressed values, or bytea as hex, can be several times its on-disk
+/// size when the job stores it uncompressed.
+const ESTIMATE_MARGIN: u64 = 10;
 
 impl Region {
     pub fn open(spec: &RegionSpec) -> Result<Region> {
@@ -75,6 +85,7 @@ impl Region {
             kind: spec.kind,
             op,
             part_size,
+            part_size_set: spec.part_size_mib.is_some(),
             concurrency: spec.upload_concurrency.unwrap_or(2) as usize,
             s3: multipart::S3Access::from_spec(spec),
             lock: spec.object_lock,
@@ -82,14 +93,33 @@ impl Region {
         })
     }
 
-    /// Open a writer for one object, with the region's multipart settings.
-    pub async fn writer(&self, path: &str) -> Result<opendal::Writer> {
+    /// Open a writer for one object, with the region's multipart settings; `estimate` is
+    /// the source's estimate of the artifact's size, when it has one (`part_size_for`).
+    pub async fn writer(&self, path: &str, estimate: Option<u64>) -> Result<opendal::Writer> {
         let mut w = self.op.writer_with(path);
-        if self.part_size > 0 {
-            w = w.chunk(self.part_size).concurrent(self.concurrency);
+        let part = self.part_size_for(estimate);
+        if part > 0 {
+            w = w.chunk(part).concurrent(self.concurrency);
         }
         w.await
             .map_err(|e| Error::from(e).context(format!("region {}: open {path}", self.name)))
+    }
+
+    /// The part size for an artifact of about `estimate` bytes: a part is held in memory per
+    /// region and per artifact being written, so artifacts streamed side by side (`parallel:`)
+    /// would take a default part each. With an estimate and no `part_size_mib` in the config,
+    /// the part is the smallest that still fits `ESTIMATE_MARGIN` × the estimate in
+    /// `MAX_PARTS` parts, between S3's 5 MiB and the default; otherwise the region's own.
+    pub fn part_size_for(&self, estimate: Option<u64>) -> usize {
+        match estimate {
+            Some(est) if self.part_size > 0 && !self.part_size_set => {
+                let need = est.saturating_mul(ESTIMATE_MARGIN).div_ceil(MAX_PARTS);
+                let need = need.div_ceil(1024 * 1024).saturating_mul(1024 * 1024);
+                let most = (self.part_size as u64).max(MIN_PART);
+                need.clamp(MIN_PART, most) as usize
+            }
+            _ => self.part_size,
+        }
     }
 }
 
@@ -161,4 +191,38 @@ fn service_options(spec: &RegionSpec) -> Vec<(String, String)> {
         o.push((k.clone(), v.to_string()));
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(part_size_mib: Option<u32>) -> Region {
+        let mut spec = serde_json::json!({
+            "name": "r", "kind": "s3", "bucket": "b", "region": "x",
+            "endpoint": "http://127.0.0.1:9",
+        });
+        if let Some(p) = part_size_mib {
+            spec["part_size_mib"] = p.into();
+        }
+        Region::open(&serde_json::from_value(spec).unwrap()).unwrap()
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn parts_shrink_to_an_estimate_only_when_the_config_leaves_them_open() {
+        let r = s3(None);
+        assert_eq!(r.part_size_for(None), 8 * MIB, "no estimate: the default");
+        // A bucket of a few hundred MB, as in the benchmark: S3's smallest part.
+        assert_eq!(r.part_size_for(Some(360_000_000)), 5 * MIB);
+        // 6 GiB might grow to 60 GiB: 10,000 parts of 7 MiB hold it (6 MiB would not).
+        assert_eq!(r.part_size_for(Some(6 << 30)), 7 * MIB);
+        // Never above the default, so memory stays what it was for the largest.
+        assert_eq!(r.part_size_for(Some(1 << 40)), 8 * MIB);
+        // Set in the config: used as is, either way.
+        let set = s3(Some(16));
+        assert_eq!(set.part_size_for(Some(1000)), 16 * MIB);
+        assert_eq!(s3(Some(6)).part_size_for(Some(1 << 40)), 6 * MIB);
+    }
 }

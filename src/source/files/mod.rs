@@ -99,6 +99,7 @@ impl SourceRun for FilesRun {
             name: "files".into(),
             file_name: "files.tar".into(),
             reader: Box::new(tokio_util::io::StreamReader::new(stream)),
+            size_hint: None,
             confirm: None,
         }))
     }

@@ -265,6 +265,7 @@ impl SourceRun for PostgresRun {
             name: "db".into(),
             file_name: "db.pgdump".into(),
             reader: Box::new(stdout),
+            size_hint: None,
             confirm: None,
         }))
     }

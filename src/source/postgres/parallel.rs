@@ -62,6 +62,15 @@ pub async fn tables(client: &Client) -> Result<Vec<Table>> {
         .collect())
 }
 
+/// The on-disk size of the database's large objects, which pg_dump puts in the data section
+/// (bucket 1 dumps them). Run inside the exported snapshot's transaction.
+async fn large_object_bytes(client: &Client) -> Result<u64> {
+    let row = client
+        .query_one("SELECT pg_table_size('pg_catalog.pg_largeobject')", &[])
+        .await?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
 /// Split tables (largest first) into at most `n` buckets of near-equal size: each table goes
 /// to the bucket with the fewest bytes so far, so the largest tables sit alone. Bucket 0 is
 /// always there (it also carries the data that is not a listed table); empty others are
@@ -103,7 +112,14 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
     let listed = |b: &Vec<usize>| -> Vec<String> { b.iter().map(|&i| tables[i].pattern.clone()).collect() };
     // Every process first: if one cannot start, the others die with their dropped `Proc`
     // (`kill_on_drop`) and no row count is left running.
-    let mut procs = vec![(dump(&s, "pre", PRE, &[])?, "pre".to_string(), PRE, None)];
+    // Each artifact's size estimate sizes its upload parts: the schema sections are small,
+    // a bucket is about its tables' on-disk size, the rest also carries the large objects.
+    let lo_bytes = large_object_bytes(&s.client).await?;
+    let bucket_bytes = |k: usize, b: &Vec<usize>| -> u64 {
+        let t: i64 = b.iter().map(|&i| tables[i].bytes.max(0)).sum();
+        t as u64 + if k == 0 { lo_bytes } else { 0 }
+    };
+    let mut procs = vec![(dump(&s, "pre", PRE, &[])?, "pre".to_string(), PRE, None, 0)];
     for (k, bucket) in plan.iter().enumerate() {
         let name = format!("data-{}", k + 1);
         let args: Vec<String> = if k == 0 {
@@ -119,9 +135,10 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
                 .map(|p| format!("--table={p}"))
                 .collect()
         };
-        procs.push((dump(&s, &name, DATA, &args)?, name, DATA, Some(bucket.len())));
+        let bytes = bucket_bytes(k, bucket);
+        procs.push((dump(&s, &name, DATA, &args)?, name, DATA, Some(bucket.len()), bytes));
     }
-    procs.push((dump(&s, "post", POST, &[])?, "post".to_string(), POST, None));
+    procs.push((dump(&s, "post", POST, &[])?, "post".to_string(), POST, None, 0));
 
     // The row counts run in the snapshot beside the dumps and ride with pre-data.
     let mut counts = s.spec.row_counts.then(|| {
@@ -131,8 +148,10 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
     let counts_abort = counts.as_ref().map(|t| t.abort_handle());
     let group: Vec<ArtifactStream> = procs
         .into_iter()
-        .map(|(proc, name, section, tables)| {
-            stream(proc, &name, section, tables, counts.take())
+        .map(|(proc, name, section, tables, bytes)| {
+            let mut a = stream(proc, &name, section, tables, counts.take());
+            a.size_hint = Some(bytes);
+            a
         })
         .collect();
     tracing::info!(buckets = plan.len(), tables = tables.len(), snapshot = %s.snapshot, "parallel pg_dump started");
@@ -196,6 +215,7 @@ fn stream(
             Some(out) => Box::new(out),
             None => Box::new(tokio::io::empty()),
         },
+        size_hint: None,
         confirm: Some(confirm),
     }
 }

@@ -169,6 +169,7 @@ impl SourceRun for QdrantRun {
             file_name: format!("{collection}.snapshot"),
             name: collection,
             reader: Box::new(tokio_util::io::StreamReader::new(body)),
+            size_hint: None,
             confirm: None,
         }))
     }

@@ -213,6 +213,7 @@ impl SourceRun for RedisRun {
             name: "rdb".into(),
             file_name: "dump.rdb".into(),
             reader,
+            size_hint: None,
             confirm: None,
         }))
     }
