@@ -121,7 +121,7 @@ table() { # title; the first registered row is the limit
     local sorted; sorted=$(printf '%s\n' "${ws[@]}" | sort -g)
     local wall; wall=$(echo "${WALLS[$r]}" | median)
     local spg="–"; [[ $RAW -gt 0 ]] && spg=$(printf "%.2f" "$(echo "$wall * 1000000000 / $RAW" | bc -l)")
-    printf "| %s | %.2f | %.2f | %.2f | %.3f | %s | %.2f | %.1f | %.1f |\n" "$r" "$wall" \
+    printf "| %s | %.2f | %.2f | %.2f | %.3f | %s | %.2f | %.1f | %.1f |\n" "${r//|/\\|}" "$wall" \
       "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)" "$(echo "$ratios" | median)" "$spg" \
       "$(echo "${CPUS[$r]}" | median)" "$(echo "$(printf '%s\n' ${RSSS[$r]} | sort -g | tail -1) / 1024" | bc -l)" \
       "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
