@@ -204,7 +204,9 @@ pub async fn run(
     let keys = crate::pipeline::crypt::keys_for(cfg, job, &manifest)?;
     target.prepare(&manifest.artifacts).await?;
     let mut used: Vec<String> = Vec::new();
+    let mut restored = 0usize;
     for stage in target.stages(&manifest.artifacts) {
+        let at_once = stage.artifacts.len();
         // The artifacts of a stage at once; the first failure drops (and so stops) the rest.
         let (m, k, t, src, sk) = (
             &manifest,
@@ -221,7 +223,9 @@ pub async fn run(
         )
         .buffer_unordered(stage.at_once.max(1))
         .try_collect::<Vec<_>>()
-        .await?;
+        .await
+        .map_err(|e| partly_restored(e, restored, at_once))?;
+        restored += done.len();
         for (region, fallbacks) in done {
             skipped.extend(fallbacks);
             if !used.contains(&region) {
@@ -246,6 +250,17 @@ pub async fn run(
 }
 
 /// The first region whose copy reads whole and matches the manifest.
+/// A failed restore after artifacts before it, or beside it, may have been restored: the
+/// target then holds part of the backup, and the user must know before trusting it or
+/// restoring into it again (a non-empty target is refused, and a parallel PostgreSQL backup
+/// refuses `--clean`).
+fn partly_restored(e: Error, restored: usize, at_once: usize) -> Error {
+    if restored == 0 && at_once <= 1 {
+        return e;
+    }
+    e.hint_or("the target may hold part of this backup (what was restored before the failure): drop it, then restore again into a new or empty target")
+}
+
 async fn first_intact(
     holding: Vec<Region>,
     manifest: &Manifest,

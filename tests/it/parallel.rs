@@ -180,3 +180,54 @@ fn a_corrupt_bucket_comes_from_the_next_region_alone() {
     assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
     assert_eq!(definitions(pg, &dst), definitions(pg, &src));
 }
+
+#[test]
+fn a_bucket_the_target_refuses_fails_the_restore_naming_it_and_says_the_target_is_partial() {
+    let (pg, src, w) = parallel_world("par_tgt");
+    w.backup_ok();
+
+    // The target fails on the bucket that holds `orders` (as a full disk would); the copies
+    // are intact, so no other region is tried and the target's own error is the cause.
+    let fake = w.dir.join("pg_restore");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--single-transaction*) ;; *) exec pg_restore \"$@\";; esac\n\
+             f={dir}/stdin.$$\ncat > \"$f\"\n\
+             if pg_restore -l \"$f\" | grep -q 'TABLE DATA public orders'; then\n\
+             echo 'pg_restore: error: could not extend file: No space left on device' >&2; rm -f \"$f\"; exit 1; fi\n\
+             pg_restore \"$@\" < \"$f\"; rc=$?; rm -f \"$f\"; exit $rc\n",
+            dir = w.dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let src_url = pg.url(&src);
+    let field = format!("pg_restore: \"{}\"", fake.display());
+    w.two_regions(2, &src_url, &["parallel: 2", &field]);
+
+    let dst = db_name("par_tgt_dst");
+    let o = w.drctl(&["restore", "app", "--jobs", "2", "--to", &pg.url(&dst)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("restoring data-") && e.contains("No space left on device"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("no region holds an intact copy") && !e.contains("trying the next region"),
+        "{e}"
+    );
+    // Pre-data (and perhaps the other bucket) is in: the user is told, with what to do.
+    assert!(
+        pg.psql(
+            &dst,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ) != "0",
+        "pre-data restored"
+    );
+    assert!(
+        e.contains("part of this backup") && e.contains("drop it"),
+        "{e}"
+    );
+}
