@@ -249,7 +249,6 @@ pub async fn run(
     })
 }
 
-/// The first region whose copy reads whole and matches the manifest.
 /// A failed restore after artifacts before it, or beside it, may have been restored: the
 /// target then holds part of the backup, and the user must know before trusting it or
 /// restoring into it again (a non-empty target is refused, and a parallel PostgreSQL backup
@@ -261,6 +260,7 @@ fn partly_restored(e: Error, restored: usize, at_once: usize) -> Error {
     e.hint_or("the target may hold part of this backup (what was restored before the failure): drop it, then restore again into a new or empty target")
 }
 
+/// The first region whose copy reads whole and matches the manifest.
 async fn first_intact(
     holding: Vec<Region>,
     manifest: &Manifest,
@@ -344,6 +344,7 @@ async fn restore_one(
         }
     };
     let verified = Verifying::new(stored, &a.sha256, format!("region {} {path}", region.name));
+    let intact = verified.matched();
     let raw = match crate::pipeline::crypt::unseal(Box::new(verified), keys)
         .await
         .and_then(|plain| codec::decoder(plain, &a.codec))
@@ -367,8 +368,13 @@ async fn restore_one(
         }
         // The target failed before the stream did: damaged bytes that decompress without an
         // error (a length field pg_restore then cannot allocate, say) reach it before the
-        // checksum can tell. Reading the copy whole tells a damaged copy from a target problem.
-        Err(e) if copy_failed.is_none() && !e.caused_by::<crate::source::TargetChanged>() => {
+        // checksum can tell. Reading the copy whole tells a damaged copy from a target
+        // problem — unless the stream already matched to its end.
+        Err(e)
+            if copy_failed.is_none()
+                && !intact.load(std::sync::atomic::Ordering::Acquire)
+                && !e.caused_by::<crate::source::TargetChanged>() =>
+        {
             match check_artifact(region, manifest, a).await {
                 Ok(()) => (Err(e), None),
                 Err(damage) => {

@@ -57,6 +57,8 @@ pub struct Verifying<R> {
     /// Read and hashed, not yet handed on.
     pending: BytesMut,
     state: Verdict,
+    /// Set once the whole copy was read and matched (`matched`).
+    matched: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(PartialEq)]
@@ -76,7 +78,14 @@ impl<R> Verifying<R> {
             what: what.into(),
             pending: BytesMut::new(),
             state: Verdict::Reading,
+            matched: Arc::default(),
         }
+    }
+
+    /// True once the whole copy was read and its SHA-256 matched: whoever hands the stream on
+    /// can tell an intact copy after the fact without reading it again.
+    pub fn matched(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.matched.clone()
     }
 
     fn mismatch(&self, got: &str) -> std::io::Error {
@@ -122,6 +131,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for Verifying<R> {
                         return Poll::Ready(Err(e));
                     }
                     this.state = Verdict::Matched;
+                    this.matched
+                        .store(true, std::sync::atomic::Ordering::Release);
                 }
                 Poll::Ready(Ok(_)) => this.hasher.update(&this.pending[before..]),
             }
@@ -179,12 +190,17 @@ mod tests {
     async fn a_matching_copy_reads_whole() {
         let d = data(3 * HOLD + 17);
         let sum = hex::encode(Sha256::digest(&d));
-        let mut out = Vec::new();
-        Verifying::new(&d[..], &sum, "x")
-            .read_to_end(&mut out)
-            .await
-            .unwrap();
+        let mut v = Verifying::new(&d[..], &sum, "x");
+        let matched = v.matched();
+        let mut out = vec![0u8; HOLD];
+        v.read_exact(&mut out).await.unwrap();
+        assert!(
+            !matched.load(std::sync::atomic::Ordering::Acquire),
+            "not yet read whole"
+        );
+        v.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, d);
+        assert!(matched.load(std::sync::atomic::Ordering::Acquire));
     }
 
     /// The consumer of a corrupted copy never gets its last bytes: what it has read when the
@@ -194,6 +210,7 @@ mod tests {
         let d = data(3 * HOLD + 17);
         let mut got = Vec::new();
         let mut v = Verifying::new(&d[..], &"0".repeat(64), "region r a.zst");
+        let matched = v.matched();
         let mut buf = [0u8; 4096];
         let err = loop {
             match v.read(&mut buf).await {
@@ -216,6 +233,7 @@ mod tests {
         );
         assert_eq!(got, d[..got.len()]);
         assert!(v.read(&mut buf).await.is_err(), "the error must stick");
+        assert!(!matched.load(std::sync::atomic::Ordering::Acquire));
     }
 
     #[tokio::test]
