@@ -149,9 +149,7 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
     let group: Vec<ArtifactStream> = procs
         .into_iter()
         .map(|(proc, name, section, tables, bytes)| {
-            let mut a = stream(proc, &name, section, tables, counts.take());
-            a.size_hint = Some(bytes);
-            a
+            stream(proc, &name, section, tables, bytes, counts.take())
         })
         .collect();
     tracing::info!(buckets = plan.len(), tables = tables.len(), snapshot = %s.snapshot, "parallel pg_dump started");
@@ -187,6 +185,7 @@ fn stream(
     name: &str,
     section: &'static str,
     tables: Option<usize>,
+    size_hint: u64,
     counts: Option<Counts>,
 ) -> ArtifactStream {
     let stdout = proc.child.stdout.take();
@@ -215,7 +214,7 @@ fn stream(
             Some(out) => Box::new(out),
             None => Box::new(tokio::io::empty()),
         },
-        size_hint: None,
+        size_hint: Some(size_hint),
         confirm: Some(confirm),
     }
 }
