@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod kind;
+pub mod pipe;
 pub mod process;
 pub mod spawned;
 pub mod vector;

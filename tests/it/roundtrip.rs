@@ -179,6 +179,14 @@ fn zstd(args: &[&str], input: &[u8]) -> Vec<u8> {
 #[test]
 fn a_copy_the_target_refuses_before_its_checksum_can_tell_comes_from_the_next_region() {
     let (pg, src, w) = seeded_world("target_first", 2);
+    // Several MiB that compress poorly, so the copy is far larger than every buffer between
+    // the store and pg_restore (its stdin pipe holds 1 MiB): when pg_restore fails, most of
+    // the copy is still unread and its checksum cannot have failed yet.
+    pg.psql(
+        &src,
+        "CREATE TABLE noise AS SELECT g, md5(random()::text) || md5(random()::text) AS h \
+         FROM generate_series(1, 200000) g",
+    );
     let id = w.backup_ok()["id"].as_str().unwrap().to_string();
 
     // A damaged copy that still decompresses: the archive's magic is wrong, so pg_restore

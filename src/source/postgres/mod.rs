@@ -214,8 +214,9 @@ impl BackupSource for PostgresSource {
             &format!("--snapshot={snapshot}"),
         ])
         .args(&self.spec.extra_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
+        .stdin(Stdio::null());
+        let (out, stdout) = pipe_out()?;
+        cmd.stdout(out);
         let proc = Proc::spawn("pg_dump", cmd)?;
         tracing::info!(server = %conn.redacted, snapshot = %snapshot, %consistent_at, "pg_dump started");
 
@@ -229,8 +230,8 @@ impl BackupSource for PostgresSource {
             info,
             client: Some(client),
             proc,
+            stdout: Some(stdout),
             counts,
-            streamed: false,
         }))
     }
 }
@@ -240,8 +241,9 @@ struct PostgresRun {
     /// Holds the exporting transaction open until the dump is done.
     client: Option<Arc<Client>>,
     proc: Proc,
+    /// pg_dump's output, until the pipeline takes it.
+    stdout: Option<ByteReader>,
     counts: Option<Counts>,
-    streamed: bool,
 }
 
 #[async_trait]
@@ -251,20 +253,14 @@ impl SourceRun for PostgresRun {
     }
 
     async fn next_artifact(&mut self) -> Result<Option<ArtifactStream>> {
-        if self.streamed {
+        // One archive: the first call hands out pg_dump's stdout, the next finds none.
+        let Some(stdout) = self.stdout.take() else {
             return Ok(None);
-        }
-        self.streamed = true;
-        let stdout = self
-            .proc
-            .child
-            .stdout
-            .take()
-            .ok_or_else(|| Error::failed("pg_dump has no stdout"))?;
+        };
         Ok(Some(ArtifactStream {
             name: "db".into(),
             file_name: "db.pgdump".into(),
-            reader: Box::new(stdout),
+            reader: stdout,
             size_hint: None,
             confirm: None,
         }))
@@ -295,6 +291,18 @@ impl SourceRun for PostgresRun {
         }
         self.client.take();
     }
+}
+
+/// pg_dump's stdout, read in batches (see `source::pipe`).
+fn pipe_out() -> Result<(Stdio, ByteReader)> {
+    super::pipe::from_child()
+        .map_err(|e| Error::failed(format!("cannot create a pipe for pg_dump: {e}")))
+}
+
+/// pg_restore's stdin, fed in batches (see `source::pipe`).
+fn pipe_in() -> Result<(Stdio, super::pipe::Sink)> {
+    super::pipe::to_child()
+        .map_err(|e| Error::failed(format!("cannot create a pipe for pg_restore: {e}")))
 }
 
 type Counts = tokio::task::JoinHandle<Result<BTreeMap<String, i64>>>;
@@ -630,15 +638,10 @@ impl PostgresTarget {
     /// archive leaves nothing of it behind.
     async fn restore_streamed(&self, mut reader: ByteReader) -> Result<()> {
         let mut cmd = self.pg_restore_cmd();
-        cmd.arg("--single-transaction").stdin(Stdio::piped());
+        let (input, stdin) = pipe_in()?;
+        cmd.arg("--single-transaction").stdin(input);
         let mut proc = Proc::spawn("pg_restore", cmd)?;
-        let mut stdin = proc
-            .child
-            .stdin
-            .take()
-            .ok_or_else(|| Error::failed("pg_restore has no stdin"))?;
-        let copied = tokio::io::copy(&mut reader, &mut stdin).await;
-        drop(stdin);
+        let copied = stdin.feed(&mut reader).await;
         let status = proc.wait_success().await;
         match (copied, status) {
             (Ok(_), Ok(())) => Ok(()),

@@ -12,7 +12,7 @@
 use super::{ConnInfo, Counts, PostgresSpec};
 use crate::error::{Error, Result};
 use crate::source::process::Proc;
-use crate::source::{ArtifactStream, SnapshotInfo, SourceRun};
+use crate::source::{ArtifactStream, ByteReader, SnapshotInfo, SourceRun};
 use async_trait::async_trait;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -162,8 +162,8 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
     }))
 }
 
-/// One `pg_dump --section=… --snapshot=…` with its stdout piped.
-fn dump(s: &Start<'_>, name: &str, section: &str, args: &[String]) -> Result<Proc> {
+/// One `pg_dump --section=… --snapshot=…`, and the reader of its output.
+fn dump(s: &Start<'_>, name: &str, section: &str, args: &[String]) -> Result<(Proc, ByteReader)> {
     let mut cmd = s.conn.command(s.pg_dump);
     cmd.args([
         "--format=custom",
@@ -173,22 +173,22 @@ fn dump(s: &Start<'_>, name: &str, section: &str, args: &[String]) -> Result<Pro
     ])
     .args(args)
     .args(&s.spec.extra_args)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped());
-    Proc::spawn(&format!("pg_dump ({name})"), cmd)
+    .stdin(Stdio::null());
+    let (out, stdout) = super::pipe_out()?;
+    cmd.stdout(out);
+    Ok((Proc::spawn(&format!("pg_dump ({name})"), cmd)?, stdout))
 }
 
 /// The artifact of one pg_dump, confirmed by its exit status; the pre-data artifact also
 /// carries the row counts taken in the snapshot.
 fn stream(
-    mut proc: Proc,
+    (mut proc, stdout): (Proc, ByteReader),
     name: &str,
     section: &'static str,
     tables: Option<usize>,
     size_hint: u64,
     counts: Option<Counts>,
 ) -> ArtifactStream {
-    let stdout = proc.child.stdout.take();
     let confirm = Box::pin(async move {
         if let Err(e) = proc.wait_success().await {
             return Err(super::dump_failed(e, counts).await);
@@ -208,12 +208,7 @@ fn stream(
     ArtifactStream {
         name: name.to_string(),
         file_name: format!("{name}.pgdump"),
-        // Spawned with a piped stdout, so it is there; an empty stream would fail the
-        // archive's checks, never pass as a backup.
-        reader: match stdout {
-            Some(out) => Box::new(out),
-            None => Box::new(tokio::io::empty()),
-        },
+        reader: stdout,
         size_hint: Some(size_hint),
         confirm: Some(confirm),
     }
