@@ -2,6 +2,11 @@
 #   start_garage DIR BUCKET...   sets EP (its S3 endpoint), GA (its CLI), exports the aws
 #                                CLI's key and region; appends the server's pid to PIDS.
 # Needs free_port and PIDS from the caller.
+# BENCH_GARAGE_COMPRESSION (default none): Garage's block compression. Every object the
+# benchmark stores is compressed already (drctl's zstd, the shell rows' zstd/gzip, restic's),
+# and Garage would zstd-encode each block again on write and decode it twice on read (once to
+# verify it, once to serve it), on the same cores as the tools measured; a store for backups is
+# configured without it. BENCH_GARAGE_COMPRESSION=1 is Garage's own default.
 #   garage_buckets BUCKET...     creates more buckets on the server started last ($GA).
 start_garage() {
   local G=$1; shift
@@ -12,6 +17,7 @@ start_garage() {
 metadata_dir = "$G/meta"
 data_dir = "$G/data"
 db_engine = "lmdb"
+compression_level = $(q=${BENCH_GARAGE_COMPRESSION:-none}; [[ $q == none ]] && echo '"none"' || echo "$q")
 replication_factor = 1
 rpc_bind_addr = "127.0.0.1:$RPCPORT"
 rpc_public_addr = "127.0.0.1:$RPCPORT"

@@ -8,6 +8,7 @@
 #   BENCH_ONLY=drctl BENCH_BASELINE=/path/drctl bench/run.sh   # also an older build, same rounds
 #   BENCH_SERVERS=2 bench/run.sh   # one Garage server per region, as two regions really are
 #   BENCH_SCALES="1 2 4" BENCH_ONLY=drctl bench/run.sh   # the drctl table at 1x, 2x, 4x the rows
+#   BENCH_GARAGE_COMPRESSION=1 bench/run.sh   # Garage compressing blocks again (its default; see bench/garage.sh)
 #
 # Services: a PostgreSQL from the installed server binaries and Garage (S3-compatible) on
 # loopback; "2 regions" are two buckets on one server, or with BENCH_SERVERS=2 one bucket on
@@ -112,7 +113,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%
 table() { # title; the first registered row is the limit
   local title=$1 limit=${ROW_NAMES[0]}
   local lw=(${WALLS[$limit]})
-  echo; echo "### $title (rows=$LOADED, dump $(echo "$RAW / 1000000" | bc) MB, $RUNS interleaved rounds, $SERVERS Garage server(s))"; echo
+  echo; echo "### $title (rows=$LOADED, dump $(echo "$RAW / 1000000" | bc) MB, $RUNS interleaved rounds, $SERVERS Garage server(s), Garage compression ${BENCH_GARAGE_COMPRESSION:-none})"; echo
   echo "| row | wall s (median) | min | max | × limit (median of rounds) | s/GB of dump | CPU s | peak RSS MiB (max) | stored MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for r in "${ROW_NAMES[@]}"; do
