@@ -31,7 +31,7 @@ W=${BENCH_DIR:-$ROOT/target/bench}
 rm -rf "$W"; mkdir -p "$W"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${PGCTL:-} ]] && $PGCTL stop -m fast >/dev/null 2>&1 || true; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ ${MEM:-} == /dev/shm/* ]] && rm -rf "$MEM"; [[ -n ${PGCTL:-} ]] && $PGCTL stop -m fast >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 # ---- PostgreSQL
@@ -87,6 +87,10 @@ job="jobs:
 { echo "regions:"; region reg1; region reg2; echo "min_copies: 2"; echo "${job% \}}, parallel: 2 }"; } > "$W/two-par.yaml"
 # The same, encrypted with age to one recipient (a public key: backup needs no identity).
 { cat "$W/two.yaml"; echo "encryption: { recipients: [age1sdypvgqexfhseucq2stq4lt5az5jsjexk7wwqhs83s7ckdrkl5msuskr0e] }"; } > "$W/two-enc.yaml"
+# Two regions in memory (tmpfs): drctl's own pipeline without an S3 server on the same two
+# cores as the database and the dump (the Garage rows' servers are), and without disk writeback.
+MEM=$W/mem; [[ -d /dev/shm && -w /dev/shm ]] && MEM=$(mktemp -d /dev/shm/drctl-bench.XXXXXX)
+{ echo "regions:"; echo "  - { name: mem1, kind: fs, root: $MEM/r1 }"; echo "  - { name: mem2, kind: fs, root: $MEM/r2 }"; echo "min_copies: 2"; echo "$job"; } > "$W/two-mem.yaml"
 
 # ---- measuring
 # Rows are registered, then run in rounds: round i runs every row once, in order. Machine
@@ -150,6 +154,8 @@ if [[ $ONLY == drctl ]]; then
     fi
     row "drctl parallel: 2, 2 regions" "$DRCTL -c $W/two-par.yaml --log-format json backup run bench" \
       'echo $(( $(bucket_bytes reg1) + $(bucket_bytes reg2) ))' "empty_bucket reg1; empty_bucket reg2"
+    row "drctl, 2 fs regions in tmpfs (no S3 server)" "$DRCTL -c $W/two-mem.yaml --log-format json backup run bench" \
+      'du -sb $MEM/r1 $MEM/r2 | awk "{s+=\$1} END {print s}"' "rm -rf $MEM/r1 $MEM/r2"
     run_rounds
     table "Backup, limit and drctl only" | tee "$W/backup-drctl-x$scale.md"
     reset_rows

@@ -86,15 +86,26 @@ pub async fn run_leased(
         }
     };
     let span = tracing::info_span!("backup", job = %job.name, id = %id);
-    let result = run_inner(cfg, job, id, started_at, &lease, cancel, show_progress)
-        .instrument(span)
-        .await;
+    let result = run_inner(
+        cfg,
+        regions,
+        job,
+        id,
+        started_at,
+        &lease,
+        cancel,
+        show_progress,
+    )
+    .instrument(span)
+    .await;
     lease.release().await;
     result.map(Leased::Done)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_inner(
     cfg: &Config,
+    regions: &[Region],
     job: &JobSpec,
     id: String,
     started_at: chrono::DateTime<Utc>,
@@ -103,7 +114,6 @@ async fn run_inner(
     show_progress: bool,
 ) -> Result<BackupReport> {
     let started = Instant::now();
-    let regions = open_regions(cfg)?;
 
     // Regions that cannot be written (they refused the lease) or reached are out before any
     // byte is dumped.
@@ -146,7 +156,7 @@ async fn run_inner(
         Ok(a) => a,
         Err(e) => {
             abort_source(run.as_mut(), &job.name.0).await;
-            cleanup(&regions, &job.name.0, &id).await;
+            cleanup(regions, &job.name.0, &id).await;
             return Err(e.context(format!("job {}: backup {id} failed", job.name)));
         }
     };
@@ -169,7 +179,7 @@ async fn run_inner(
         encryption: crate::pipeline::crypt::manifest_entry(cfg, job)?,
     };
     let as_written = manifest.clone();
-    commit(cfg, &regions, &live, &mut failed, &mut manifest, cancel).await?;
+    commit(cfg, regions, &live, &mut failed, &mut manifest, cancel).await?;
     let catalog_error = crate::catalog::record_backup(cfg, &as_written, &manifest.regions).await;
 
     Ok(BackupReport {
