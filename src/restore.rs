@@ -233,6 +233,10 @@ pub async fn run(
             }
         }
     }
+    target
+        .finish()
+        .await
+        .map_err(|e| partly_restored(e, restored, 1))?;
     if used.is_empty() {
         // A backup without artifacts: nothing was read, from the first region that holds it.
         used.push(sources[0].name.clone());

@@ -150,7 +150,7 @@ pub struct RestoreArgs {
     /// Skip restoring ownership and privileges (target lacks the source's roles).
     #[arg(long)]
     pub no_owner: bool,
-    /// Parallel restore jobs: a `parallel: N` backup restores N data artifacts at once (streamed) and builds indexes with pg_restore -j; a single archive is first spooled to a local file ($TMPDIR) for pg_restore -j.
+    /// Parallel restore jobs: a `parallel: N` backup restores N data artifacts at once (streamed), each building its own indexes as soon as its data is in, then the rest of post-data with pg_restore -j; a single archive is first spooled to a local file ($TMPDIR) for pg_restore -j.
     #[arg(long, short = 'j', default_value_t = 1)]
     pub jobs: u32,
     /// Restore collection FROM under the name TO (vector databases); repeatable.

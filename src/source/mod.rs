@@ -124,6 +124,11 @@ pub trait RestoreTarget: Send + Sync {
     fn atomic(&self) -> bool {
         false
     }
+    /// After the last stage: what the target restores once every artifact is in (PostgreSQL:
+    /// the post-data its buckets did not restore). Default: nothing.
+    async fn finish(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The cause of a restore error after which an atomic target kept part of the artifact (a

@@ -94,6 +94,16 @@ impl Proc {
         }
     }
 
+    /// Read stdout to its end (the caller piped it) and wait, failing like `wait_success`.
+    pub async fn stdout_text(mut self) -> Result<String> {
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await?;
+        }
+        self.wait_success().await?;
+        Ok(out)
+    }
+
     pub fn stderr_tail(&self) -> String {
         let q = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
         if q.is_empty() {

@@ -231,3 +231,110 @@ fn a_bucket_the_target_refuses_fails_the_restore_naming_it_and_says_the_target_i
         "{e}"
     );
 }
+
+/// A pg_restore that logs what each run restores (`end pre`, `end data`, `end orders-data`,
+/// `list jobs=N: <entries>`) into `pg_restore.log`, then runs the real one. The data bucket
+/// holding `orders` is slow: it ends 2 s after its data is in. `fail_list` makes a
+/// `--use-list` run whose entries contain it fail as a target error would.
+fn logging_pg_restore(w: &World, fail_list: &str) -> std::path::PathBuf {
+    let fake = w.dir.join("pg_restore");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nlog={dir}/pg_restore.log\n\
+             case \"$*\" in\n\
+             *--single-transaction*)\n\
+               f={dir}/stdin.$$; cat > \"$f\"; toc=$(pg_restore -l \"$f\")\n\
+               what=pre; echo \"$toc\" | grep -q 'TABLE DATA' && what=data\n\
+               echo \"$toc\" | grep -q 'TABLE DATA public orders' && what=orders-data\n\
+               pg_restore \"$@\" < \"$f\"; rc=$?; rm -f \"$f\"\n\
+               [ $what = orders-data ] && sleep 2\n\
+               echo \"end $what\" >> $log; exit $rc;;\n\
+             *--use-list=*)\n\
+               for a in \"$@\"; do case \"$a\" in --use-list=*) l=${{a#--use-list=}};; --jobs=*) j=${{a#--jobs=}};; esac; done\n\
+               echo \"list jobs=$j: $(tr '\\n' '|' < \"$l\")\" >> $log\n\
+               if [ -n '{fail_list}' ] && grep -q '{fail_list}' \"$l\"; then\n\
+                 echo 'pg_restore: error: could not create unique index: No space left on device' >&2; exit 1; fi\n\
+               exec pg_restore \"$@\";;\n\
+             *) exec pg_restore \"$@\";;\n\
+             esac\n",
+            dir = w.dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fake
+}
+
+/// `restore --jobs 2` of a parallel backup builds a bucket's own indexes and keys as soon as
+/// its data is in, while another bucket still loads (as `pg_restore -j` does from a file),
+/// and the foreign key, which needs both tables, only after every bucket.
+#[test]
+fn a_bucket_builds_its_indexes_while_another_still_loads() {
+    let (pg, src, w) = parallel_world("par_early");
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+    let manifest = w.fs_root.join(format!("backups/app/{id}/manifest.json"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    for a in &m["artifacts"].as_array().unwrap()[1..3] {
+        let entries = a["facts"]["post_data_entries"].as_array().unwrap();
+        assert!(!entries.is_empty(), "each bucket's tables have keys: {a}");
+    }
+
+    let fake = logging_pg_restore(&w, "");
+    let field = format!("pg_restore: \"{}\"", fake.display());
+    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
+    let dst = db_name("par_early_dst");
+    w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
+    assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
+    assert_eq!(definitions(pg, &dst), definitions(pg, &src));
+
+    let log = std::fs::read_to_string(w.dir.join("pg_restore.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("{what} not in the log:\n{log}"))
+    };
+    let orders_in = at("end orders-data");
+    // customers sits in the other bucket: its keys were built while orders still loaded, on
+    // one job (orders' load held the other).
+    let customers_keys = at("customers_pkey");
+    assert!(customers_keys < orders_in, "{log}");
+    assert!(lines[customers_keys].starts_with("list jobs=1:"), "{log}");
+    assert!(!lines[customers_keys].contains("fkey"), "{log}");
+    // The bucket that finished last built its own on every job; the foreign key came after.
+    let orders_keys = at("orders_pkey");
+    assert!(orders_in < orders_keys, "{log}");
+    assert!(lines[orders_keys].starts_with("list jobs=2:"), "{log}");
+    assert!(orders_keys < at("orders_customer_id_fkey"), "{log}");
+    assert_eq!(
+        log.matches("customers_pkey").count(),
+        1,
+        "restored once: {log}"
+    );
+}
+
+/// A bucket whose index build fails fails the restore naming the bucket and the cause, and
+/// says the target holds part of the backup.
+#[test]
+fn a_bucket_whose_indexes_fail_fails_the_restore_and_says_the_target_is_partial() {
+    let (pg, src, w) = parallel_world("par_idx");
+    w.backup_ok();
+    let fake = logging_pg_restore(&w, "customers_pkey");
+    let field = format!("pg_restore: \"{}\"", fake.display());
+    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
+    let dst = db_name("par_idx_dst");
+    let o = w.drctl(&["restore", "app", "--jobs", "2", "--to", &pg.url(&dst)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("building the indexes and keys of data-") && e.contains("No space left"),
+        "{e}"
+    );
+    assert!(!e.contains("trying the next region"), "{e}");
+    assert!(
+        e.contains("part of this backup") && e.contains("drop it"),
+        "{e}"
+    );
+}

@@ -13,6 +13,7 @@ use super::{
 };
 mod kind;
 pub mod parallel;
+mod post_data;
 pub use kind::PostgresSpec;
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
@@ -478,6 +479,8 @@ pub struct PostgresTarget {
     conn: ConnInfo,
     pg_restore: String,
     opts: RestoreOptions,
+    /// Set by `prepare` when each bucket builds its own post-data (`post_data::Plan`).
+    plan: std::sync::OnceLock<post_data::Plan>,
 }
 
 impl PostgresTarget {
@@ -490,6 +493,7 @@ impl PostgresTarget {
                 .clone()
                 .unwrap_or_else(|| "pg_restore".into()),
             opts,
+            plan: std::sync::OnceLock::new(),
         })
     }
 
@@ -551,11 +555,16 @@ impl RestoreTarget for PostgresTarget {
             ))
             .hint("restore into a new database, or pass --clean (or --yes) to drop and replace the objects in the backup"));
         }
+        if let Some(plan) = post_data::Plan::of(artifacts, self.opts.jobs) {
+            let _ = self.plan.set(plan);
+        }
         Ok(())
     }
 
     /// A parallel backup: pre-data alone, the data buckets side by side (`--jobs` at once),
-    /// post-data alone (its index builds in parallel, `restore_spooled`). A single archive: one.
+    /// post-data alone (its index builds in parallel, `restore_spooled`). With a per-bucket
+    /// plan (`post_data`), the post-data is spooled beside the pre-data instead, each bucket
+    /// builds its own indexes once its data is in, and `finish` the rest. A single archive: one.
     fn stages(&self, artifacts: &[Artifact]) -> Vec<Stage> {
         if artifacts.iter().all(|a| section(a).is_none()) {
             return Stage::one_at_a_time(artifacts.len());
@@ -565,6 +574,20 @@ impl RestoreTarget for PostgresTarget {
                 .filter(|&i| section(&artifacts[i]) == Some(want))
                 .collect()
         };
+        if post_data::Plan::of(artifacts, self.opts.jobs).is_some() {
+            let mut first = of(parallel::PRE);
+            first.extend(of(parallel::POST));
+            return vec![
+                Stage {
+                    at_once: first.len(),
+                    artifacts: first,
+                },
+                Stage {
+                    artifacts: of(parallel::DATA),
+                    at_once: self.opts.jobs as usize,
+                },
+            ];
+        }
         vec![
             Stage {
                 artifacts: of(parallel::PRE),
@@ -587,7 +610,32 @@ impl RestoreTarget for PostgresTarget {
         true
     }
 
+    /// With a per-bucket plan: the post-data no bucket restored (foreign keys, triggers, …).
+    async fn finish(&self) -> Result<()> {
+        let Some(batch) = self.plan.get().and_then(|p| p.rest(self.opts.jobs)) else {
+            return Ok(());
+        };
+        self.restore_batch(batch)
+            .await
+            .map_err(|e| e.context("restoring the rest of post-data (foreign keys, triggers, …)"))
+    }
+
     async fn restore(&self, artifact: &Artifact, reader: ByteReader) -> Result<()> {
+        if let Some(plan) = self.plan.get() {
+            match section(artifact) {
+                Some(parallel::POST) => return self.spool_post(plan, reader).await,
+                Some(parallel::DATA) => {
+                    self.restore_streamed(reader).await?;
+                    let Some(batch) = plan.data_in(&artifact.name, self.opts.jobs) else {
+                        return Ok(());
+                    };
+                    return self.restore_batch(batch).await.map_err(|e| {
+                        e.context(format!("building the indexes and keys of {}", artifact.name))
+                    });
+                }
+                _ => {}
+            }
+        }
         match section(artifact) {
             None if self.opts.jobs > 1 => self.restore_spooled(reader).await,
             Some(parallel::POST) if self.opts.jobs > 1 => self.restore_spooled(reader).await,
@@ -618,20 +666,41 @@ impl PostgresTarget {
     /// Used for a whole archive (`restore --jobs N` of a single-archive backup, as before
     /// parallel backups existed) and for a parallel backup's post-data, which holds only
     /// definitions (its index builds are what run in parallel), never table data.
-    async fn restore_spooled(&self, mut reader: ByteReader) -> Result<()> {
-        let spool = tempfile::NamedTempFile::new().map_err(|e| {
-            Error::failed(format!("cannot create a spool file: {e}"))
-                .hint("set TMPDIR to a directory with room for the dump")
-        })?;
-        let mut f = tokio::fs::File::create(spool.path()).await?;
-        tokio::io::copy(&mut reader, &mut f).await?;
-        f.sync_all().await?;
+    async fn restore_spooled(&self, reader: ByteReader) -> Result<()> {
+        let spool = post_data::spool(reader).await?;
         let mut cmd = self.pg_restore_cmd();
         cmd.arg(format!("--jobs={}", self.opts.jobs))
             .arg(spool.path())
             .stdin(Stdio::null());
         let mut proc = Proc::spawn("pg_restore", cmd)?;
         proc.wait_success().await
+    }
+
+    /// Spool a parallel backup's post-data and read its table of contents, for the buckets to
+    /// restore their part of it (`post_data::Plan`).
+    async fn spool_post(&self, plan: &post_data::Plan, reader: ByteReader) -> Result<()> {
+        let file = post_data::spool(reader).await?;
+        let mut cmd = pg_tool(&self.pg_restore);
+        cmd.arg("--list")
+            .arg(file.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let listing = Proc::spawn("pg_restore --list", cmd)?.stdout_text().await?;
+        plan.set_post(post_data::Spooled::new(file, &listing));
+        Ok(())
+    }
+
+    /// Restore the entries of `batch` from the spooled post-data (`pg_restore --use-list`).
+    async fn restore_batch(&self, batch: post_data::Batch) -> Result<()> {
+        let list = tempfile::NamedTempFile::new()
+            .map_err(|e| Error::failed(format!("cannot create a list file: {e}")))?;
+        tokio::fs::write(list.path(), &batch.list).await?;
+        let mut cmd = self.pg_restore_cmd();
+        cmd.arg(format!("--jobs={}", batch.jobs))
+            .arg(format!("--use-list={}", list.path().display()))
+            .arg(batch.post.file.path())
+            .stdin(Stdio::null());
+        Proc::spawn("pg_restore", cmd)?.wait_success().await
     }
 
     /// Stream into pg_restore's stdin, in one transaction, so a failed restore of this

@@ -26,6 +26,8 @@ pub const MAX_PARALLEL: u32 = 16;
 pub const PRE: &str = "pre-data";
 pub const DATA: &str = "data";
 pub const POST: &str = "post-data";
+/// The fact of a data bucket listing its post-data entries (`post_data_entries`).
+pub const POST_DATA_ENTRIES: &str = "post_data_entries";
 
 /// A table whose data pg_dump dumps, and its on-disk size (heap and TOAST).
 #[derive(Debug, Clone)]
@@ -33,6 +35,7 @@ pub struct Table {
     /// As pg_dump's `--table` takes it: quoted, so no character is a wildcard.
     pub pattern: String,
     pub bytes: i64,
+    pub oid: u32,
 }
 
 /// Ordinary tables outside the system schemas and extensions (whose data pg_dump leaves to
@@ -40,7 +43,7 @@ pub struct Table {
 pub async fn tables(client: &Client) -> Result<Vec<Table>> {
     let rows = client
         .query(
-            "SELECT n.nspname::text, c.relname::text, pg_table_size(c.oid) FROM pg_class c \
+            "SELECT n.nspname::text, c.relname::text, pg_table_size(c.oid), c.oid FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
              AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
@@ -57,9 +60,45 @@ pub async fn tables(client: &Client) -> Result<Vec<Table>> {
             Table {
                 pattern: format!("\"{}\".\"{}\"", n.replace('"', "\"\""), t.replace('"', "\"\"")),
                 bytes: r.get(2),
+                oid: r.get(3),
             }
         })
         .collect())
+}
+
+/// The post-data entries that belong to each bucket's tables alone — their indexes and their
+/// primary-key, unique and exclusion constraints — as the archive's table of contents names
+/// them (`catalog oid`, `object oid`), so a restore can build them as soon as that bucket's
+/// data is in. Foreign keys (they need another table's data and key), triggers and whatever
+/// else the post-data holds are left to the end. Run inside the exported snapshot's transaction.
+async fn post_data_entries(
+    client: &Client,
+    tables: &[Table],
+    plan: &[Vec<usize>],
+) -> Result<Vec<Vec<[u32; 2]>>> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query(
+            "SELECT indrelid, 'pg_class'::regclass::oid, indexrelid FROM pg_index \
+             WHERE indrelid = ANY($1) \
+             UNION ALL SELECT conrelid, 'pg_constraint'::regclass::oid, oid FROM pg_constraint \
+             WHERE conrelid = ANY($1) AND contype IN ('p', 'u', 'x') ORDER BY 1, 2, 3",
+            &[&oids],
+        )
+        .await?;
+    let mut bucket_of = std::collections::HashMap::new();
+    for (k, b) in plan.iter().enumerate() {
+        for &i in b {
+            bucket_of.insert(tables[i].oid, k);
+        }
+    }
+    let mut out = vec![Vec::new(); plan.len()];
+    for r in rows {
+        if let Some(&k) = bucket_of.get(&r.get::<_, u32>(0)) {
+            out[k].push([r.get(1), r.get(2)]);
+        }
+    }
+    Ok(out)
 }
 
 /// The on-disk size of the database's large objects, which pg_dump puts in the data section
@@ -115,11 +154,14 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
     // Each artifact's size estimate sizes its upload parts: the schema sections are small,
     // a bucket is about its tables' on-disk size, the rest also carries the large objects.
     let lo_bytes = large_object_bytes(&s.client).await?;
+    let entries = post_data_entries(&s.client, &tables, &plan).await?;
     let bucket_bytes = |k: usize, b: &Vec<usize>| -> u64 {
         let t: i64 = b.iter().map(|&i| tables[i].bytes.max(0)).sum();
         t as u64 + if k == 0 { lo_bytes } else { 0 }
     };
-    let mut procs = vec![(dump(&s, "pre", PRE, &[])?, "pre".to_string(), PRE, None, 0)];
+    let section = |name: &str| serde_json::json!({ "section": name });
+    let mut procs = vec![(dump(&s, "pre", PRE, &[])?, "pre".into(), section(PRE), 0)];
+    let mut entries = entries.into_iter();
     for (k, bucket) in plan.iter().enumerate() {
         let name = format!("data-{}", k + 1);
         let args: Vec<String> = if k == 0 {
@@ -136,9 +178,14 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
                 .collect()
         };
         let bytes = bucket_bytes(k, bucket);
-        procs.push((dump(&s, &name, DATA, &args)?, name, DATA, Some(bucket.len()), bytes));
+        let facts = serde_json::json!({
+            "section": DATA,
+            "tables": bucket.len(),
+            POST_DATA_ENTRIES: entries.next().unwrap_or_default(),
+        });
+        procs.push((dump(&s, &name, DATA, &args)?, name, facts, bytes));
     }
-    procs.push((dump(&s, "post", POST, &[])?, "post".to_string(), POST, None, 0));
+    procs.push((dump(&s, "post", POST, &[])?, "post".into(), section(POST), 0));
 
     // The row counts run in the snapshot beside the dumps and ride with pre-data.
     let mut counts = s.spec.row_counts.then(|| {
@@ -148,9 +195,7 @@ pub async fn begin(s: Start<'_>) -> Result<Box<dyn SourceRun>> {
     let counts_abort = counts.as_ref().map(|t| t.abort_handle());
     let group: Vec<ArtifactStream> = procs
         .into_iter()
-        .map(|(proc, name, section, tables, bytes)| {
-            stream(proc, &name, section, tables, bytes, counts.take())
-        })
+        .map(|(proc, name, facts, bytes)| stream(proc, &name, facts, bytes, counts.take()))
         .collect();
     tracing::info!(buckets = plan.len(), tables = tables.len(), snapshot = %s.snapshot, "parallel pg_dump started");
 
@@ -179,23 +224,18 @@ fn dump(s: &Start<'_>, name: &str, section: &str, args: &[String]) -> Result<(Pr
     Ok((Proc::spawn(&format!("pg_dump ({name})"), cmd)?, stdout))
 }
 
-/// The artifact of one pg_dump, confirmed by its exit status; the pre-data artifact also
-/// carries the row counts taken in the snapshot.
+/// The artifact of one pg_dump with the facts known before it ran, confirmed by its exit
+/// status; the pre-data artifact also carries the row counts taken in the snapshot.
 fn stream(
     (mut proc, stdout): (Proc, ByteReader),
     name: &str,
-    section: &'static str,
-    tables: Option<usize>,
+    mut facts: serde_json::Value,
     size_hint: u64,
     counts: Option<Counts>,
 ) -> ArtifactStream {
     let confirm = Box::pin(async move {
         if let Err(e) = proc.wait_success().await {
             return Err(super::dump_failed(e, counts).await);
-        }
-        let mut facts = serde_json::json!({ "section": section });
-        if let Some(n) = tables {
-            facts["tables"] = n.into();
         }
         if let Some(task) = counts {
             let counts = task
