@@ -97,15 +97,22 @@ MEM=$W/mem; [[ -d /dev/shm && -w /dev/shm ]] && MEM=$(mktemp -d /dev/shm/drctl-b
 # noise drifts over minutes, so interleaving keeps the limit and drctl under the same
 # conditions; "× limit" is the median of the per-round ratios.
 ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=()
-declare -A WALLS CPUS RSSS BYTES
+declare -A WALLS CPUS RSSS BYTES BUSYS
+# CPU-seconds the whole machine spent (user, nice, system, irq, softirq; every process: the
+# database, the S3 servers, the tool measured): a row cannot finish faster than this divided
+# by the cores, whatever the tool does.
+HZ=$(getconf CLK_TCK); CORES=$(nproc)
+machine_cpu() { awk -v hz="$HZ" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8)/hz}' /proc/stat; }
 row() { ROW_NAMES+=("$1"); ROW_CMDS+=("$2"); ROW_BYTES+=("$3"); ROW_PRES+=("${4:-true}"); }
 run_rounds() {
   for i in $(seq "$RUNS"); do
     for k in "${!ROW_NAMES[@]}"; do
       local name=${ROW_NAMES[$k]}
       eval "${ROW_PRES[$k]}"
+      local b0; b0=$(machine_cpu)
       /usr/bin/time -f "%e %U %S %M" -o "$W/time" bash -c "set -o pipefail; ${ROW_CMDS[$k]}" >/dev/null 2>"$W/err" \
         || { echo "FAILED: $name: $(tail -5 "$W/err")" >&2; exit 1; }
+      BUSYS[$name]+="$(echo "$(machine_cpu) - $b0" | bc) "
       read -r e u s m < <(tail -1 "$W/time")
       WALLS[$name]+="$e "; CPUS[$name]+="$(echo "$u + $s" | bc) "; RSSS[$name]+="$m "
       [[ $i -eq 1 ]] && BYTES[$name]=$(eval "${ROW_BYTES[$k]}")
@@ -118,23 +125,25 @@ table() { # title; the first registered row is the limit
   local title=$1 limit=${ROW_NAMES[0]}
   local lw=(${WALLS[$limit]})
   echo; echo "### $title (rows=$LOADED, dump $(echo "$RAW / 1000000" | bc) MB, $RUNS interleaved rounds, $SERVERS Garage server(s), Garage compression ${BENCH_GARAGE_COMPRESSION:-none})"; echo
-  echo "| row | wall s (median) | min | max | × limit (median of rounds) | s/GB of dump | CPU s | peak RSS MiB (max) | stored MB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| row | wall s (median) | min | max | × limit (median of rounds) | s/GB of dump | CPU s | machine CPU s | floor (machine CPU / $CORES cores) × limit | peak RSS MiB (max) | stored MB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for r in "${ROW_NAMES[@]}"; do
     local ws=(${WALLS[$r]}) ratios=""
     for j in "${!ws[@]}"; do ratios+="$(echo "${ws[$j]} / ${lw[$j]}" | bc -l) "; done
     local sorted; sorted=$(printf '%s\n' "${ws[@]}" | sort -g)
     local wall; wall=$(echo "${WALLS[$r]}" | median)
     local spg="–"; [[ $RAW -gt 0 ]] && spg=$(printf "%.2f" "$(echo "$wall * 1000000000 / $RAW" | bc -l)")
-    printf "| %s | %.2f | %.2f | %.2f | %.3f | %s | %.2f | %.1f | %.1f |\n" "${r//|/\\|}" "$wall" \
+    local busy; busy=$(echo "${BUSYS[$r]}" | median)
+    printf "| %s | %.2f | %.2f | %.2f | %.3f | %s | %.2f | %.2f | %.3f | %.1f | %.1f |\n" "${r//|/\\|}" "$wall" \
       "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)" "$(echo "$ratios" | median)" "$spg" \
-      "$(echo "${CPUS[$r]}" | median)" "$(echo "$(printf '%s\n' ${RSSS[$r]} | sort -g | tail -1) / 1024" | bc -l)" \
+      "$(echo "${CPUS[$r]}" | median)" "$busy" "$(echo "$busy / $CORES / $(echo "${lw[*]}" | tr ' ' '\n' | median)" | bc -l)" \
+      "$(echo "$(printf '%s\n' ${RSSS[$r]} | sort -g | tail -1) / 1024" | bc -l)" \
       "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
   done
 }
 # Sections share row names ("drctl, 2 regions"): a section's measurements must not carry into
 # the next one's, or its rows have more rounds than its limit.
-reset_rows() { ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=(); WALLS=(); CPUS=(); RSSS=(); BYTES=(); }
+reset_rows() { ROW_NAMES=(); ROW_CMDS=(); ROW_PRES=(); ROW_BYTES=(); WALLS=(); CPUS=(); RSSS=(); BYTES=(); BUSYS=(); }
 
 if [[ $ONLY == drctl ]]; then
   # Only the limit and drctl, at each of BENCH_SCALES times the rows (default 1): is peak RSS
