@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 
 /// A catalog id as the archive's table of contents prints it: `[catalog oid, object oid]`.
 type Key = [u32; 2];
+/// The catalog id of the special entries (ENCODING, STDSTRINGS, SEARCHPATH).
+const SPECIAL: Key = [0, 0];
 
 /// Which post-data entries each data bucket brings, and how far the restore is.
 pub struct Plan {
@@ -108,10 +110,12 @@ impl Plan {
         Some(Batch { post, list, jobs })
     }
 
-    /// After every bucket: whatever post-data no bucket restored.
+    /// After every bucket: whatever post-data no bucket restored; `None` when that is only
+    /// the special entries (encoding, standard_conforming_strings, search_path), which
+    /// pg_restore applies to every run whatever its list says.
     pub fn rest(&self, jobs: u32) -> Option<Batch> {
         let post = self.state().post.clone()?;
-        let list = post.take(|_| true)?;
+        let list = post.take(|e| e.key != Some(SPECIAL))?;
         Some(Batch { post, list, jobs })
     }
 }
@@ -239,10 +243,23 @@ mod tests {
         let b = plan.data_in("data-2", 2).unwrap();
         assert_eq!(oids(&b), [16401]);
         assert_eq!(b.jobs, 2);
-        // The foreign key, the trigger and the special entries, once.
+        // The foreign key and the trigger, once (pg_restore applies the special entries to
+        // every run by itself).
         let rest = plan.rest(2).unwrap();
-        assert_eq!(oids(&rest), [0, 0, 16420, 16430]);
+        assert_eq!(oids(&rest), [16420, 16430]);
         assert!(plan.rest(2).is_none(), "nothing is restored twice");
+    }
+
+    #[test]
+    fn no_run_is_left_for_the_rest_when_the_buckets_took_every_entry() {
+        let plan = Plan::of(&backup(true), 2).unwrap();
+        plan.set_post(Spooled::new(
+            tempfile::NamedTempFile::new().unwrap(),
+            "3;  0 0 ENCODING - ENCODING\n3206; 2606 16401 CONSTRAINT public e e_pkey postgres\n",
+        ));
+        assert!(plan.data_in("data-1", 2).is_none(), "data-1 has no entry here");
+        assert_eq!(oids(&plan.data_in("data-2", 2).unwrap()), [16401]);
+        assert!(plan.rest(2).is_none());
     }
 
     #[test]
