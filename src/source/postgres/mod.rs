@@ -562,9 +562,11 @@ impl RestoreTarget for PostgresTarget {
     }
 
     /// A parallel backup: pre-data alone, the data buckets side by side (`--jobs` at once),
-    /// post-data alone (its index builds in parallel, `restore_spooled`). With a per-bucket
-    /// plan (`post_data`), the post-data is spooled beside the pre-data instead, each bucket
-    /// builds its own indexes once its data is in, and `finish` the rest. A single archive: one.
+    /// post-data alone (its index builds in parallel, `restore_spooled`). With the per-bucket
+    /// plan `prepare` made (`post_data`), the post-data is spooled beside the pre-data instead,
+    /// each bucket builds its own indexes once its data is in, and `finish` the rest; `restore`
+    /// reads the same plan, so the stages and what each artifact does always agree. A single
+    /// archive: one.
     fn stages(&self, artifacts: &[Artifact]) -> Vec<Stage> {
         if artifacts.iter().all(|a| section(a).is_none()) {
             return Stage::one_at_a_time(artifacts.len());
@@ -574,7 +576,7 @@ impl RestoreTarget for PostgresTarget {
                 .filter(|&i| section(&artifacts[i]) == Some(want))
                 .collect()
         };
-        if post_data::Plan::of(artifacts, self.opts.jobs).is_some() {
+        if self.plan.get().is_some() {
             let mut first = of(parallel::PRE);
             first.extend(of(parallel::POST));
             return vec![
