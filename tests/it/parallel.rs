@@ -338,3 +338,27 @@ fn a_bucket_whose_indexes_fail_fails_the_restore_and_says_the_target_is_partial(
         "{e}"
     );
 }
+
+/// With `--jobs 2` the post-data is spooled before the buckets build their indexes from it: a
+/// post-data copy corrupt in the first region is spooled again from the next one, and every
+/// index, key and foreign key is built once, from the intact copy.
+#[test]
+fn a_corrupt_post_data_copy_is_spooled_from_the_next_region() {
+    let (pg, src, w) = parallel_world("par_post");
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+    let payload = w.fs_root.join(format!("backups/app/{id}/post.pgdump.zst"));
+    let mut bytes = std::fs::read(&payload).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&payload, bytes).unwrap();
+
+    let dst = db_name("par_post_dst");
+    let r = w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
+    assert_eq!(r["region"], "local,garage", "{r}");
+    let why = r["skipped_regions"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("local: restoring post from region local"),
+        "{r}"
+    );
+    assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
+    assert_eq!(definitions(pg, &dst), definitions(pg, &src));
+}
