@@ -13,7 +13,7 @@
 # Services: a PostgreSQL from the installed server binaries and Garage (S3-compatible) on
 # loopback; "2 regions" are two buckets on one server, or with BENCH_SERVERS=2 one bucket on
 # each of two servers (reg2 and the shell pipelines' second copy on the second). Prints markdown tables: wall (median, min,
-# max), CPU seconds, peak RSS (GNU time: the largest single process of the pipeline), and
+# max), CPU seconds, the whole machine's CPU seconds and the floor they set, peak RSS (GNU time: the largest single process of the pipeline), and
 # stored bytes. Work files go to $BENCH_DIR (default ./target/bench), removed at the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,7 +123,7 @@ run_rounds() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
 table() { # title; the first registered row is the limit
   local title=$1 limit=${ROW_NAMES[0]}
-  local lw=(${WALLS[$limit]})
+  local lw=(${WALLS[$limit]}) lmed; lmed=$(echo "${WALLS[$limit]}" | median)
   echo; echo "### $title (rows=$LOADED, dump $(echo "$RAW / 1000000" | bc) MB, $RUNS interleaved rounds, $SERVERS Garage server(s), Garage compression ${BENCH_GARAGE_COMPRESSION:-none})"; echo
   echo "| row | wall s (median) | min | max | × limit (median of rounds) | s/GB of dump | CPU s | machine CPU s | floor (machine CPU / $CORES cores) × limit | peak RSS MiB (max) | stored MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -136,7 +136,7 @@ table() { # title; the first registered row is the limit
     local busy; busy=$(echo "${BUSYS[$r]}" | median)
     printf "| %s | %.2f | %.2f | %.2f | %.3f | %s | %.2f | %.2f | %.3f | %.1f | %.1f |\n" "${r//|/\\|}" "$wall" \
       "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)" "$(echo "$ratios" | median)" "$spg" \
-      "$(echo "${CPUS[$r]}" | median)" "$busy" "$(echo "$busy / $CORES / $(echo "${lw[*]}" | tr ' ' '\n' | median)" | bc -l)" \
+      "$(echo "${CPUS[$r]}" | median)" "$busy" "$(echo "$busy / $CORES / $lmed" | bc -l)" \
       "$(echo "$(printf '%s\n' ${RSSS[$r]} | sort -g | tail -1) / 1024" | bc -l)" \
       "$(echo "${BYTES[$r]:-0} / 1000000" | bc -l)"
   done

@@ -7,7 +7,8 @@
 //! dumps the data section minus the tables of the other buckets (`--exclude-table-data`), so
 //! sequences' values, large objects and anything drctl does not list are dumped exactly once;
 //! buckets 2..N name their tables (`--table`). Restore (`mod.rs`, `PostgresTarget`): pre-data,
-//! then the buckets side by side, then post-data.
+//! then the buckets side by side, then post-data — or, with `--jobs N > 1`, each bucket's own
+//! indexes and keys as soon as its data is in (`post_data.rs`, from the entries recorded here).
 
 use super::{ConnInfo, Counts, PostgresSpec};
 use crate::error::{Error, Result};

@@ -30,7 +30,6 @@ pub struct Plan {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
     /// Data buckets whose data is not in yet.
     loading: BTreeSet<String>,
