@@ -241,6 +241,9 @@ pub async fn run(
         // A backup without artifacts: nothing was read, from the first region that holds it.
         used.push(sources[0].name.clone());
     }
+    // Artifacts of a stage finish in any order: name the regions in the order they are tried,
+    // so one restore always reports the same thing.
+    used.sort_by_key(|r| sources.iter().position(|s| &s.name == r));
     Ok(RestoreReport {
         job: job.name.0.clone(),
         backup: manifest.id.clone(),

@@ -341,11 +341,22 @@ fn a_bucket_whose_indexes_fail_fails_the_restore_and_says_the_target_is_partial(
 
 /// With `--jobs 2` the post-data is spooled before the buckets build their indexes from it: a
 /// post-data copy corrupt in the first region is spooled again from the next one, and every
-/// index, key and foreign key is built once, from the intact copy.
+/// index, key and foreign key is built once, from the intact copy. The pre-data (read from the
+/// first region beside it) is made to end last, and the report still names the regions in the
+/// order they were tried.
 #[test]
 fn a_corrupt_post_data_copy_is_spooled_from_the_next_region() {
     let (pg, src, w) = parallel_world("par_post");
     let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+    let slow = w.dir.join("pg_restore");
+    std::fs::write(
+        &slow,
+        "#!/bin/sh\ncase \"$*\" in *--single-transaction*) sleep 1;; esac\nexec pg_restore \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let field = format!("pg_restore: \"{}\"", slow.display());
+    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
     let payload = w.fs_root.join(format!("backups/app/{id}/post.pgdump.zst"));
     let mut bytes = std::fs::read(&payload).unwrap();
     *bytes.last_mut().unwrap() ^= 0x01;
