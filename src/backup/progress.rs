@@ -1,8 +1,60 @@
 //! Progress bars on a TTY: one line for the source (raw bytes, rate), one per region (stored
 //! bytes written). Off a TTY nothing is drawn; structured logs carry the figures instead.
+//!
+//! Logs share the terminal with the board: while one is drawn, a log line is written with the
+//! board cleared and drawn again below it (`AboveBars`). Written straight to stderr it would
+//! land inside the board, and the next frame would wipe it — a region dropping out of a backup
+//! would go unseen.
 
 use crate::store::Region;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::{Mutex, PoisonError};
+
+/// The board drawn now, if any, for the log writer.
+static DRAWN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// The bars of artifacts streamed side by side, drawn together while this lives.
+pub struct Board(MultiProgress);
+
+impl Board {
+    /// A board on stderr; `None` off a TTY (or with `--no-progress`).
+    pub fn start(enabled: bool) -> Option<Board> {
+        enabled.then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = Some(multi.clone());
+            Board(multi)
+        })
+    }
+}
+
+impl std::ops::Deref for Board {
+    type Target = MultiProgress;
+    fn deref(&self) -> &MultiProgress {
+        &self.0
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// A log writer that writes above the board while one is drawn.
+pub struct AboveBars<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> std::io::Write for AboveBars<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let drawn = DRAWN.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        match drawn {
+            Some(board) => board.suspend(|| self.0.write(buf)),
+            None => self.0.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 pub struct Bars {
     source: Option<ProgressBar>,
@@ -10,11 +62,6 @@ pub struct Bars {
 }
 
 impl Bars {
-    /// Where the bars of artifacts streamed side by side are drawn together; `None` off a TTY.
-    pub fn board(enabled: bool) -> Option<MultiProgress> {
-        enabled.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
-    }
-
     pub fn new(
         board: Option<&MultiProgress>,
         job: &str,

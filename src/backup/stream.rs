@@ -50,13 +50,13 @@ pub(super) async fn stream_all(
         if group.is_empty() {
             break;
         }
-        let board = progress::Bars::board(show_progress);
+        let board = progress::Board::start(show_progress);
         let ctx = Ctx {
             cfg,
             job,
             id,
             live,
-            board: board.as_ref(),
+            board: board.as_deref(),
         };
         // A sibling's failure stops the others; SIGTERM stops them all.
         let stop = cancel.child_token();

@@ -152,23 +152,39 @@ impl Fanout {
     }
 }
 
+/// One region's writer; on a TTY its bar says so as soon as the region fails, while the
+/// others keep going.
 async fn region_task(
     region: Region,
     path: String,
-    mut rx: mpsc::Receiver<Msg>,
+    rx: mpsc::Receiver<Msg>,
     bar: Option<ProgressBar>,
     estimate: Option<u64>,
 ) -> Result<()> {
-    let mut w = region.writer(&path, estimate).await?;
+    let result = write_region(&region, &path, rx, bar.as_ref(), estimate).await;
+    if let (Err(_), Some(bar)) = (&result, &bar) {
+        bar.abandon_with_message("failed");
+    }
+    result
+}
+
+async fn write_region(
+    region: &Region,
+    path: &str,
+    mut rx: mpsc::Receiver<Msg>,
+    bar: Option<&ProgressBar>,
+    estimate: Option<u64>,
+) -> Result<()> {
+    let mut w = region.writer(path, estimate).await?;
     loop {
         match rx.recv().await {
             Some(Msg::Data(b)) => {
                 let n = b.len() as u64;
                 if let Err(e) = w.write(b).await {
                     let _ = w.abort().await;
-                    return Err(region.err(e, &path));
+                    return Err(region.err(e, path));
                 }
-                if let Some(bar) = &bar {
+                if let Some(bar) = bar {
                     bar.inc(n);
                 }
             }
@@ -177,7 +193,7 @@ async fn region_task(
                     Ok(_) => Ok(()),
                     Err(e) => {
                         let _ = w.abort().await;
-                        Err(region.err(e, &path))
+                        Err(region.err(e, path))
                     }
                 };
             }

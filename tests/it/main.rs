@@ -33,4 +33,5 @@ mod route53;
 mod schedule;
 mod secrets;
 mod stores;
+mod terminal;
 mod verify;

@@ -1,0 +1,244 @@
+//! drctl on a terminal (a pty from util-linux `script`): the progress board is drawn, a region
+//! that fails mid-upload says so on its own bar, the warning that it dropped out stays on the
+//! screen above the board instead of being wiped by the next frame, logs are text (not
+//! JSON), and the store's secret appears nowhere. The screen is what a VT100 shows after the
+//! transcript, so a log line written inside the board and then erased fails the test.
+
+use crate::common::*;
+use crate::proxy::Proxy;
+use std::process::{Command, Stdio};
+
+/// A world whose job `cfg` backs up a 64 MiB file to `local` (fs) and `garage` (S3 in 5 MiB
+/// parts, through a proxy that cuts the second part: the region fails mid-upload, with tens of
+/// MiB still to send, so its lane is dropped while the board is drawn).
+fn failing_garage_world(name: &str) -> (World, Proxy) {
+    let w = World::new(name);
+    let tree = w.dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let mut data = Vec::with_capacity(64 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while data.len() < 64 << 20 {
+        // xorshift: bytes zstd cannot shrink, without reading /dev/urandom.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(tree.join("big.bin"), data).unwrap();
+    let g = garage();
+    let proxy = Proxy::start(g.endpoint.trim_start_matches("http://"));
+    proxy.cut_requests_containing("partNumber=2");
+    let key = ("${TEST_S3_KEY}", "${TEST_S3_SECRET}");
+    let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
+    let text = ConfigText::default()
+        .fs("local", &w.fs_root)
+        .garage_at(
+            "garage",
+            &w.s3_root,
+            &proxy.url(),
+            key,
+            ", part_size_mib: 5",
+        )
+        .top("min_copies: 1")
+        .job("cfg", &source, &[])
+        .text();
+    w.write_config(&text);
+    (w, proxy)
+}
+
+/// Run `drctl -c <config> <args>` on a pty; returns the exit status and the transcript.
+fn on_a_terminal(w: &World, args: &str) -> (bool, Vec<u8>) {
+    let log = w.dir.join("typescript");
+    let line = format!(
+        "stty cols {COLS} rows 50; exec {} -c {} {args}",
+        env!("CARGO_BIN_EXE_drctl"),
+        w.config.display()
+    );
+    let g = garage();
+    let o = Command::new("script")
+        .args(["-q", "-e", "-c", &line])
+        .arg(&log)
+        .env("TEST_S3_KEY", &g.key_id)
+        .env("TEST_S3_SECRET", &g.secret)
+        .env_remove("RUST_LOG")
+        .env_remove("DRCTL_OUTPUT")
+        .env_remove("DRCTL_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs drctl on a pty");
+    (o.status.success(), std::fs::read(&log).unwrap())
+}
+
+/// The pty's width: set with `stty` before drctl starts, so the board's lines wrap (indicatif
+/// pads each to the width instead of ending it) exactly where `screen` wraps them.
+const COLS: usize = 100;
+
+/// The lines a terminal `COLS` wide shows after `bytes`, a line that wrapped joined again:
+/// enough of a VT100 for indicatif's frames (cursor up and down, carriage return, erase in
+/// line, auto-wrap at the last column) and tracing's colours (ignored).
+fn screen(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    // Each row's characters, and whether it wrapped into the next.
+    let mut rows: Vec<(Vec<char>, bool)> = vec![(Vec::new(), false)];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        while rows.len() <= row + 1 {
+            rows.push((Vec::new(), false));
+        }
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+            }
+            '\x1b' => {
+                if chars.next() != Some('[') {
+                    continue;
+                }
+                let mut params = String::new();
+                let fin = loop {
+                    match chars.next() {
+                        Some(p) if p.is_ascii_digit() || p == ';' || p == '?' => params.push(p),
+                        other => break other,
+                    }
+                };
+                let n = params.parse::<usize>().unwrap_or(1).max(1);
+                match fin {
+                    Some('A') => row = row.saturating_sub(n),
+                    Some('B') => row += n,
+                    Some('K') if params == "2" => rows[row] = (Vec::new(), false),
+                    Some('K') if params.is_empty() || params == "0" => {
+                        rows[row].0.truncate(col);
+                        rows[row].1 = false;
+                    }
+                    _ => {}
+                }
+                col = col.min(COLS);
+            }
+            c => {
+                if col >= COLS {
+                    rows[row].1 = true;
+                    row += 1;
+                    col = 0;
+                    while rows.len() <= row {
+                        rows.push((Vec::new(), false));
+                    }
+                }
+                let line = &mut rows[row].0;
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    let mut shown = Vec::new();
+    let mut joined = String::new();
+    for (chars, wrapped) in rows {
+        joined.extend(chars);
+        if !wrapped {
+            let line = std::mem::take(&mut joined).trim_end().to_string();
+            if !line.is_empty() {
+                shown.push(line);
+            }
+        }
+    }
+    shown
+}
+
+#[test]
+fn the_screen_emulator_keeps_what_a_terminal_keeps() {
+    let bytes =
+        b"log one\r\nbar a\r\nbar b\x1b[1A\r\x1b[2K\x1b[1B\r\x1b[2K\x1b[1A\x1b[32mdone\x1b[0m\r\n";
+    assert_eq!(screen(bytes), ["log one", "done"]);
+    // A line one column wider than the terminal wraps, and is shown whole again.
+    let long = format!("{}x\r\nnext", "a".repeat(COLS));
+    assert_eq!(
+        screen(long.as_bytes()),
+        [format!("{}x", "a".repeat(COLS)), "next".into()]
+    );
+    // Two bars padded to the width, no newline between them, then cleared from the first.
+    let pad = |s: &str| format!("{s:<COLS$}");
+    let frame = format!(
+        "{}{}\x1b[1A\r\x1b[2K\x1b[1B\r\x1b[2K\x1b[1Aafter",
+        pad("bar a"),
+        pad("bar b")
+    );
+    assert_eq!(screen(frame.as_bytes()), ["after"]);
+}
+
+/// A backup on a terminal whose S3 region fails mid-upload: the board is drawn with a bar per
+/// region, the failed region's bar says "failed", the warning survives every later frame,
+/// the summary names the region the backup is NOT in, and logs are text, without the secret.
+#[test]
+fn a_region_failing_on_a_terminal_is_shown_on_its_bar_and_its_warning_stays_on_screen() {
+    let (w, _proxy) = failing_garage_world("tty");
+    let (ok, transcript) = on_a_terminal(&w, "backup run cfg");
+    let raw = String::from_utf8_lossy(&transcript).to_string();
+    let shown = screen(&transcript);
+    let all = shown.join("\n");
+    assert!(ok, "{all}");
+
+    // The board: the source and both regions, and garage's bar marked failed in some frame.
+    assert!(raw.contains("cfg/files read"), "{raw}");
+    assert!(raw.contains("→ local") && raw.contains("→ garage"), "{raw}");
+    let frames: Vec<&str> = raw.split(['\r', '\n']).collect();
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains("→ garage") && f.contains("failed")),
+        "no frame marks garage failed:\n{raw}"
+    );
+
+    // What stays on screen: the warning on a line of its own (from its timestamp, not glued to
+    // a frame of the board), and the summary; the board itself is gone.
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with(|c: char| c.is_ascii_digit())
+                && l.contains(" WARN ")
+                && l.contains("region dropped out of the backup")
+                && l.contains("region=garage")),
+        "the warning was wiped or garbled:\n{all}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with("cfg: backup ") && l.contains("NOT in garage")),
+        "{all}"
+    );
+    assert!(!shown.iter().any(|l| l.contains("→ local")), "{all}");
+    assert!(
+        !raw.contains("{\"timestamp\""),
+        "JSON logs on a terminal:\n{raw}"
+    );
+    assert!(
+        !raw.contains(&garage().secret),
+        "the S3 secret reached the terminal"
+    );
+}
+
+/// `--no-progress` on a terminal: no board, the same warning and summary.
+#[test]
+fn no_progress_draws_no_board_on_a_terminal() {
+    let (w, _proxy) = failing_garage_world("tty-nobar");
+    let (ok, transcript) = on_a_terminal(&w, "--no-progress backup run cfg");
+    let raw = String::from_utf8_lossy(&transcript).to_string();
+    assert!(ok, "{raw}");
+    assert!(
+        !raw.contains("→ local") && !raw.contains("cfg/files read"),
+        "{raw}"
+    );
+    let shown = screen(&transcript).join("\n");
+    assert!(
+        shown.contains("region dropped out of the backup"),
+        "{shown}"
+    );
+    assert!(shown.contains("NOT in garage"), "{shown}");
+}
