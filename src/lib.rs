@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
+pub mod progress;
 pub mod redact;
 pub mod restore;
 pub mod retention;

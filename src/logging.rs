@@ -19,9 +19,7 @@ pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| {
-            crate::backup::progress::AboveBars(crate::redact::Scrubbing(std::io::stderr()))
-        });
+        .with_writer(|| crate::progress::AboveBars(crate::redact::Scrubbing(std::io::stderr())));
     if json {
         builder.json().with_current_span(true).init();
     } else {

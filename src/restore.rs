@@ -14,11 +14,13 @@ use crate::pipeline::{
     codec,
     hash::{Tripwire, Verifying},
 };
-use crate::source::RestoreOptions;
+use crate::progress::Board;
+use crate::source::{ByteReader, RestoreOptions};
 use crate::store::repo::backup_dir;
 use crate::store::Region;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -111,18 +113,28 @@ pub async fn select(regions: &[Region], job: &str, sel: &Selector) -> Result<Man
 }
 
 /// Read a region's copy of every artifact end to end and compare each SHA-256 with the manifest.
-pub async fn check_copy(region: &Region, m: &Manifest) -> Result<()> {
+/// On a terminal (`board`) each artifact's read is drawn.
+pub async fn check_copy(region: &Region, m: &Manifest, board: Option<&Board>) -> Result<()> {
     for a in &m.artifacts {
-        check_artifact(region, m, a).await?;
+        let label = format!("{} check {}", a.name, region.name);
+        let bar = Board::reading(board, label, a.stored_size);
+        let checked = check_artifact(region, m, a, bar.as_ref()).await;
+        crate::progress::settle(bar, checked.is_ok());
+        checked?;
     }
     Ok(())
 }
 
 /// Read a region's copy of one artifact end to end and compare its SHA-256 and size with the
 /// manifest.
-async fn check_artifact(region: &Region, m: &Manifest, a: &Artifact) -> Result<()> {
+async fn check_artifact(
+    region: &Region,
+    m: &Manifest,
+    a: &Artifact,
+    bar: Option<&ProgressBar>,
+) -> Result<()> {
     let path = format!("{}{}", backup_dir(&m.job, &m.id), a.path);
-    let mut reader = open(region, &path).await?;
+    let mut reader = shown(open(region, &path).await?, bar);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut n_total = 0u64;
@@ -147,7 +159,15 @@ async fn check_artifact(region: &Region, m: &Manifest, a: &Artifact) -> Result<(
     Ok(())
 }
 
-pub async fn open(region: &Region, path: &str) -> Result<crate::source::ByteReader> {
+/// `reader`, counted on `bar` when one is drawn.
+fn shown(reader: ByteReader, bar: Option<&ProgressBar>) -> ByteReader {
+    match bar {
+        Some(bar) => Box::new(bar.wrap_async_read(reader)),
+        None => reader,
+    }
+}
+
+pub async fn open(region: &Region, path: &str) -> Result<ByteReader> {
     let r = region
         .op
         .reader_with(path)
@@ -168,12 +188,14 @@ pub async fn run(
     preferred: Option<&str>,
     to: &str,
     opts: RestoreOptions,
+    show_progress: bool,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     let regions = ordered_regions(cfg, preferred)?;
     let target = job.source.restore_target(to, opts)?;
     let manifest = select(&regions, &job.name.0, sel).await?;
     tracing::info!(job = %job.name, backup = %manifest.id, consistent_at = %manifest.consistent_at, "restoring");
+    let board = Board::start(show_progress);
 
     // Regions whose manifest is this backup's, in preference order.
     let mut skipped = Vec::new();
@@ -192,7 +214,7 @@ pub async fn run(
     let sources = if target.atomic() {
         holding
     } else {
-        first_intact(holding, &manifest, &mut skipped)
+        first_intact(holding, &manifest, &mut skipped, board.as_ref())
             .await
             .into_iter()
             .collect()
@@ -205,21 +227,22 @@ pub async fn run(
     target.prepare(&manifest.artifacts).await?;
     let mut used: Vec<String> = Vec::new();
     let mut restored = 0usize;
+    let reading = Reading {
+        sources: &sources,
+        manifest: &manifest,
+        keys: keys.as_ref(),
+        target: target.as_ref(),
+        board: board.as_ref(),
+    };
     for stage in target.stages(&manifest.artifacts) {
         let at_once = stage.artifacts.len();
         // The artifacts of a stage at once; the first failure drops (and so stops) the rest.
-        let (m, k, t, src, sk) = (
-            &manifest,
-            keys.as_ref(),
-            target.as_ref(),
-            &sources[..],
-            &skipped[..],
-        );
+        let (r, before) = (&reading, &skipped[..]);
         let done = futures::stream::iter(
             stage
                 .artifacts
                 .into_iter()
-                .map(|i| restore_from_any(src, sk, m, k, t, &m.artifacts[i])),
+                .map(|i| restore_from_any(r, before, &r.manifest.artifacts[i])),
         )
         .buffer_unordered(stage.at_once.max(1))
         .try_collect::<Vec<_>>()
@@ -272,10 +295,11 @@ async fn first_intact(
     holding: Vec<Region>,
     manifest: &Manifest,
     skipped: &mut Vec<String>,
+    board: Option<&Board>,
 ) -> Option<Region> {
     for r in holding {
         let checking = Instant::now();
-        match check_copy(&r, manifest).await {
+        match check_copy(&r, manifest, board).await {
             Ok(()) => {
                 tracing::info!(region = %r.name, seconds = checking.elapsed().as_secs_f64(), "copy checked against the manifest");
                 return Some(r);
@@ -298,21 +322,32 @@ fn no_intact_copy(manifest: &Manifest, skipped: &[String]) -> Error {
     .hint("try another backup with --backup ID or --before TIME")
 }
 
+/// What the artifacts of one restore are read from and written to.
+struct Reading<'a> {
+    /// Regions holding the backup, in the order they are tried.
+    sources: &'a [Region],
+    manifest: &'a Manifest,
+    keys: Option<&'a crate::pipeline::crypt::Keys>,
+    target: &'a dyn crate::source::RestoreTarget,
+    /// On a terminal: a bar per copy read.
+    board: Option<&'a Board>,
+}
+
 /// Restore one artifact from the first of `sources` whose copy streams whole; a copy that
 /// fails (unreadable, checksum, decryption, decompression) while the target undid it moves on
 /// to the next region. Returns the region used and a line per region given up on; `before`
 /// are the regions given up on already, for the message when every copy failed.
 async fn restore_from_any(
-    sources: &[Region],
+    r: &Reading<'_>,
     before: &[String],
-    manifest: &Manifest,
-    keys: Option<&crate::pipeline::crypt::Keys>,
-    target: &dyn crate::source::RestoreTarget,
     a: &Artifact,
 ) -> Result<(String, Vec<String>)> {
     let mut given_up = Vec::new();
-    for region in sources {
-        let (result, copy_failed) = restore_one(region, manifest, keys, target, a).await;
+    for region in r.sources {
+        let label = format!("{} ← {}", a.name, region.name);
+        let bar = Board::reading(r.board, label, a.stored_size);
+        let (result, copy_failed) = restore_one(r, region, a, bar.as_ref()).await;
+        crate::progress::settle(bar, result.is_ok());
         let e = match result {
             Ok(()) => return Ok((region.name.clone(), given_up)),
             Err(e) => e,
@@ -324,27 +359,27 @@ async fn restore_from_any(
         given_up.push(format!("{}: {}", region.name, e.message()));
     }
     let all: Vec<String> = before.iter().cloned().chain(given_up).collect();
-    Err(no_intact_copy(manifest, &all))
+    Err(no_intact_copy(r.manifest, &all))
 }
 
 /// Stream one artifact from `region` into the target: checked against its SHA-256 on the way,
 /// decrypted, decompressed. Returns the outcome and, when the copy itself failed (unreadable,
 /// or its bytes failed the checksum, decryption or decompression, while streaming or in the
-/// whole read that follows a failure of the target), why.
+/// whole read that follows a failure of the target), why. `bar` counts the stored bytes read.
 async fn restore_one(
+    r: &Reading<'_>,
     region: &Region,
-    manifest: &Manifest,
-    keys: Option<&crate::pipeline::crypt::Keys>,
-    target: &dyn crate::source::RestoreTarget,
     a: &Artifact,
+    bar: Option<&ProgressBar>,
 ) -> (Result<()>, Option<String>) {
+    let (manifest, keys, target) = (r.manifest, r.keys, r.target);
     let started = Instant::now();
     let path = format!("{}{}", backup_dir(&manifest.job, &manifest.id), a.path);
     // A copy that cannot be opened is this region's failure. A header that does not decrypt or
     // decode is either a damaged copy (the next region may hold a good one) or a key or codec
     // that fits no copy (its own error and hint must stand): reading the copy whole tells which.
     let stored = match open(region, &path).await {
-        Ok(r) => r,
+        Ok(r) => shown(r, bar),
         Err(e) => {
             let why = e.to_string();
             return (Err(e), Some(why));
@@ -358,7 +393,7 @@ async fn restore_one(
     {
         Ok(r) => r,
         Err(e) => {
-            let damaged = check_artifact(region, manifest, a).await.err();
+            let damaged = check_artifact(region, manifest, a, None).await.err();
             return (Err(e), damaged.map(|d| d.to_string()));
         }
     };
@@ -382,7 +417,7 @@ async fn restore_one(
                 && !intact.load(std::sync::atomic::Ordering::Acquire)
                 && !e.caused_by::<crate::source::TargetChanged>() =>
         {
-            match check_artifact(region, manifest, a).await {
+            match check_artifact(region, manifest, a, None).await {
                 Ok(()) => (Err(e), None),
                 Err(damage) => {
                     tracing::warn!(region = %region.name, artifact = %a.name, target_error = %e, "the target failed on a damaged copy");

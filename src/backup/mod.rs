@@ -4,7 +4,6 @@
 //! artifact and the source confirmed success, `manifest.json` in each of those regions. A
 //! failed or interrupted run aborts its uploads and deletes its objects in every region.
 
-pub mod progress;
 mod stream;
 
 use crate::config::{Config, JobSpec};

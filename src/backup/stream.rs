@@ -3,11 +3,12 @@
 //! its own fan-out to every live region. The first failure in a group stops its siblings, so
 //! a failed run ends promptly with every upload aborted; nothing here commits anything.
 
-use super::{below_min, progress, RegionFailure};
+use super::{below_min, RegionFailure};
 use crate::config::{Config, JobSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::Artifact;
 use crate::pipeline::{self, codec, fanout::Fanout, fanout::LaneResult, hash::Counting};
+use crate::progress;
 use crate::source::{ArtifactStream, Confirm, SourceRun};
 use crate::store::repo::backup_dir;
 use crate::store::Region;

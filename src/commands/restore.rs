@@ -35,7 +35,8 @@ pub async fn run(cfg: &Config, args: RestoreArgs, out: Output) -> Result<()> {
             .collect::<Result<_>>()?,
         members: args.path.clone(),
     };
-    let r = restore::run(cfg, job, &sel, args.region.as_deref(), &args.to, opts).await?;
+    let bars = super::progress_bars(out);
+    let r = restore::run(cfg, job, &sel, args.region.as_deref(), &args.to, opts, bars).await?;
     if is_text(out) {
         println!(
             "{}: restored backup {} (consistent at {}) from region {} into {} in {:.1}s",

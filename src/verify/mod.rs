@@ -87,7 +87,7 @@ pub async fn run(
                 "corrupt",
                 Some("its manifest differs from the other regions'".into()),
             ),
-            Ok(Some(_)) => match check_copy(r, &m).await {
+            Ok(Some(_)) => match check_copy(r, &m, None).await {
                 Ok(()) => {
                     good.get_or_insert(r);
                     match r.lock {

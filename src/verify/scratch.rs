@@ -36,7 +36,7 @@ impl Scratch for Run<'_> {
 
     async fn restore(&self, to: &str, opts: RestoreOptions) -> Result<()> {
         let pick = Selector::Id(self.m.id.clone());
-        restore::run(self.cfg, self.job, &pick, None, to, opts).await?;
+        restore::run(self.cfg, self.job, &pick, None, to, opts, false).await?;
         Ok(())
     }
 }

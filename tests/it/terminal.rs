@@ -1,8 +1,8 @@
 //! drctl on a terminal (a pty from util-linux `script`): the progress board is drawn, a region
-//! that fails mid-upload says so on its own bar, the warning that it dropped out stays on the
-//! screen above the board instead of being wiped by the next frame, logs are text (not
-//! JSON), and the store's secret appears nowhere. The screen is what a VT100 shows after the
-//! transcript, so a log line written inside the board and then erased fails the test.
+//! that fails mid-upload (or a copy that fails its check at restore) says so on its own bar,
+//! the warning stays on the screen above the board instead of being glued to a frame of it,
+//! logs are text (not JSON), and the store's secret appears nowhere. The screen is what a
+//! VT100 shows after the transcript, so a log line written inside the board fails the test.
 
 use crate::common::*;
 use crate::proxy::Proxy;
@@ -13,11 +13,20 @@ use std::process::{Command, Stdio};
 /// MiB still to send, so its lane is dropped while the board is drawn).
 fn failing_garage_world(name: &str) -> (World, Proxy) {
     let w = World::new(name);
+    let proxy = Proxy::start(garage().endpoint.trim_start_matches("http://"));
+    proxy.cut_requests_containing("partNumber=2");
+    write_files_job(&w, 64, &proxy.url());
+    (w, proxy)
+}
+
+/// A config whose job `cfg` backs up a tree of one `mib` MiB file (at `tree/` in the world)
+/// to `local` (fs) and `garage` (S3 through `endpoint`, 5 MiB parts), `min_copies: 1`.
+fn write_files_job(w: &World, mib: usize, endpoint: &str) {
     let tree = w.dir.join("tree");
     std::fs::create_dir_all(&tree).unwrap();
-    let mut data = Vec::with_capacity(64 << 20);
+    let mut data = Vec::with_capacity(mib << 20);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while data.len() < 64 << 20 {
+    while data.len() < mib << 20 {
         // xorshift: bytes zstd cannot shrink, without reading /dev/urandom.
         x ^= x << 13;
         x ^= x >> 7;
@@ -25,25 +34,15 @@ fn failing_garage_world(name: &str) -> (World, Proxy) {
         data.extend_from_slice(&x.to_le_bytes());
     }
     std::fs::write(tree.join("big.bin"), data).unwrap();
-    let g = garage();
-    let proxy = Proxy::start(g.endpoint.trim_start_matches("http://"));
-    proxy.cut_requests_containing("partNumber=2");
     let key = ("${TEST_S3_KEY}", "${TEST_S3_SECRET}");
     let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
     let text = ConfigText::default()
         .fs("local", &w.fs_root)
-        .garage_at(
-            "garage",
-            &w.s3_root,
-            &proxy.url(),
-            key,
-            ", part_size_mib: 5",
-        )
+        .garage_at("garage", &w.s3_root, endpoint, key, ", part_size_mib: 5")
         .top("min_copies: 1")
         .job("cfg", &source, &[])
         .text();
     w.write_config(&text);
-    (w, proxy)
 }
 
 /// Run `drctl -c <config> <args>` on a pty; returns the exit status and the transcript.
@@ -152,6 +151,22 @@ fn screen(bytes: &[u8]) -> Vec<String> {
     shown
 }
 
+/// Whether some frame of the transcript (a stretch between carriage returns) holds all of `what`.
+fn drawn(raw: &str, what: &[&str]) -> bool {
+    raw.split(['\r', '\n'])
+        .any(|f| what.iter().all(|w| f.contains(w)))
+}
+
+/// Whether the screen shows a warning holding all of `what` on a line of its own: from its
+/// timestamp, not glued to a frame of the board.
+fn logged(shown: &[String], what: &[&str]) -> bool {
+    shown.iter().any(|l| {
+        l.starts_with(|c: char| c.is_ascii_digit())
+            && l.contains(" WARN ")
+            && what.iter().all(|w| l.contains(w))
+    })
+}
+
 #[test]
 fn the_screen_emulator_keeps_what_a_terminal_keeps() {
     let bytes =
@@ -188,23 +203,18 @@ fn a_region_failing_on_a_terminal_is_shown_on_its_bar_and_its_warning_stays_on_s
     // The board: the source and both regions, and garage's bar marked failed in some frame.
     assert!(raw.contains("cfg/files read"), "{raw}");
     assert!(raw.contains("→ local") && raw.contains("→ garage"), "{raw}");
-    let frames: Vec<&str> = raw.split(['\r', '\n']).collect();
     assert!(
-        frames
-            .iter()
-            .any(|f| f.contains("→ garage") && f.contains("failed")),
+        drawn(&raw, &["→ garage", "failed"]),
         "no frame marks garage failed:\n{raw}"
     );
 
     // What stays on screen: the warning on a line of its own (from its timestamp, not glued to
     // a frame of the board), and the summary; the board itself is gone.
     assert!(
-        shown
-            .iter()
-            .any(|l| l.starts_with(|c: char| c.is_ascii_digit())
-                && l.contains(" WARN ")
-                && l.contains("region dropped out of the backup")
-                && l.contains("region=garage")),
+        logged(
+            &shown,
+            &["region dropped out of the backup", "region=garage"]
+        ),
         "the warning was wiped or garbled:\n{all}"
     );
     assert!(
@@ -241,4 +251,60 @@ fn no_progress_draws_no_board_on_a_terminal() {
         "{shown}"
     );
     assert!(shown.contains("NOT in garage"), "{shown}");
+}
+
+/// A restore on a terminal whose first region's copy is corrupt: each copy's check is drawn,
+/// the corrupt one's bar says "failed", the warning is a line of its own, the copy from the
+/// next region is streamed with its size and time left, and the tree comes back whole.
+#[test]
+fn a_restore_on_a_terminal_shows_each_copy_it_reads_and_why_it_left_one() {
+    let w = World::new("tty-restore");
+    write_files_job(&w, 48, &garage().endpoint);
+    let id = w.backup_ok_job("cfg")["id"].as_str().unwrap().to_string();
+    let copy = w.fs_root.join(format!("backups/cfg/{id}/files.tar.zst"));
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes[1 << 20] ^= 0x01;
+    std::fs::write(&copy, bytes).unwrap();
+
+    let out = w.dir.join("out");
+    let (ok, transcript) = on_a_terminal(&w, &format!("restore cfg --to dir:{}", out.display()));
+    let raw = String::from_utf8_lossy(&transcript).to_string();
+    let shown = screen(&transcript);
+    let all = shown.join("\n");
+    assert!(ok, "{all}");
+
+    let frame = |what: &[&str]| drawn(&raw, what);
+    assert!(frame(&["files check local", "failed"]), "{raw}");
+    assert!(frame(&["files check garage", "/48.00 MiB"]), "{raw}");
+    assert!(frame(&["files ← garage", "/48.00 MiB"]), "{raw}");
+    assert!(
+        !frame(&["files ← local"]),
+        "a copy that failed its check is not streamed:\n{raw}"
+    );
+
+    assert!(
+        logged(
+            &shown,
+            &["copy unusable, trying the next region", "region=local"]
+        ),
+        "the warning was wiped or garbled:\n{all}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with("cfg: restored backup ") && l.contains("from region garage")),
+        "{all}"
+    );
+    assert!(
+        !shown
+            .iter()
+            .any(|l| l.contains(" check ") || l.contains(" ← ")),
+        "{all}"
+    );
+    let tree = w.dir.join("tree");
+    let restored = out.join(tree.strip_prefix("/").unwrap());
+    assert_eq!(
+        tree_digest(&restored, &|_| false),
+        tree_digest(&tree, &|_| false)
+    );
 }

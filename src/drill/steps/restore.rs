@@ -49,7 +49,7 @@ impl StepKind for Restore {
             ..Default::default()
         };
         let sel = selector(ctx, &self.backup)?;
-        let r = crate::restore::run(cfg, job, &sel, region.as_deref(), &to, opts).await?;
+        let r = crate::restore::run(cfg, job, &sel, region.as_deref(), &to, opts, false).await?;
         let skipped = if r.skipped_regions.is_empty() {
             String::new()
         } else {

@@ -1,5 +1,7 @@
-//! Progress bars on a TTY: one line for the source (raw bytes, rate), one per region (stored
-//! bytes written). Off a TTY nothing is drawn; structured logs carry the figures instead.
+//! Progress bars on a TTY. A backup draws one line for the source (raw bytes, rate) and one
+//! per region (stored bytes written); a restore one per copy it reads (stored bytes of the
+//! manifest's size, with the time left), whether checked whole first or streamed into the
+//! target. Off a TTY nothing is drawn; structured logs carry the figures instead.
 //!
 //! Logs share the terminal with the board: while one is drawn, a log line is written with the
 //! board cleared and drawn again below it (`AboveBars`). Written straight to stderr it would
@@ -34,9 +36,37 @@ impl std::ops::Deref for Board {
     }
 }
 
+impl Board {
+    /// A bar for reading `total` stored bytes (one copy of an artifact), e.g. `db ← garage`.
+    /// A copy that fails keeps its bar, marked, until the board ends.
+    pub fn reading(board: Option<&Board>, label: String, total: u64) -> Option<ProgressBar> {
+        let board = board?;
+        let style = ProgressStyle::with_template(
+            "{prefix:>22} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {eta:>4} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = board.add(ProgressBar::new(total));
+        bar.set_style(style);
+        bar.set_prefix(label);
+        Some(bar)
+    }
+}
+
+/// The end of a bar's read: gone when it went well, kept and marked "failed" (until the board
+/// ends) when it did not.
+pub fn settle(bar: Option<ProgressBar>, ok: bool) {
+    match bar {
+        Some(bar) if ok => bar.finish_and_clear(),
+        Some(bar) => bar.abandon_with_message("failed"),
+        None => {}
+    }
+}
+
 impl Drop for Board {
     fn drop(&mut self) {
         *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        // Bars left (a failed copy's) go with the board; what happened is in the logs.
+        let _ = self.0.clear();
     }
 }
 
