@@ -238,18 +238,19 @@ pub async fn run(
         let at_once = stage.artifacts.len();
         // The artifacts of a stage at once; the first failure drops (and so stops) the rest.
         let (r, before) = (&reading, &skipped[..]);
-        let done = futures::stream::iter(
-            stage
-                .artifacts
-                .into_iter()
-                .map(|i| restore_from_any(r, before, &r.manifest.artifacts[i])),
-        )
+        let mut done = futures::stream::iter(stage.artifacts.into_iter().map(|i| async move {
+            let a = &r.manifest.artifacts[i];
+            restore_from_any(r, before, a).await.map(|done| (i, done))
+        }))
         .buffer_unordered(stage.at_once.max(1))
         .try_collect::<Vec<_>>()
         .await
         .map_err(|e| partly_restored(e, restored, at_once))?;
         restored += done.len();
-        for (region, fallbacks) in done {
+        // In the manifest's order, whichever finished first: one restore reports the regions
+        // it gave up on in the same order every time.
+        done.sort_by_key(|(i, _)| *i);
+        for (_, (region, fallbacks)) in done {
             skipped.extend(fallbacks);
             if !used.contains(&region) {
                 used.push(region);

@@ -181,6 +181,61 @@ fn a_corrupt_bucket_comes_from_the_next_region_alone() {
     assert_eq!(definitions(pg, &dst), definitions(pg, &src));
 }
 
+/// Both buckets corrupt in the first region, the first bucket made to end last: the report
+/// lists the regions given up on in the manifest's order (data-1, then data-2), not in the
+/// order the buckets happened to finish, and every table still equals the source's.
+#[test]
+fn regions_given_up_on_are_reported_in_the_manifests_order() {
+    let (pg, src, w) = parallel_world("par_fb2");
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+    for bucket in ["data-1", "data-2"] {
+        let payload = w
+            .fs_root
+            .join(format!("backups/app/{id}/{bucket}.pgdump.zst"));
+        let mut bytes = std::fs::read(&payload).unwrap();
+        *bytes.last_mut().unwrap() ^= 0x01;
+        std::fs::write(&payload, bytes).unwrap();
+    }
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.fs_root.join(format!("backups/app/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["artifacts"][1]["facts"]["tables"], 1, "{m}");
+    assert_eq!(m["artifacts"][2]["facts"]["tables"], 2, "{m}");
+    // data-1 is the bucket of one table: its every run starts 2 s late.
+    let slow = w.dir.join("pg_restore");
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in *--single-transaction*)\n  f={dir}/stdin.$$; cat > \"$f\"\n  \
+         [ \"$(pg_restore -l \"$f\" | grep -c 'TABLE DATA')\" = 1 ] && sleep 2\n  \
+         pg_restore \"$@\" < \"$f\"; rc=$?; rm -f \"$f\"; exit $rc;;\nesac\nexec pg_restore \"$@\"\n",
+        dir = w.dir.display()
+    );
+    std::fs::write(&slow, script).unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let field = format!("pg_restore: \"{}\"", slow.display());
+    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
+
+    let dst = db_name("par_fb2_dst");
+    let r = w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
+    let skipped: Vec<&str> = r["skipped_regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 2, "{r}");
+    assert!(
+        skipped[0].starts_with("local: restoring data-1 from region local"),
+        "{r}"
+    );
+    assert!(
+        skipped[1].starts_with("local: restoring data-2 from region local"),
+        "{r}"
+    );
+    assert_eq!(r["region"], "local,garage", "{r}");
+    assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
+}
+
 #[test]
 fn a_bucket_the_target_refuses_fails_the_restore_naming_it_and_says_the_target_is_partial() {
     let (pg, src, w) = parallel_world("par_tgt");
