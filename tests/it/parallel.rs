@@ -23,6 +23,23 @@ fn parallel_world(name: &str) -> (&'static Pg, String, World) {
     (pg, src, w)
 }
 
+/// Point the world's job (source `src`) at a pg_restore that is the shell `script`.
+fn use_pg_restore(w: &World, pg: &Pg, src: &str, script: &str) {
+    let fake = w.dir.join("pg_restore");
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let field = format!("pg_restore: \"{}\"", fake.display());
+    w.two_regions(2, &pg.url(src), &["parallel: 2", &field]);
+}
+
+/// Flip the last byte of `file` of backup `id` in the fs region `local`.
+fn corrupt_local(w: &World, id: &str, file: &str) {
+    let payload = w.fs_root.join(format!("backups/app/{id}/{file}"));
+    let mut bytes = std::fs::read(&payload).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&payload, bytes).unwrap();
+}
+
 #[test]
 fn a_parallel_backup_restores_equal_to_the_source_table_by_table() {
     let (pg, src, w) = parallel_world("par_rt");
@@ -160,12 +177,7 @@ fn parallel_is_checked_where_it_is_written() {
 fn a_corrupt_bucket_comes_from_the_next_region_alone() {
     let (pg, src, w) = parallel_world("par_fb");
     let id = w.backup_ok()["id"].as_str().unwrap().to_string();
-    let payload = w
-        .fs_root
-        .join(format!("backups/app/{id}/data-2.pgdump.zst"));
-    let mut bytes = std::fs::read(&payload).unwrap();
-    *bytes.last_mut().unwrap() ^= 0x01;
-    std::fs::write(&payload, bytes).unwrap();
+    corrupt_local(&w, &id, "data-2.pgdump.zst");
 
     let dst = db_name("par_fb_dst");
     let r = w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
@@ -188,14 +200,8 @@ fn a_corrupt_bucket_comes_from_the_next_region_alone() {
 fn regions_given_up_on_are_reported_in_the_manifests_order() {
     let (pg, src, w) = parallel_world("par_fb2");
     let id = w.backup_ok()["id"].as_str().unwrap().to_string();
-    for bucket in ["data-1", "data-2"] {
-        let payload = w
-            .fs_root
-            .join(format!("backups/app/{id}/{bucket}.pgdump.zst"));
-        let mut bytes = std::fs::read(&payload).unwrap();
-        *bytes.last_mut().unwrap() ^= 0x01;
-        std::fs::write(&payload, bytes).unwrap();
-    }
+    corrupt_local(&w, &id, "data-1.pgdump.zst");
+    corrupt_local(&w, &id, "data-2.pgdump.zst");
     let m: serde_json::Value = serde_json::from_slice(
         &std::fs::read(w.fs_root.join(format!("backups/app/{id}/manifest.json"))).unwrap(),
     )
@@ -203,17 +209,13 @@ fn regions_given_up_on_are_reported_in_the_manifests_order() {
     assert_eq!(m["artifacts"][1]["facts"]["tables"], 1, "{m}");
     assert_eq!(m["artifacts"][2]["facts"]["tables"], 2, "{m}");
     // data-1 is the bucket of one table: its every run starts 2 s late.
-    let slow = w.dir.join("pg_restore");
     let script = format!(
         "#!/bin/sh\ncase \"$*\" in *--single-transaction*)\n  f={dir}/stdin.$$; cat > \"$f\"\n  \
          [ \"$(pg_restore -l \"$f\" | grep -c 'TABLE DATA')\" = 1 ] && sleep 2\n  \
          pg_restore \"$@\" < \"$f\"; rc=$?; rm -f \"$f\"; exit $rc;;\nesac\nexec pg_restore \"$@\"\n",
         dir = w.dir.display()
     );
-    std::fs::write(&slow, script).unwrap();
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let field = format!("pg_restore: \"{}\"", slow.display());
-    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
+    use_pg_restore(&w, pg, &src, &script);
 
     let dst = db_name("par_fb2_dst");
     let r = w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
@@ -243,23 +245,15 @@ fn a_bucket_the_target_refuses_fails_the_restore_naming_it_and_says_the_target_i
 
     // The target fails on the bucket that holds `orders` (as a full disk would); the copies
     // are intact, so no other region is tried and the target's own error is the cause.
-    let fake = w.dir.join("pg_restore");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\ncase \"$*\" in *--single-transaction*) ;; *) exec pg_restore \"$@\";; esac\n\
-             f={dir}/stdin.$$\ncat > \"$f\"\n\
-             if pg_restore -l \"$f\" | grep -q 'TABLE DATA public orders'; then\n\
-             echo 'pg_restore: error: could not extend file: No space left on device' >&2; rm -f \"$f\"; exit 1; fi\n\
-             pg_restore \"$@\" < \"$f\"; rc=$?; rm -f \"$f\"; exit $rc\n",
-            dir = w.dir.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let src_url = pg.url(&src);
-    let field = format!("pg_restore: \"{}\"", fake.display());
-    w.two_regions(2, &src_url, &["parallel: 2", &field]);
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in *--single-transaction*) ;; *) exec pg_restore \"$@\";; esac\n\
+         f={dir}/stdin.$$\ncat > \"$f\"\n\
+         if pg_restore -l \"$f\" | grep -q 'TABLE DATA public orders'; then\n\
+         echo 'pg_restore: error: could not extend file: No space left on device' >&2; rm -f \"$f\"; exit 1; fi\n\
+         pg_restore \"$@\" < \"$f\"; rc=$?; rm -f \"$f\"; exit $rc\n",
+        dir = w.dir.display()
+    );
+    use_pg_restore(&w, pg, &src, &script);
 
     let dst = db_name("par_tgt_dst");
     let o = w.drctl(&["restore", "app", "--jobs", "2", "--to", &pg.url(&dst)]);
@@ -291,11 +285,8 @@ fn a_bucket_the_target_refuses_fails_the_restore_naming_it_and_says_the_target_i
 /// `list jobs=N: <entries>`) into `pg_restore.log`, then runs the real one. The data bucket
 /// holding `orders` is slow: it ends 2 s after its data is in. `fail_list` makes a
 /// `--use-list` run whose entries contain it fail as a target error would.
-fn logging_pg_restore(w: &World, fail_list: &str) -> std::path::PathBuf {
-    let fake = w.dir.join("pg_restore");
-    std::fs::write(
-        &fake,
-        format!(
+fn logging_pg_restore(w: &World, fail_list: &str) -> String {
+    format!(
             "#!/bin/sh\nlog={dir}/pg_restore.log\n\
              case \"$*\" in\n\
              *--single-transaction*)\n\
@@ -313,12 +304,8 @@ fn logging_pg_restore(w: &World, fail_list: &str) -> std::path::PathBuf {
                exec pg_restore \"$@\";;\n\
              *) exec pg_restore \"$@\";;\n\
              esac\n",
-            dir = w.dir.display()
-        ),
+        dir = w.dir.display()
     )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    fake
 }
 
 /// `restore --jobs 2` of a parallel backup builds a bucket's own indexes and keys as soon as
@@ -335,9 +322,7 @@ fn a_bucket_builds_its_indexes_while_another_still_loads() {
         assert!(!entries.is_empty(), "each bucket's tables have keys: {a}");
     }
 
-    let fake = logging_pg_restore(&w, "");
-    let field = format!("pg_restore: \"{}\"", fake.display());
-    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
+    use_pg_restore(&w, pg, &src, &logging_pg_restore(&w, ""));
     let dst = db_name("par_early_dst");
     w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
     assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
@@ -376,9 +361,7 @@ fn a_bucket_builds_its_indexes_while_another_still_loads() {
 fn a_bucket_whose_indexes_fail_fails_the_restore_and_says_the_target_is_partial() {
     let (pg, src, w) = parallel_world("par_idx");
     w.backup_ok();
-    let fake = logging_pg_restore(&w, "customers_pkey");
-    let field = format!("pg_restore: \"{}\"", fake.display());
-    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
+    use_pg_restore(&w, pg, &src, &logging_pg_restore(&w, "customers_pkey"));
     let dst = db_name("par_idx_dst");
     let o = w.drctl(&["restore", "app", "--jobs", "2", "--to", &pg.url(&dst)]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -403,19 +386,9 @@ fn a_bucket_whose_indexes_fail_fails_the_restore_and_says_the_target_is_partial(
 fn a_corrupt_post_data_copy_is_spooled_from_the_next_region() {
     let (pg, src, w) = parallel_world("par_post");
     let id = w.backup_ok()["id"].as_str().unwrap().to_string();
-    let slow = w.dir.join("pg_restore");
-    std::fs::write(
-        &slow,
-        "#!/bin/sh\ncase \"$*\" in *--single-transaction*) sleep 1;; esac\nexec pg_restore \"$@\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let field = format!("pg_restore: \"{}\"", slow.display());
-    w.two_regions(2, &pg.url(&src), &["parallel: 2", &field]);
-    let payload = w.fs_root.join(format!("backups/app/{id}/post.pgdump.zst"));
-    let mut bytes = std::fs::read(&payload).unwrap();
-    *bytes.last_mut().unwrap() ^= 0x01;
-    std::fs::write(&payload, bytes).unwrap();
+    let slow = "#!/bin/sh\ncase \"$*\" in *--single-transaction*) sleep 1;; esac\nexec pg_restore \"$@\"\n";
+    use_pg_restore(&w, pg, &src, slow);
+    corrupt_local(&w, &id, "post.pgdump.zst");
 
     let dst = db_name("par_post_dst");
     let r = w.restore_job_ok("app", "local", &pg.url(&dst), &["--jobs", "2"]);
