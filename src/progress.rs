@@ -16,7 +16,12 @@ use std::sync::{Mutex, PoisonError};
 static DRAWN: Mutex<Option<MultiProgress>> = Mutex::new(None);
 
 /// The bars of artifacts streamed side by side, drawn together while this lives.
-pub struct Board(MultiProgress);
+pub struct Board {
+    multi: MultiProgress,
+    /// Bars of reads that failed: drawn, marked, until the board ends. Dropped at once they
+    /// would stay on the screen for good (indicatif keeps a dropped bar's last lines).
+    failed: Mutex<Vec<ProgressBar>>,
+}
 
 impl Board {
     /// A board on stderr; `None` off a TTY (or with `--no-progress`).
@@ -24,21 +29,14 @@ impl Board {
         enabled.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = Some(multi.clone());
-            Board(multi)
+            Board {
+                multi,
+                failed: Mutex::new(Vec::new()),
+            }
         })
     }
-}
 
-impl std::ops::Deref for Board {
-    type Target = MultiProgress;
-    fn deref(&self) -> &MultiProgress {
-        &self.0
-    }
-}
-
-impl Board {
     /// A bar for reading `total` stored bytes (one copy of an artifact), e.g. `db ← garage`.
-    /// A copy that fails keeps its bar, marked, until the board ends.
     pub fn reading(board: Option<&Board>, label: String, total: u64) -> Option<ProgressBar> {
         let board = board?;
         let style = ProgressStyle::with_template(
@@ -50,23 +48,44 @@ impl Board {
         bar.set_prefix(label);
         Some(bar)
     }
+
+    /// The end of a bar's read: gone when it went well, kept and marked "failed" until the
+    /// board ends when it did not.
+    pub fn settle(board: Option<&Board>, bar: Option<ProgressBar>, ok: bool) {
+        match (board, bar) {
+            (_, Some(bar)) if ok => bar.finish_and_clear(),
+            (Some(board), Some(bar)) => {
+                bar.abandon_with_message("failed");
+                board
+                    .failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(bar);
+            }
+            _ => {}
+        }
+    }
 }
 
-/// The end of a bar's read: gone when it went well, kept and marked "failed" (until the board
-/// ends) when it did not.
-pub fn settle(bar: Option<ProgressBar>, ok: bool) {
-    match bar {
-        Some(bar) if ok => bar.finish_and_clear(),
-        Some(bar) => bar.abandon_with_message("failed"),
-        None => {}
+impl std::ops::Deref for Board {
+    type Target = MultiProgress;
+    fn deref(&self) -> &MultiProgress {
+        &self.multi
     }
 }
 
 impl Drop for Board {
     fn drop(&mut self) {
         *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        // Bars left (a failed copy's) go with the board; what happened is in the logs.
-        let _ = self.0.clear();
+        // The bars go with the board; what happened is in the logs and the summary.
+        let failed = self
+            .failed
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for bar in failed.drain(..) {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.clear();
     }
 }
 

@@ -20,7 +20,7 @@ pub async fn run(cfg: &Config, args: VerifyArgs, out: Output) -> Result<()> {
         "latest" => Selector::Latest,
         id => Selector::Id(id.to_string()),
     };
-    let report = verify::run(cfg, job, &sel, level).await?;
+    let report = verify::run(cfg, job, &sel, level, super::progress_bars(out)).await?;
     if is_text(out) {
         println!(
             "{} backup {} (consistent at {}), level {}: {}",

@@ -107,7 +107,7 @@ async fn run_verify(state: &Arc<State>, cfg: &Config, job: &str, abort: &Cancell
         .map_or(VerifyLevel::Structure, |v| v.level);
     let what = format!("verify/{job}");
     let result = with_retries(cfg, &what, abort, || {
-        crate::verify::run(cfg, spec, &Selector::Latest, level)
+        crate::verify::run(cfg, spec, &Selector::Latest, level, false)
     })
     .await;
     let failure = match result {

@@ -71,6 +71,7 @@ pub async fn run(
     job: &JobSpec,
     sel: &Selector,
     level: VerifyLevel,
+    show_progress: bool,
 ) -> Result<VerifyReport> {
     let started_at = Utc::now();
     let regions = crate::backup::open_regions(cfg)?;
@@ -79,6 +80,8 @@ pub async fn run(
 
     let mut checks = Vec::new();
     let mut good: Option<&Region> = None;
+    // On a terminal, each copy's read is drawn; the board ends before a scratch restore.
+    let board = crate::progress::Board::start(show_progress);
     for r in &regions {
         let (copy, error) = match r.read_manifest(&m.job, &m.id).await {
             Err(e) => ("unreachable", Some(e.to_string())),
@@ -87,7 +90,7 @@ pub async fn run(
                 "corrupt",
                 Some("its manifest differs from the other regions'".into()),
             ),
-            Ok(Some(_)) => match check_copy(r, &m, None).await {
+            Ok(Some(_)) => match check_copy(r, &m, board.as_ref()).await {
                 Ok(()) => {
                     good.get_or_insert(r);
                     match r.lock {
@@ -107,6 +110,7 @@ pub async fn run(
             error,
         });
     }
+    drop(board);
     let copies_ok = checks
         .iter()
         .all(|c| c.copy != "corrupt" && c.copy != "unlocked")

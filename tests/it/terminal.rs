@@ -253,11 +253,11 @@ fn no_progress_draws_no_board_on_a_terminal() {
     assert!(shown.contains("NOT in garage"), "{shown}");
 }
 
-/// A restore on a terminal whose first region's copy is corrupt: each copy's check is drawn,
-/// the corrupt one's bar says "failed", the warning is a line of its own, the copy from the
+/// A verify, then a restore, on a terminal, with the first region's copy corrupt: each copy's
+/// check is drawn, the corrupt one's bar says "failed", the warning is a line of its own, the copy from the
 /// next region is streamed with its size and time left, and the tree comes back whole.
 #[test]
-fn a_restore_on_a_terminal_shows_each_copy_it_reads_and_why_it_left_one() {
+fn verify_and_restore_on_a_terminal_show_each_copy_they_read_and_why_one_was_left() {
     let w = World::new("tty-restore");
     write_files_job(&w, 48, &garage().endpoint);
     let id = w.backup_ok_job("cfg")["id"].as_str().unwrap().to_string();
@@ -265,6 +265,18 @@ fn a_restore_on_a_terminal_shows_each_copy_it_reads_and_why_it_left_one() {
     let mut bytes = std::fs::read(&copy).unwrap();
     bytes[1 << 20] ^= 0x01;
     std::fs::write(&copy, bytes).unwrap();
+
+    // verify reads every copy whole first: each read is drawn, the corrupt one marked.
+    let (_, transcript) = on_a_terminal(&w, "verify cfg --level checksum");
+    let raw = String::from_utf8_lossy(&transcript).to_string();
+    assert!(drawn(&raw, &["files check local", "failed"]), "{raw}");
+    assert!(drawn(&raw, &["files check garage", "/48.00 MiB"]), "{raw}");
+    let shown = screen(&transcript).join("\n");
+    assert!(
+        shown.contains("region local") && shown.contains("corrupt"),
+        "{shown}"
+    );
+    assert!(!shown.contains(" check "), "{shown}");
 
     let out = w.dir.join("out");
     let (ok, transcript) = on_a_terminal(&w, &format!("restore cfg --to dir:{}", out.display()));

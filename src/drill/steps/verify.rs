@@ -36,7 +36,7 @@ impl StepKind for Verify {
             .or(job.verify.as_ref().map(|v| v.level))
             .unwrap_or(VerifyLevel::Structure);
         let sel = selector(ctx, &self.backup)?;
-        let r = crate::verify::run(cfg, job, &sel, level).await?;
+        let r = crate::verify::run(cfg, job, &sel, level, false).await?;
         if !r.passed {
             return Err(crate::verify::failure(&r));
         }
