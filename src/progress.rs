@@ -1,12 +1,12 @@
 //! Progress bars on a TTY. A backup draws one line for the source (raw bytes, rate) and one
-//! per region (stored bytes written); a restore one per copy it reads (stored bytes of the
-//! manifest's size, with the time left), whether checked whole first or streamed into the
+//! per region (stored bytes written); a restore or verify one per copy it reads (stored bytes
+//! of the manifest's size, with the time left), whether checked whole or streamed into the
 //! target. Off a TTY nothing is drawn; structured logs carry the figures instead.
 //!
 //! Logs share the terminal with the board: while one is drawn, a log line is written with the
 //! board cleared and drawn again below it (`AboveBars`). Written straight to stderr it would
-//! land inside the board, and the next frame would wipe it — a region dropping out of a backup
-//! would go unseen.
+//! land inside the board, glued to a frame of bars left on the screen — the warning that a
+//! region dropped out of a backup, say.
 
 use crate::store::Region;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -105,6 +105,7 @@ impl<W: std::io::Write> std::io::Write for AboveBars<W> {
     }
 }
 
+/// A backup's bars for one artifact: its source, and each region it is written to.
 pub struct Bars {
     source: Option<ProgressBar>,
     pub regions: Vec<Option<ProgressBar>>,
