@@ -5,7 +5,7 @@
 #   bench/run.sh                 # default dataset (1.5M messages, ~730 MB dump), 3 runs
 #   BENCH_ROWS=3000000 bench/run.sh   # double the data (is peak RSS flat?)
 #   BENCH_RUNS=5 BENCH_ONLY=backup bench/run.sh      # backup | restore | drctl (limit + drctl only) | redis
-#   BENCH_ONLY=drctl BENCH_BASELINE=/path/drctl bench/run.sh   # also an older build, same rounds
+#   BENCH_ONLY=drctl BENCH_BASELINE=/path/drctl bench/run.sh   # also an older build, same rounds (restore too)
 #   BENCH_SERVERS=2 bench/run.sh   # one Garage server per region, as two regions really are
 #   BENCH_SCALES="1 2 4" BENCH_ONLY=drctl bench/run.sh   # the drctl table at 1x, 2x, 4x the rows
 #   BENCH_GARAGE_COMPRESSION=1 bench/run.sh   # Garage compressing blocks again (its default; see bench/garage.sh)
@@ -238,6 +238,11 @@ if [[ $ONLY == all || $ONLY == restore ]]; then
   row "drctl restore" "$DRCTL -c $W/one.yaml --log-format json restore bench --to $PG/restored" "bucket_bytes reg1" newdb
   row "drctl restore --jobs 2" "$DRCTL -c $W/one.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg1" newdb
   row "drctl restore --jobs 2 of a parallel: 2 backup" "$DRCTL -c $W/par-restore.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg2" newdb
+  # An older build restoring the same backups in the same rounds (see the backup table).
+  if [[ -n ${BENCH_BASELINE:-} ]]; then
+    row "drctl baseline restore" "$BENCH_BASELINE -c $W/one.yaml --log-format json restore bench --to $PG/restored" "bucket_bytes reg1" newdb
+    row "drctl baseline restore --jobs 2 of a parallel: 2 backup" "$BENCH_BASELINE -c $W/par-restore.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg2" newdb
+  fi
   run_rounds
   table "Restore" | tee "$W/restore.md"
 fi
