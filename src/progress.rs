@@ -18,9 +18,10 @@ static DRAWN: Mutex<Option<MultiProgress>> = Mutex::new(None);
 /// The bars of artifacts streamed side by side, drawn together while this lives.
 pub struct Board {
     multi: MultiProgress,
-    /// Bars of reads that failed: drawn, marked, until the board ends. Dropped at once they
-    /// would stay on the screen for good (indicatif keeps a dropped bar's last lines).
-    failed: Mutex<Vec<ProgressBar>>,
+    /// Every reading bar, held until the board ends: a bar dropped while drawn (a failed
+    /// read's, or one whose read was cancelled when a sibling failed) would stay on the
+    /// screen for good, as indicatif keeps a dropped bar's last lines.
+    bars: Mutex<Vec<ProgressBar>>,
 }
 
 impl Board {
@@ -31,7 +32,7 @@ impl Board {
             *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = Some(multi.clone());
             Board {
                 multi,
-                failed: Mutex::new(Vec::new()),
+                bars: Mutex::new(Vec::new()),
             }
         })
     }
@@ -46,23 +47,18 @@ impl Board {
         let bar = board.add(ProgressBar::new(total));
         bar.set_style(style);
         bar.set_prefix(label);
+        let mut held = board.bars.lock().unwrap_or_else(PoisonError::into_inner);
+        held.push(bar.clone());
         Some(bar)
     }
 
-    /// The end of a bar's read: gone when it went well, kept and marked "failed" until the
-    /// board ends when it did not.
-    pub fn settle(board: Option<&Board>, bar: Option<ProgressBar>, ok: bool) {
-        match (board, bar) {
-            (_, Some(bar)) if ok => bar.finish_and_clear(),
-            (Some(board), Some(bar)) => {
-                bar.abandon_with_message("failed");
-                board
-                    .failed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(bar);
-            }
-            _ => {}
+    /// The end of a bar's read: gone when it went well, marked "failed" until the board ends
+    /// when it did not.
+    pub fn settle(bar: Option<ProgressBar>, ok: bool) {
+        match bar {
+            Some(bar) if ok => bar.finish_and_clear(),
+            Some(bar) => bar.abandon_with_message("failed"),
+            None => {}
         }
     }
 }
@@ -78,11 +74,8 @@ impl Drop for Board {
     fn drop(&mut self) {
         *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = None;
         // The bars go with the board; what happened is in the logs and the summary.
-        let failed = self
-            .failed
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        for bar in failed.drain(..) {
+        let bars = self.bars.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for bar in bars.drain(..) {
             bar.finish_and_clear();
         }
         let _ = self.multi.clear();

@@ -119,7 +119,7 @@ pub async fn check_copy(region: &Region, m: &Manifest, board: Option<&Board>) ->
         let label = format!("{} check {}", a.name, region.name);
         let bar = Board::reading(board, label, a.stored_size);
         let checked = check_artifact(region, m, a, bar.as_ref()).await;
-        Board::settle(board, bar, checked.is_ok());
+        Board::settle(bar, checked.is_ok());
         checked?;
     }
     Ok(())
@@ -348,7 +348,7 @@ async fn restore_from_any(
         let label = format!("{} ← {}", a.name, region.name);
         let bar = Board::reading(r.board, label, a.stored_size);
         let (result, copy_failed) = restore_one(r, region, a, bar.as_ref()).await;
-        Board::settle(r.board, bar, result.is_ok());
+        Board::settle(bar, result.is_ok());
         let e = match result {
             Ok(()) => return Ok((region.name.clone(), given_up)),
             Err(e) => e,

@@ -14,7 +14,7 @@ fn definitions(pg: &Pg, db: &str) -> String {
     )
 }
 
-fn parallel_world(name: &str) -> (&'static Pg, String, World) {
+pub(crate) fn parallel_world(name: &str) -> (&'static Pg, String, World) {
     let pg = pg();
     let src = db_name(&format!("{name}_src"));
     seed(pg, &src);
@@ -24,7 +24,7 @@ fn parallel_world(name: &str) -> (&'static Pg, String, World) {
 }
 
 /// Point the world's job (source `src`) at a pg_restore that is the shell `script`.
-fn use_pg_restore(w: &World, pg: &Pg, src: &str, script: &str) {
+pub(crate) fn use_pg_restore(w: &World, pg: &Pg, src: &str, script: &str) {
     let fake = w.dir.join("pg_restore");
     std::fs::write(&fake, script).unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

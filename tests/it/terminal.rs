@@ -320,3 +320,40 @@ fn verify_and_restore_on_a_terminal_show_each_copy_they_read_and_why_one_was_lef
         tree_digest(&tree, &|_| false)
     );
 }
+
+/// A parallel restore on a terminal whose target refuses one bucket while the other is still
+/// being read: the restore fails, and no bar is left on the screen — neither the failed
+/// bucket's nor the one whose read was cancelled with it.
+#[test]
+fn a_failed_parallel_restore_on_a_terminal_leaves_no_bar_behind() {
+    let (pg, src, w) = crate::parallel::parallel_world("tty_par");
+    w.backup_ok();
+    // The bucket holding `orders` fails at once (a full disk); the other bucket's pg_restore
+    // waits 3 s before it restores, so that bucket is still in flight when the restore fails.
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in *--single-transaction*) ;; *) exec pg_restore \"$@\";; esac\n\
+         f={dir}/stdin.$$; cat > \"$f\"; toc=$(pg_restore -l \"$f\")\n\
+         if echo \"$toc\" | grep -q 'TABLE DATA public orders'; then\n\
+         echo 'pg_restore: error: could not extend file: No space left on device' >&2; exit 1; fi\n\
+         sleep 3; pg_restore \"$@\" < \"$f\"; exit $?\n",
+        dir = w.dir.display()
+    );
+    crate::parallel::use_pg_restore(&w, pg, &src, &script);
+
+    let dst = db_name("tty_par_dst");
+    let (ok, transcript) =
+        on_a_terminal(&w, &format!("restore app --jobs 2 --to {}", pg.url(&dst)));
+    let raw = String::from_utf8_lossy(&transcript).to_string();
+    let shown = screen(&transcript);
+    let all = shown.join("\n");
+    assert!(!ok, "{all}");
+    assert!(
+        drawn(&raw, &["data-1 ← local"]) && drawn(&raw, &["data-2 ← local"]),
+        "{raw}"
+    );
+    assert!(all.contains("No space left on device"), "{all}");
+    assert!(
+        !shown.iter().any(|l| l.contains(" ← ")),
+        "a bar was left:\n{all}"
+    );
+}
