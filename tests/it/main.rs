@@ -16,6 +16,7 @@ mod encryption;
 mod failures;
 mod faults;
 mod files;
+mod harness;
 mod history;
 mod index;
 mod k8s;

@@ -180,7 +180,7 @@ fn redis_killed_mid_stream_fails_and_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    unsafe { libc::kill(src.pid as i32, libc::SIGKILL) };
+    kill_server(src.pid);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(

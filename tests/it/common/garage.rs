@@ -69,7 +69,7 @@ impl Garage {
     /// SIGKILL the server (a store that dies mid-upload).
     pub fn kill(&self) {
         let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        kill_server(pid);
         std::thread::sleep(Duration::from_millis(300));
     }
 

@@ -64,7 +64,13 @@ pub fn tempdir(prefix: &str) -> PathBuf {
 }
 
 /// Spawn a long-lived server whose life is tied to this test process; returns its pid.
+///
+/// The thread that spawned it (PR_SET_PDEATHSIG follows the thread, not the process) waits for
+/// it, so a server that dies mid-run is recorded with how it ended; every test that fails
+/// afterwards says so (see `install_panic_note`) instead of only "error sending request".
 pub fn spawn_server(mut cmd: Command) -> u32 {
+    install_panic_note();
+    let name = server_name(&cmd);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         unsafe {
@@ -73,14 +79,119 @@ pub fn spawn_server(mut cmd: Command) -> u32 {
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("spawn server");
-        tx.send(child.id()).unwrap();
-        let _keep: Child = child;
+        let mut child = cmd.spawn().expect("spawn server");
+        let pid = child.id();
+        tx.send(pid).unwrap();
+        // An exit 0 is a shutdown someone asked for (`pg_ctl stop`, `SHUTDOWN`): no news.
+        let how = match child.wait() {
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(s.to_string()),
+            Err(e) => Some(format!("cannot be waited for: {e}")),
+        };
+        if let Some(how) = how {
+            ended().lock().unwrap().push(Ended { name, pid, how });
+        }
         loop {
             std::thread::park();
         }
     });
     rx.recv().unwrap()
+}
+
+/// A server that died (a signal or a failing exit) while the tests ran.
+struct Ended {
+    name: String,
+    pid: u32,
+    how: String,
+}
+
+fn ended() -> &'static std::sync::Mutex<Vec<Ended>> {
+    static ENDED: OnceLock<std::sync::Mutex<Vec<Ended>>> = OnceLock::new();
+    ENDED.get_or_init(Default::default)
+}
+
+/// Servers a test stopped on purpose (`kill_server`): their end is no news.
+fn killed_on_purpose() -> &'static std::sync::Mutex<Vec<u32>> {
+    static KILLED: OnceLock<std::sync::Mutex<Vec<u32>>> = OnceLock::new();
+    KILLED.get_or_init(Default::default)
+}
+
+/// SIGKILL a server started by `spawn_server`, as a test's fault (a store or source that dies).
+pub fn kill_server(pid: u32) {
+    expected_end(pid);
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+/// A server's end (already seen or still to come) is the test's doing, not news.
+pub fn expected_end(pid: u32) {
+    killed_on_purpose().lock().unwrap().push(pid);
+}
+
+fn server_name(cmd: &Command) -> String {
+    let prog = Path::new(cmd.get_program())
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let first = cmd
+        .get_args()
+        .next()
+        .map(|a| format!(" {}", a.to_string_lossy()))
+        .unwrap_or_default();
+    format!("{prog}{first}")
+}
+
+/// What every failing test should say first: which servers died unasked during the run, and
+/// the free disk where the tests write (a full disk can kill them: in a reproduction Garage
+/// went, and every later test failed on a refused connection).
+pub fn run_health() -> Option<String> {
+    let killed = killed_on_purpose().lock().unwrap().clone();
+    let died: Vec<String> = ended()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| !killed.contains(&e.pid))
+        .map(|e| format!("{} (pid {}) {}", e.name, e.pid, e.how))
+        .collect();
+    let free = free_mib(&scratch_root());
+    if died.is_empty() && free >= LOW_DISK_MIB {
+        return None;
+    }
+    let died = if died.is_empty() {
+        "no server died".to_string()
+    } else {
+        format!("servers that died during the run: {}", died.join("; "))
+    };
+    Some(format!(
+        "test run health: {died}; {free} MiB free where the tests write ({})",
+        scratch_root().display()
+    ))
+}
+
+/// Below this, the disk is the first suspect for whatever failed.
+pub const LOW_DISK_MIB: u64 = 1024;
+
+pub fn free_mib(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    st.f_bavail as u64 * st.f_frsize as u64 / (1024 * 1024)
+}
+
+/// Put the run's health (`run_health`) before a failing test's panic message, where the first
+/// lines of a CI log show it.
+fn install_panic_note() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(note) = run_health() {
+                eprintln!("{note}");
+            }
+            default(info);
+        }));
+    });
 }
 
 fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -253,6 +364,16 @@ pub struct World {
     pub fs_root: PathBuf,
     pub s3_root: String,
     pub config: PathBuf,
+}
+
+/// A passed test's directory goes with it (a run writes gigabytes otherwise, and a full disk
+/// fails every test after it); a failed test's stays for a look.
+impl Drop for World {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 impl World {
@@ -556,8 +677,12 @@ pub fn wait_for_run(child: &mut Child, what: &str, secs: u64, mut ok: impl FnMut
 
 /// Kill the stand-in `pg_dump` of `fake_pg_dump`, which a SIGKILLed drctl leaves behind.
 pub fn kill_fake_dump(w: &World) {
-    if let Ok(pid) = std::fs::read_to_string(w.dir.join("fake.pid")) {
-        unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
+    // A half-written file must not become kill(0): that is this whole process group.
+    let pid = std::fs::read_to_string(w.dir.join("fake.pid"));
+    if let Some(pid) = pid.ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if pid > 1 {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 
