@@ -241,34 +241,11 @@ fn a_stalled_store_ends_the_run_by_its_timeout_never_a_hang() {
     assert!(s3_backup_keys(&w).is_empty(), "{:?}", s3_backup_keys(&w));
 }
 
-/// Mount a tmpfs of `size` at a new directory (root only; `None` elsewhere).
-fn tmpfs(w: &World, size: &str, ro: bool) -> Option<PathBuf> {
-    let dir = w.dir.join(if ro { "ro-mount" } else { "small-mount" });
-    std::fs::create_dir_all(&dir).unwrap();
-    let opts = format!("size={size}{}", if ro { ",ro" } else { "" });
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
-        .arg(&dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("cannot mount a tmpfs here (not root?): skipped");
-        return None;
-    }
-    Some(dir)
-}
-
-fn unmount(p: &Path) {
-    let _ = std::process::Command::new("umount").arg(p).status();
-}
-
 #[test]
 fn a_full_fs_region_is_dropped_and_leaves_nothing() {
     let w = World::new("full");
-    let Some(mnt) = tmpfs(&w, "4m", false) else {
-        return;
-    };
-    let root = mnt.join("repo");
+    let mnt = Tmpfs::mount(&w.dir.join("small-mount"), 4);
+    let root = mnt.at.join("repo");
     for min in [1, 2] {
         Setup {
             fs_root: root.to_path_buf(),
@@ -294,7 +271,7 @@ fn a_full_fs_region_is_dropped_and_leaves_nothing() {
         let left = files_under(&root.join("backups"));
         assert!(left.is_empty(), "the full region kept {left:?}");
     }
-    unmount(&mnt);
+    drop(mnt);
     // min_copies 1 committed once to garage; min_copies 2 left nothing there.
     let keys = s3_backup_keys(&w);
     assert_eq!(
@@ -340,20 +317,18 @@ fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r[0]["regions"], serde_json::json!(["local"]));
     assert_eq!(r[0]["failed_regions"][0]["region"], "garage");
-    // Both unwritable (the fs region on a read-only mount, where the test may mount one).
-    let Some(ro) = tmpfs(&w, "1m", true) else {
-        return;
-    };
+    // Both unwritable (the fs region on a read-only mount).
+    let ro = Tmpfs::read_only(&w.dir.join("ro-mount"), 1);
     let _ = std::fs::remove_file(w.dir.join("fake.pid"));
     Setup {
-        fs_root: ro.to_path_buf(),
+        fs_root: ro.at.to_path_buf(),
         keys: (ro_id.to_string(), ro_secret.to_string()),
         min_copies: 1,
         ..Setup::new(&w)
     }
     .write(dump);
     let o = w.drctl(&["backup", "run", "app"]);
-    unmount(&ro);
+    drop(ro);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(

@@ -258,3 +258,38 @@ fn a_file_drctl_cannot_read_fails_the_backup_naming_it() {
         w.fs_files()
     );
 }
+
+#[test]
+fn a_restore_that_fills_its_target_names_the_full_disk_and_what_the_target_holds() {
+    let w = World::new("files-fulltarget");
+    let tree = w.dir.join("t");
+    random_files(&tree, 3, 8);
+    let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
+    w.write_config(
+        &ConfigText::default()
+            .fs("local", &w.fs_root)
+            .job("cfg", &source, &[])
+            .text(),
+    );
+    w.backup_ok_job("cfg");
+    let target = Tmpfs::mount(&w.dir.join("target"), 12);
+    let o = w.drctl(&[
+        "restore",
+        "cfg",
+        "--to",
+        &format!("dir:{}", target.at.display()),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    // The OS's reason, not only tar's "failed to unpack", and the member it stopped at.
+    assert!(e.contains("No space left on device"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "cannot write {}",
+            target.at.join(member(&tree)).display()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("filesystem is full"), "{e}");
+    assert!(e.contains("restore again with --clean"), "{e}");
+}

@@ -206,8 +206,33 @@ fn refused(member: &Path, why: &str) -> Error {
         .hint("nothing is written outside the target; restore into an empty directory")
 }
 
+/// A member that cannot be written: the OS's own reason (tar's "failed to unpack" wraps it and
+/// prints only itself), and what the target holds now, since an unpack is not undone.
 fn write_err(p: &Path, e: std::io::Error) -> Error {
-    Error::failed(format!("cannot write {}: {e}", p.display()))
+    let cause = root_io_cause(&e);
+    let full = matches!(cause.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+    let what = if full {
+        "the target's filesystem is full: free space there (or pick a larger target)"
+    } else {
+        "fix the cause"
+    };
+    Error::failed(format!("cannot write {}: {cause}", p.display())).hint(format!(
+        "{what}; the target holds the members written before this one: restore again with --clean"
+    ))
+}
+
+/// The innermost `io::Error` under `e` (tar wraps the OS error in one of its own).
+fn root_io_cause(e: &std::io::Error) -> &std::io::Error {
+    let mut at = e;
+    while let Some(inner) = at
+        .get_ref()
+        .and_then(|i| std::error::Error::source(i))
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .or_else(|| at.get_ref().and_then(|i| i.downcast_ref::<std::io::Error>()))
+    {
+        at = inner;
+    }
+    at
 }
 
 fn bad_archive(e: std::io::Error) -> Error {

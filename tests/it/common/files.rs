@@ -76,3 +76,54 @@ pub fn tree_digest(root: &Path, skip: &dyn Fn(&str) -> bool) -> String {
     lines.sort();
     lines.join("\n")
 }
+
+/// A small tmpfs mounted at `at`: a disk that fills up. Unmounted when dropped (declare it
+/// after the `World` whose directory holds it, so it goes first).
+pub struct Tmpfs {
+    pub at: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(at: &Path, mib: u32) -> Tmpfs {
+        Tmpfs::mount_with(at, &format!("size={mib}m"))
+    }
+
+    /// A read-only one: a region or target nothing can be written to.
+    pub fn read_only(at: &Path, mib: u32) -> Tmpfs {
+        Tmpfs::mount_with(at, &format!("size={mib}m,ro"))
+    }
+
+    fn mount_with(at: &Path, opts: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "mounting a tmpfs ({opts}) needs root: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Tmpfs {
+            at: at.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// `n` files of `mib` MiB of random bytes (nothing to compress) under `root`.
+pub fn random_files(root: &Path, n: usize, mib: usize) {
+    std::fs::create_dir_all(root).unwrap();
+    for i in 0..n {
+        let mut buf = vec![0u8; mib << 20];
+        let mut f = std::fs::File::open("/dev/urandom").unwrap();
+        std::io::Read::read_exact(&mut f, &mut buf).unwrap();
+        std::fs::write(root.join(format!("blob-{i}.bin")), buf).unwrap();
+    }
+}
