@@ -23,7 +23,11 @@ W=${BENCH_DIR:-$ROOT/target/bench-listing}
 rm -rf "$W"; mkdir -p "$W"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$W"
+}
 trap cleanup EXIT
 source bench/garage.sh
 start_garage "$W/garage" reg1 reg2

@@ -14,7 +14,8 @@
 # loopback; "2 regions" are two buckets on one server, or with BENCH_SERVERS=2 one bucket on
 # each of two servers (reg2 and the shell pipelines' second copy on the second). Prints markdown tables: wall (median, min,
 # max), CPU seconds, the whole machine's CPU seconds and the floor they set, peak RSS (GNU time: the largest single process of the pipeline), and
-# stored bytes. Work files go to $BENCH_DIR (default ./target/bench), removed at the start.
+# stored bytes. Work files go to $BENCH_DIR (default ./target/bench), removed at the start and
+# at the end (BENCH_KEEP=1 keeps them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,7 +32,15 @@ W=${BENCH_DIR:-$ROOT/target/bench}
 rm -rf "$W"; mkdir -p "$W"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ ${MEM:-} == /dev/shm/* ]] && rm -rf "$MEM"; [[ -n ${PGCTL:-} ]] && $PGCTL stop -m fast >/dev/null 2>&1 || true; }
+# The work files (a database, dumps, buckets: ~10 GB at the default size) go at the end too,
+# unless BENCH_KEEP=1: left behind, they crowd the disk the next build and test run need.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ ${MEM:-} == /dev/shm/* ]] && rm -rf "$MEM"
+  [[ -n ${PGCTL:-} ]] && $PGCTL stop -m fast >/dev/null 2>&1
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$W"
+}
 trap cleanup EXIT
 
 # ---- PostgreSQL
