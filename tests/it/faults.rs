@@ -244,7 +244,7 @@ fn a_stalled_store_ends_the_run_by_its_timeout_never_a_hang() {
 #[test]
 fn a_full_fs_region_is_dropped_and_leaves_nothing() {
     let w = World::new("full");
-    let mnt = Tmpfs::mount(&w.dir.join("small-mount"), 4);
+    let mnt = Tmpfs::mount(&w.dir.join("small-mount"), "4m");
     let root = mnt.at.join("repo");
     for min in [1, 2] {
         Setup {
@@ -318,7 +318,7 @@ fn regions_that_cannot_be_written_are_out_before_the_dump_starts() {
     assert_eq!(r[0]["regions"], serde_json::json!(["local"]));
     assert_eq!(r[0]["failed_regions"][0]["region"], "garage");
     // Both unwritable (the fs region on a read-only mount).
-    let ro = Tmpfs::read_only(&w.dir.join("ro-mount"), 1);
+    let ro = Tmpfs::read_only(&w.dir.join("ro-mount"), "1m");
     let _ = std::fs::remove_file(w.dir.join("fake.pid"));
     Setup {
         fs_root: ro.at.to_path_buf(),

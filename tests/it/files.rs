@@ -272,7 +272,7 @@ fn a_restore_that_fills_its_target_names_the_full_disk_and_what_the_target_holds
             .text(),
     );
     w.backup_ok_job("cfg");
-    let target = Tmpfs::mount(&w.dir.join("target"), 12);
+    let target = Tmpfs::mount(&w.dir.join("target"), "12m");
     let o = w.drctl(&[
         "restore",
         "cfg",

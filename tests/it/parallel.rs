@@ -401,3 +401,32 @@ fn a_corrupt_post_data_copy_is_spooled_from_the_next_region() {
     assert_eq!(table_digests(pg, &dst), table_digests(pg, &src));
     assert_eq!(definitions(pg, &dst), definitions(pg, &src));
 }
+
+/// `restore --jobs 2` of a single archive spools it to `$TMPDIR` for pg_restore: a TMPDIR too
+/// small for it fails the restore saying so, not as a damaged copy (no other region is tried,
+/// since every region's copy would meet the same full TMPDIR) nor as a bare "I/O error".
+#[test]
+fn a_tmpdir_too_small_for_the_spool_is_named_and_no_copy_is_blamed() {
+    let (pg, _src, w) = seeded_world("par_spool", 2);
+    w.backup_ok();
+    let tmp = Tmpfs::mount(&w.dir.join("tmp"), "64k");
+    let dst = db_name("par_spool_dst");
+    let o = w
+        .cmd(&["restore", "app", "--to", &pg.url(&dst), "--jobs", "2"])
+        .env("TMPDIR", &tmp.at)
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!("cannot spool the archive to {}", tmp.at.display())),
+        "{e}"
+    );
+    assert!(e.contains("No space left on device"), "{e}");
+    assert!(
+        e.contains("set TMPDIR") && e.contains("without --jobs"),
+        "{e}"
+    );
+    assert!(!e.contains("copy unusable"), "{e}");
+    assert!(!e.contains("intact copy"), "{e}");
+}

@@ -163,16 +163,36 @@ fn key_of(line: &str) -> Option<Key> {
 
 /// Spool `reader` whole into a temporary file (pg_restore `--jobs` and `--use-list` need a
 /// seekable archive). No fsync: pg_restore reads it back through the page cache at once.
+///
+/// A read error is the copy's (the caller may try another region); a write error is the
+/// spool's own and says so, naming `$TMPDIR`: a full or read-only TMPDIR must not read as a
+/// damaged copy, nor as a bare "I/O error".
 pub async fn spool(mut reader: ByteReader) -> Result<tempfile::NamedTempFile> {
-    use tokio::io::AsyncWriteExt;
-    let spool = tempfile::NamedTempFile::new().map_err(|e| {
-        Error::failed(format!("cannot create a spool file: {e}"))
-            .hint("set TMPDIR to a directory with room for the dump")
-    })?;
-    let mut f = tokio::fs::File::create(spool.path()).await?;
-    tokio::io::copy(&mut reader, &mut f).await?;
-    f.flush().await?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let spool = tempfile::NamedTempFile::new().map_err(|e| spool_err(&std::env::temp_dir(), e))?;
+    let mut f = tokio::fs::File::create(spool.path())
+        .await
+        .map_err(|e| spool_err(spool.path(), e))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        f.write_all(&buf[..n])
+            .await
+            .map_err(|e| spool_err(spool.path(), e))?;
+    }
+    f.flush().await.map_err(|e| spool_err(spool.path(), e))?;
     Ok(spool)
+}
+
+fn spool_err(at: &std::path::Path, e: std::io::Error) -> Error {
+    Error::failed(format!(
+        "cannot spool the archive to {} for pg_restore --jobs: {e}",
+        at.display()
+    ))
+    .hint("set TMPDIR to a directory with room for the archive (`drctl history JOB` shows its raw size), or restore without --jobs: a streamed restore spools nothing")
 }
 
 #[cfg(test)]

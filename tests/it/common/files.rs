@@ -84,13 +84,14 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    pub fn mount(at: &Path, mib: u32) -> Tmpfs {
-        Tmpfs::mount_with(at, &format!("size={mib}m"))
+    /// `size` as mount(8) takes it: `64k`, `4m`.
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        Tmpfs::mount_with(at, &format!("size={size}"))
     }
 
     /// A read-only one: a region or target nothing can be written to.
-    pub fn read_only(at: &Path, mib: u32) -> Tmpfs {
-        Tmpfs::mount_with(at, &format!("size={mib}m,ro"))
+    pub fn read_only(at: &Path, size: &str) -> Tmpfs {
+        Tmpfs::mount_with(at, &format!("size={size},ro"))
     }
 
     fn mount_with(at: &Path, opts: &str) -> Tmpfs {
