@@ -47,9 +47,14 @@ fn write_files_job(w: &World, mib: usize, endpoint: &str) {
 
 /// Run `drctl -c <config> <args>` on a pty; returns the exit status and the transcript.
 fn on_a_terminal(w: &World, args: &str) -> (bool, Vec<u8>) {
+    on_a_terminal_at(w, args, COLS)
+}
+
+/// `on_a_terminal` on a pty `cols` wide.
+fn on_a_terminal_at(w: &World, args: &str, cols: usize) -> (bool, Vec<u8>) {
     let log = w.dir.join("typescript");
     let line = format!(
-        "stty cols {COLS} rows 50; exec {} -c {} {args}",
+        "stty cols {cols} rows 50; exec {} -c {} {args}",
         env!("CARGO_BIN_EXE_drctl"),
         w.config.display()
     );
@@ -76,6 +81,11 @@ const COLS: usize = 100;
 /// enough of a VT100 for indicatif's frames (cursor up and down, carriage return, erase in
 /// line, auto-wrap at the last column) and tracing's colours (ignored).
 fn screen(bytes: &[u8]) -> Vec<String> {
+    screen_at(bytes, COLS)
+}
+
+/// `screen` of a terminal `cols` wide.
+fn screen_at(bytes: &[u8], cols: usize) -> Vec<String> {
     let text = String::from_utf8_lossy(bytes);
     // Each row's characters, and whether it wrapped into the next.
     let mut rows: Vec<(Vec<char>, bool)> = vec![(Vec::new(), false)];
@@ -113,10 +123,10 @@ fn screen(bytes: &[u8]) -> Vec<String> {
                     }
                     _ => {}
                 }
-                col = col.min(COLS);
+                col = col.min(cols);
             }
             c => {
-                if col >= COLS {
+                if col >= cols {
                     rows[row].1 = true;
                     row += 1;
                     col = 0;
@@ -193,10 +203,29 @@ fn the_screen_emulator_keeps_what_a_terminal_keeps() {
 /// the summary names the region the backup is NOT in, and logs are text, without the secret.
 #[test]
 fn a_region_failing_on_a_terminal_is_shown_on_its_bar_and_its_warning_stays_on_screen() {
+    a_region_failing_on_a_terminal(COLS);
+}
+
+/// The same on a terminal narrower than the board's lines (a split pane, `kubectl exec` at
+/// its default width): what stays on the screen is the same, and no bar is left behind.
+#[test]
+fn a_terminal_narrower_than_the_board_keeps_the_warning_and_loses_every_bar() {
+    let raw = a_region_failing_on_a_terminal(48);
+    // The board's lines were wider than the terminal: it wrapped them, and the frames that
+    // followed still went back over every row.
+    assert!(
+        raw.split(['\r', '\n'])
+            .any(|f| f.contains("→ garage") && f.chars().count() > 48),
+        "no frame wider than the terminal:\n{raw}"
+    );
+}
+
+/// Returns the transcript.
+fn a_region_failing_on_a_terminal(cols: usize) -> String {
     let (w, _proxy) = failing_garage_world("tty");
-    let (ok, transcript) = on_a_terminal(&w, "backup run cfg");
+    let (ok, transcript) = on_a_terminal_at(&w, "backup run cfg", cols);
     let raw = String::from_utf8_lossy(&transcript).to_string();
-    let shown = screen(&transcript);
+    let shown = screen_at(&transcript, cols);
     let all = shown.join("\n");
     assert!(ok, "{all}");
 
@@ -232,6 +261,7 @@ fn a_region_failing_on_a_terminal_is_shown_on_its_bar_and_its_warning_stays_on_s
         !raw.contains(&garage().secret),
         "the S3 secret reached the terminal"
     );
+    raw
 }
 
 /// `--no-progress` on a terminal: no board, the same warning and summary.
