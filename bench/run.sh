@@ -250,6 +250,7 @@ if [[ $ONLY == all || $ONLY == restore ]]; then
   # An older build restoring the same backups in the same rounds (see the backup table).
   if [[ -n ${BENCH_BASELINE:-} ]]; then
     row "drctl baseline restore" "$BENCH_BASELINE -c $W/one.yaml --log-format json restore bench --to $PG/restored" "bucket_bytes reg1" newdb
+    row "drctl baseline restore --jobs 2" "$BENCH_BASELINE -c $W/one.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg1" newdb
     row "drctl baseline restore --jobs 2 of a parallel: 2 backup" "$BENCH_BASELINE -c $W/par-restore.yaml --log-format json restore bench --jobs 2 --to $PG/restored" "bucket_bytes reg2" newdb
   fi
   run_rounds
