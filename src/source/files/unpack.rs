@@ -216,9 +216,12 @@ fn write_err(p: &Path, e: std::io::Error) -> Error {
     } else {
         "fix the cause"
     };
-    Error::failed(format!("cannot write {}: {cause}", p.display())).hint(format!(
-        "{what}; the target holds the members written before this one: restore again with --clean"
-    ))
+    let message = format!("cannot write {}: {cause}", p.display());
+    Error::failed(message)
+        .hint(format!(
+            "{what}; the target holds the members written before this one: restore again with --clean"
+        ))
+        .with_source(e)
 }
 
 /// The innermost `io::Error` under `e` (tar wraps the OS error in one of its own).

@@ -193,6 +193,7 @@ fn spool_err(at: &std::path::Path, e: std::io::Error) -> Error {
         at.display()
     ))
     .hint("set TMPDIR to a directory with room for the archive (`drctl history JOB` shows its raw size), or restore without --jobs: a streamed restore spools nothing")
+    .with_source(e)
 }
 
 #[cfg(test)]
