@@ -8,6 +8,7 @@ pub mod kind;
 pub mod pipe;
 pub mod process;
 pub mod spawned;
+pub mod to_file;
 pub mod vector;
 
 pub use kind::{About, AssertionSpec, Scalar, Scratch, SourceKind};

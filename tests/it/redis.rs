@@ -402,3 +402,37 @@ fn redis_restore_level_verification_replays_into_a_scratch_server_that_goes_away
     assert_eq!(r["restore"]["ok"], false, "{r:#}");
     assert!(err.contains("keys per db differ"), "{err}");
 }
+
+/// A restore to an RDB file on a disk too small for it: the error names the directory and the
+/// OS's reason, and nothing is left there (no partial file under its temporary name, no
+/// `dump.rdb` a later cold start would load).
+#[test]
+fn an_rdb_file_that_does_not_fit_names_its_directory_and_leaves_nothing() {
+    let dir = tempdir("redis-full-");
+    let src = Redis::start(&dir.join("src"), &[]);
+    assert!(src
+        .cli(&["DEBUG", "POPULATE", "100000", "pop", "64"])
+        .contains("OK"));
+    let w = world("redis-full", &src.url());
+    w.backup_ok_job("cache");
+    let small = Tmpfs::mount(&w.dir.join("small"), "1m");
+    let o = w.drctl(&[
+        "restore",
+        "cache",
+        "--to",
+        &format!("file:{}", small.at.join("dump.rdb").display()),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!(
+            "cannot write the RDB file in {}",
+            small.at.display()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("No space left on device"), "{e}");
+    assert!(e.contains("nothing was put in place"), "{e}");
+    let left = files_under(&small.at);
+    assert!(left.is_empty(), "{left:?}");
+}

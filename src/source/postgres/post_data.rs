@@ -168,23 +168,16 @@ fn key_of(line: &str) -> Option<Key> {
 /// spool's own and says so, naming `$TMPDIR`: a full or read-only TMPDIR must not read as a
 /// damaged copy, nor as a bare "I/O error".
 pub async fn spool(mut reader: ByteReader) -> Result<tempfile::NamedTempFile> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use crate::source::to_file::{copy_into, CopyFailed};
     let spool = tempfile::NamedTempFile::new().map_err(|e| spool_err(&std::env::temp_dir(), e))?;
     let mut f = tokio::fs::File::create(spool.path())
         .await
         .map_err(|e| spool_err(spool.path(), e))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        f.write_all(&buf[..n])
-            .await
-            .map_err(|e| spool_err(spool.path(), e))?;
+    match copy_into(&mut reader, &mut f).await {
+        Ok(_) => Ok(spool),
+        Err(CopyFailed::Reading(e)) => Err(e.into()),
+        Err(CopyFailed::Writing(e)) => Err(spool_err(spool.path(), e)),
     }
-    f.flush().await.map_err(|e| spool_err(spool.path(), e))?;
-    Ok(spool)
 }
 
 fn spool_err(at: &std::path::Path, e: std::io::Error) -> Error {

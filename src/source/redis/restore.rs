@@ -194,6 +194,14 @@ impl Encoder {
     }
 }
 
+/// The RDB file cannot be written in `dir` (full, read-only): the partial file is gone with
+/// its temporary name, and nothing was put in place.
+fn write_err(dir: &std::path::Path, e: std::io::Error) -> Error {
+    Error::failed(format!("cannot write the RDB file in {}: {e}", dir.display()))
+        .hint("free space there or restore to another file: nothing was put in place")
+        .with_source(e)
+}
+
 /// `--to file:/path/dump.rdb`: the snapshot as an RDB file for a cold start.
 /// Written to a temporary name and renamed, so a failed restore leaves no partial file.
 pub struct RdbFileTarget {
@@ -228,13 +236,19 @@ impl RestoreTarget for RdbFileTarget {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(|e| Error::failed(format!("cannot write in {}: {e}", dir.display())))?;
-        let mut f = tokio::fs::File::create(tmp.path()).await?;
-        tokio::io::copy(&mut reader, &mut f)
+        use crate::source::to_file::{copy_into, CopyFailed};
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| write_err(dir, e))?;
+        let mut f = tokio::fs::File::create(tmp.path())
             .await
-            .map_err(|e| Error::failed(format!("restoring the RDB file: {e}")))?;
-        f.sync_all().await?;
+            .map_err(|e| write_err(dir, e))?;
+        match copy_into(&mut reader, &mut f).await {
+            Ok(_) => {}
+            Err(CopyFailed::Reading(e)) => {
+                return Err(Error::failed(format!("restoring the RDB file: {e}")).with_source(e))
+            }
+            Err(CopyFailed::Writing(e)) => return Err(write_err(dir, e)),
+        }
+        f.sync_all().await.map_err(|e| write_err(dir, e))?;
         tmp.persist(&self.path)
             .map_err(|e| Error::failed(format!("cannot move the RDB file into place: {e}")))?;
         Ok(())
