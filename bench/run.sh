@@ -36,8 +36,8 @@ PIDS=()
 # unless BENCH_KEEP=1: left behind, they crowd the disk the next build and test run need.
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [[ ${MEM:-} == /dev/shm/* ]] && rm -rf "$MEM"
-  [[ -n ${PGCTL:-} ]] && $PGCTL stop -m fast >/dev/null 2>&1
+  [[ ${MEM:-} == /dev/shm/* ]] && rm -rf "$MEM" || true
+  [[ -n ${PGCTL:-} ]] && { $PGCTL stop -m fast >/dev/null 2>&1 || true; }
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$W"
 }
