@@ -145,6 +145,34 @@ impl std::fmt::Display for TargetChanged {
 
 impl std::error::Error for TargetChanged {}
 
+/// The cause of a restore error the target's own disk gave (full, over quota, read-only, not
+/// permitted): it says nothing about the backup, so a verification that meets it in its
+/// scratch target judges nothing (`verify` records no verdict and says what to fix).
+#[derive(Debug)]
+pub struct TargetUnwritable(pub std::io::Error);
+
+impl TargetUnwritable {
+    /// Whether an OS error number is the disk's refusal, not the data's fault.
+    pub fn is_refusal(e: &std::io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES)
+        )
+    }
+}
+
+impl std::fmt::Display for TargetUnwritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the target's disk refused a write: {}", self.0)
+    }
+}
+
+impl std::error::Error for TargetUnwritable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// One stage of a restore (`RestoreTarget::stages`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {

@@ -141,6 +141,14 @@ pub async fn run(
     if level == VerifyLevel::Restore && good.is_some() {
         let t = Instant::now();
         let res = scratch::check(cfg, job, &m).await;
+        // Copies and structure that checked out leave the scratch's own failure unjudged; a
+        // backup already found bad stays failed whatever the scratch did.
+        let sound_so_far = copies_ok && report.structure.as_ref().is_none_or(|c| c.ok);
+        if let Err(e) = &res {
+            if sound_so_far && e.caused_by::<crate::source::TargetUnwritable>() {
+                return Err(inconclusive(e));
+            }
+        }
         report.restore_seconds = res.as_ref().ok().map(|(secs, _)| *secs);
         tracing::info!(
             seconds = t.elapsed().as_secs_f64(),
@@ -163,6 +171,17 @@ pub async fn run(
         crate::catalog::record_verification(cfg, &m.job, &m.id, &written, &rec).await;
     }
     Ok(report)
+}
+
+/// A scratch restore that the scratch target's own disk stopped (full, read-only) proves
+/// nothing either way: no verdict is recorded, and the user is told to fix the scratch, not
+/// to distrust a backup whose copies and structure just checked out.
+fn inconclusive(e: &Error) -> Error {
+    Error::failed(format!(
+        "the scratch restore could not run, so the backup was not judged: {}",
+        e.message()
+    ))
+    .hint("give verify.scratch room (or a writable place) and verify again; its copies and structure checked out, and no verification was recorded")
 }
 
 /// Whether a stored verification record says the backup passed.

@@ -293,3 +293,50 @@ fn a_restore_that_fills_its_target_names_the_full_disk_and_what_the_target_holds
     assert!(e.contains("filesystem is full"), "{e}");
     assert!(e.contains("restore again with --clean"), "{e}");
 }
+
+/// `verify --level restore` whose scratch directory is too small: the scratch's full disk says
+/// nothing about the backup, so no verdict is recorded and nothing says to distrust it; given
+/// room, the same backup verifies.
+#[test]
+fn a_scratch_too_small_for_the_restore_judges_nothing_and_records_nothing() {
+    let w = World::new("files-fullscratch");
+    let tree = w.dir.join("t");
+    random_files(&tree, 3, 8);
+    let source = format!("{{ kind: files, paths: [\"{}\"] }}", tree.display());
+    let with_scratch = |dir: &Path| {
+        let verify = format!(
+            "verify: {{ level: restore, scratch: \"dir:{}\" }}",
+            dir.display()
+        );
+        ConfigText::default()
+            .fs("local", &w.fs_root)
+            .job("cfg", &source, &[&verify])
+            .text()
+    };
+    let scratch = Tmpfs::mount(&w.dir.join("scratch"), "12m");
+    w.write_config(&with_scratch(&scratch.at));
+    w.backup_ok_job("cfg");
+
+    let o = w.drctl(&["verify", "cfg", "--level", "restore"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("the scratch restore could not run, so the backup was not judged"),
+        "{e}"
+    );
+    assert!(e.contains("No space left on device"), "{e}");
+    assert!(e.contains("give verify.scratch room"), "{e}");
+    assert!(!e.contains("do not count on this backup"), "{e}");
+    let records = files_under(&w.fs_root.join("verifications"));
+    assert!(records.is_empty(), "a verdict was recorded: {records:?}");
+    let left = files_under(&scratch.at);
+    assert!(left.is_empty(), "the scratch kept {left:?}");
+
+    drop(scratch);
+    let roomy = w.dir.join("roomy");
+    std::fs::create_dir_all(&roomy).unwrap();
+    w.write_config(&with_scratch(&roomy));
+    let o = w.drctl(&["verify", "cfg", "--level", "restore"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(files_under(&w.fs_root.join("verifications")).len(), 1);
+}

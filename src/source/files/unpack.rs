@@ -6,7 +6,7 @@
 use super::tree::{hash_reader, Facts};
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
-use crate::source::{ByteReader, RestoreOptions, RestoreTarget};
+use crate::source::{ByteReader, RestoreOptions, RestoreTarget, TargetUnwritable};
 use async_trait::async_trait;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -216,12 +216,16 @@ fn write_err(p: &Path, e: std::io::Error) -> Error {
     } else {
         "fix the cause"
     };
-    let message = format!("cannot write {}: {cause}", p.display());
-    Error::failed(message)
-        .hint(format!(
-            "{what}; the target holds the members written before this one: restore again with --clean"
-        ))
-        .with_source(e)
+    let refused = TargetUnwritable::is_refusal(cause);
+    let err = Error::failed(format!("cannot write {}: {cause}", p.display())).hint(format!(
+        "{what}; the target holds the members written before this one: restore again with --clean"
+    ));
+    // A read of the archive that failed inside tar's unpack is the copy's, not the disk's.
+    if refused {
+        err.with_source(TargetUnwritable(e))
+    } else {
+        err.with_source(e)
+    }
 }
 
 /// The innermost `io::Error` under `e` (tar wraps the OS error in one of its own).
