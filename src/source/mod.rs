@@ -145,13 +145,14 @@ impl std::fmt::Display for TargetChanged {
 
 impl std::error::Error for TargetChanged {}
 
-/// The cause of a restore error the target's own disk gave (full, over quota, read-only, not
-/// permitted): it says nothing about the backup, so a verification that meets it in its
-/// scratch target judges nothing (`verify` records no verdict and says what to fix).
+/// The cause of a restore error that is the target's own side: its disk full, over quota,
+/// read-only or not permitted, or its server not answering. It says nothing about the
+/// backup, so a verification that meets it in its scratch target judges nothing (`verify`
+/// records no verdict and says what to fix).
 #[derive(Debug)]
-pub struct TargetUnwritable(pub std::io::Error);
+pub struct TargetRefused(pub Box<dyn std::error::Error + Send + Sync>);
 
-impl TargetUnwritable {
+impl TargetRefused {
     /// Whether an OS error number is the disk's refusal, not the data's fault.
     pub fn is_refusal(e: &std::io::Error) -> bool {
         matches!(
@@ -159,17 +160,21 @@ impl TargetUnwritable {
             Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES)
         )
     }
-}
 
-impl std::fmt::Display for TargetUnwritable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the target's disk refused a write: {}", self.0)
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> TargetRefused {
+        TargetRefused(Box::new(e))
     }
 }
 
-impl std::error::Error for TargetUnwritable {
+impl std::fmt::Display for TargetRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the target refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for TargetRefused {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&*self.0)
     }
 }
 

@@ -145,7 +145,7 @@ pub async fn run(
         // backup already found bad stays failed whatever the scratch did.
         let sound_so_far = copies_ok && report.structure.as_ref().is_none_or(|c| c.ok);
         if let Err(e) = &res {
-            if sound_so_far && e.caused_by::<crate::source::TargetUnwritable>() {
+            if sound_so_far && e.caused_by::<crate::source::TargetRefused>() {
                 return Err(inconclusive(e));
             }
         }
@@ -173,15 +173,15 @@ pub async fn run(
     Ok(report)
 }
 
-/// A scratch restore that the scratch target's own disk stopped (full, read-only) proves
-/// nothing either way: no verdict is recorded, and the user is told to fix the scratch, not
-/// to distrust a backup whose copies and structure just checked out.
+/// A scratch restore that the scratch target itself stopped (its disk full or read-only, its
+/// server not answering) proves nothing either way: no verdict is recorded, and the user is
+/// told to fix the scratch, not to distrust a backup whose copies and structure checked out.
 fn inconclusive(e: &Error) -> Error {
     Error::failed(format!(
         "the scratch restore could not run, so the backup was not judged: {}",
         e.message()
     ))
-    .hint("give verify.scratch room (or a writable place) and verify again; its copies and structure checked out, and no verification was recorded")
+    .hint("fix verify.scratch (room, a writable place, a server that answers) and verify again; the backup's copies and structure checked out, and no verification was recorded")
 }
 
 /// Whether a stored verification record says the backup passed.

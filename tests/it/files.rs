@@ -325,7 +325,7 @@ fn a_scratch_too_small_for_the_restore_judges_nothing_and_records_nothing() {
         "{e}"
     );
     assert!(e.contains("No space left on device"), "{e}");
-    assert!(e.contains("give verify.scratch room"), "{e}");
+    assert!(e.contains("fix verify.scratch"), "{e}");
     assert!(!e.contains("do not count on this backup"), "{e}");
     let records = files_under(&w.fs_root.join("verifications"));
     assert!(records.is_empty(), "a verdict was recorded: {records:?}");

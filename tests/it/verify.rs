@@ -254,3 +254,42 @@ fn sql_assertions_run_on_the_scratch_copy_and_one_that_does_not_hold_fails() {
     );
     assert_no_scratch_left();
 }
+
+/// A scratch server that does not answer says nothing about the backup: `verify --level
+/// restore` exits 1 saying the backup was not judged, records no verdict, and `status` still
+/// counts the backup as it did; with the server back, the same backup verifies.
+#[test]
+fn a_scratch_server_that_does_not_answer_judges_nothing_and_records_nothing() {
+    let (pg, _src, w) = seeded_world("verify_noscratch", 2);
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    let with_scratch =
+        |url: &str| format!("{cfg}    verify: {{ level: restore, scratch: \"{url}\" }}\n");
+    let dead = format!("postgres://postgres@127.0.0.1:{}/postgres", free_port());
+    w.write_config(&with_scratch(&dead));
+    let id = w.backup_ok()["id"].as_str().unwrap().to_string();
+
+    let (code, _, err) = verify_json(&w, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("the scratch restore could not run, so the backup was not judged"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the scratch server does not take connections"),
+        "{err}"
+    );
+    assert!(!err.contains("failed verification"), "{err}");
+    let records = files_under(&w.fs_root.join("verifications"));
+    assert!(records.is_empty(), "a verdict was recorded: {records:?}");
+    assert!(
+        !w.s3_keys().iter().any(|k| k.contains("verifications/")),
+        "{:?}",
+        w.s3_keys()
+    );
+
+    w.write_config(&with_scratch(&pg.url("postgres")));
+    let (code, r, err) = verify_json(&w, &[]);
+    assert_eq!(code, Some(0), "{err}\n{r:#}");
+    assert_eq!(r["backup"], id.as_str());
+    assert_no_scratch_left();
+}

@@ -96,7 +96,7 @@ impl SourceKind for FilesSpec {
             .map_err(|e| {
                 Error::failed(format!("cannot create a scratch directory in {}: {e}", base.display()))
                     .hint("set verify.scratch to dir:/a/writable/place")
-                    .with_source(crate::source::TargetUnwritable(e))
+                    .with_source(crate::source::TargetRefused::new(e))
             })?;
         let to = format!("dir:{}", dir.path().display());
         let start = Instant::now();

@@ -6,7 +6,7 @@
 use super::tree::{hash_reader, Facts};
 use crate::error::{Error, Result};
 use crate::manifest::Artifact;
-use crate::source::{ByteReader, RestoreOptions, RestoreTarget, TargetUnwritable};
+use crate::source::{ByteReader, RestoreOptions, RestoreTarget, TargetRefused};
 use async_trait::async_trait;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -216,13 +216,13 @@ fn write_err(p: &Path, e: std::io::Error) -> Error {
     } else {
         "fix the cause"
     };
-    let refused = TargetUnwritable::is_refusal(cause);
+    let refused = TargetRefused::is_refusal(cause);
     let err = Error::failed(format!("cannot write {}: {cause}", p.display())).hint(format!(
         "{what}; the target holds the members written before this one: restore again with --clean"
     ));
     // A read of the archive that failed inside tar's unpack is the copy's, not the disk's.
     if refused {
-        err.with_source(TargetUnwritable(e))
+        err.with_source(TargetRefused::new(e))
     } else {
         err.with_source(e)
     }

@@ -130,6 +130,15 @@ impl SourceKind for PostgresSpec {
                 .hint("set verify.scratch to a throwaway PostgreSQL server URL")
         })?;
         let server = ConnInfo::parse(url)?;
+        // A scratch server that does not answer (or refuses this role) says nothing about the
+        // backup: no restore is tried, and verify judges nothing.
+        if let Err(e) = server.connect().await {
+            return Err(Error::failed(format!(
+                "the scratch server does not take connections: {}",
+                e.message()
+            ))
+            .with_source(crate::source::TargetRefused::new(e)));
+        }
         let db = format!("drctl_verify_{:08x}", rand::random::<u32>());
         let target = server.with_database(&db)?;
         let result = restore_and_count(scratch, &target).await;
