@@ -16,11 +16,23 @@ pub enum CopyFailed {
     Writing(std::io::Error),
 }
 
-/// Copy `reader` to its end into `file`, flushed, and return the bytes written.
-pub async fn copy_into(
+/// Copy `reader` to its end into a new temporary file in `dir` (removed when the returned
+/// handle drops, unless persisted); returns it and the open file, flushed, not synced. A file
+/// that cannot be made counts as a failed write.
+pub async fn into_temp_file(
     reader: &mut ByteReader,
-    file: &mut tokio::fs::File,
-) -> Result<u64, CopyFailed> {
+    dir: &std::path::Path,
+) -> Result<(tempfile::NamedTempFile, tokio::fs::File), CopyFailed> {
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(CopyFailed::Writing)?;
+    let mut file = tokio::fs::File::create(tmp.path())
+        .await
+        .map_err(CopyFailed::Writing)?;
+    copy_into(reader, &mut file).await?;
+    Ok((tmp, file))
+}
+
+/// Copy `reader` to its end into `file`, flushed, and return the bytes written.
+async fn copy_into(reader: &mut ByteReader, file: &mut tokio::fs::File) -> Result<u64, CopyFailed> {
     let mut buf = vec![0u8; CHUNK];
     let mut written = 0u64;
     loop {

@@ -168,15 +168,12 @@ fn key_of(line: &str) -> Option<Key> {
 /// spool's own and says so, naming `$TMPDIR`: a full or read-only TMPDIR must not read as a
 /// damaged copy, nor as a bare "I/O error".
 pub async fn spool(mut reader: ByteReader) -> Result<tempfile::NamedTempFile> {
-    use crate::source::to_file::{copy_into, CopyFailed};
-    let spool = tempfile::NamedTempFile::new().map_err(|e| spool_err(&std::env::temp_dir(), e))?;
-    let mut f = tokio::fs::File::create(spool.path())
-        .await
-        .map_err(|e| spool_err(spool.path(), e))?;
-    match copy_into(&mut reader, &mut f).await {
-        Ok(_) => Ok(spool),
+    use crate::source::to_file::{into_temp_file, CopyFailed};
+    let dir = std::env::temp_dir();
+    match into_temp_file(&mut reader, &dir).await {
+        Ok((spool, _)) => Ok(spool),
         Err(CopyFailed::Reading(e)) => Err(e.into()),
-        Err(CopyFailed::Writing(e)) => Err(spool_err(spool.path(), e)),
+        Err(CopyFailed::Writing(e)) => Err(spool_err(&dir, e)),
     }
 }
 

@@ -236,18 +236,14 @@ impl RestoreTarget for RdbFileTarget {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
-        use crate::source::to_file::{copy_into, CopyFailed};
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| write_err(dir, e))?;
-        let mut f = tokio::fs::File::create(tmp.path())
-            .await
-            .map_err(|e| write_err(dir, e))?;
-        match copy_into(&mut reader, &mut f).await {
-            Ok(_) => {}
+        use crate::source::to_file::{into_temp_file, CopyFailed};
+        let (tmp, f) = match into_temp_file(&mut reader, dir).await {
+            Ok(written) => written,
             Err(CopyFailed::Reading(e)) => {
                 return Err(Error::failed(format!("restoring the RDB file: {e}")).with_source(e))
             }
             Err(CopyFailed::Writing(e)) => return Err(write_err(dir, e)),
-        }
+        };
         f.sync_all().await.map_err(|e| write_err(dir, e))?;
         tmp.persist(&self.path)
             .map_err(|e| Error::failed(format!("cannot move the RDB file into place: {e}")))?;

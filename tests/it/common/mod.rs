@@ -110,8 +110,8 @@ fn ended() -> &'static std::sync::Mutex<Vec<Ended>> {
     ENDED.get_or_init(Default::default)
 }
 
-/// Servers a test stopped on purpose (`kill_server`): their end is no news.
-fn killed_on_purpose() -> &'static std::sync::Mutex<Vec<u32>> {
+/// Servers whose end a test caused (`kill_server`, `expected_end`): no news.
+fn expected_ends() -> &'static std::sync::Mutex<Vec<u32>> {
     static KILLED: OnceLock<std::sync::Mutex<Vec<u32>>> = OnceLock::new();
     KILLED.get_or_init(Default::default)
 }
@@ -124,7 +124,7 @@ pub fn kill_server(pid: u32) {
 
 /// A server's end (already seen or still to come) is the test's doing, not news.
 pub fn expected_end(pid: u32) {
-    killed_on_purpose().lock().unwrap().push(pid);
+    expected_ends().lock().unwrap().push(pid);
 }
 
 fn server_name(cmd: &Command) -> String {
@@ -144,12 +144,12 @@ fn server_name(cmd: &Command) -> String {
 /// the free disk where the tests write (a full disk can kill them: in a reproduction Garage
 /// went, and every later test failed on a refused connection).
 pub fn run_health() -> Option<String> {
-    let killed = killed_on_purpose().lock().unwrap().clone();
+    let expected = expected_ends().lock().unwrap().clone();
     let died: Vec<String> = ended()
         .lock()
         .unwrap()
         .iter()
-        .filter(|e| !killed.contains(&e.pid))
+        .filter(|e| !expected.contains(&e.pid))
         .map(|e| format!("{} (pid {}) {}", e.name, e.pid, e.how))
         .collect();
     let free = free_mib(&scratch_root());
